@@ -1,0 +1,17 @@
+//! Wire types of the LLM API dialects Sluice speaks, and the pure functions that read and
+//! rewrite them.
+//!
+//! This crate does no I/O and knows nothing of HTTP status codes: it turns bytes into values
+//! and values into bytes. The gateway (`sluice`) decides what travels where.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod json_edit;
+pub mod openai_chat;
+pub mod sse;
+pub mod usage;
+
+pub use error::{ErrorBody, ErrorKind};
+pub use json_edit::{Edit, ObjectSpans};
+pub use sse::{SseEvent, SseParser};
+pub use usage::TokenUsage;

@@ -1,0 +1,495 @@
+//! The YAML configuration: its shape, its defaults, and the checks that refuse a bad file
+//! before anything starts.
+//!
+//! Every key is documented in `config.example.yaml` at the repository root.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Environment variable holding the config path when `--config` is not given.
+pub const CONFIG_ENV: &str = "SLUICE_CONFIG";
+/// Environment variable that replaces the client `api-keys` list (comma-separated).
+pub const API_KEYS_ENV: &str = "SLUICE_API_KEYS";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// Address the gateway listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Client keys accepted on the proxy endpoints (seed 003's `api-keys`).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Serve requests that carry no key. Off by default: without keys, requests are refused.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// Debug logging (seed 003's `debug`); same as `log-level: debug`.
+    #[serde(default)]
+    pub debug: bool,
+    /// Log level or `tracing` filter directive; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// `text` or `json` log lines.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Largest request body accepted, e.g. `20MiB`.
+    #[serde(default = "default_body_limit")]
+    pub max_body_size: ByteSize,
+    /// Requests handled at once before new ones get 429; 0 = no limit.
+    #[serde(default)]
+    pub max_concurrent_requests: usize,
+    /// How long a shutdown waits for in-flight requests and streams.
+    #[serde(default = "default_grace", with = "duration")]
+    pub shutdown_grace_period: Duration,
+    /// Upstream timeouts, defaults for every provider.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// An in-process fake OpenAI-compatible upstream for trying Sluice without provider keys.
+    #[serde(default)]
+    pub demo_upstream: Option<DemoUpstream>,
+    /// Upstream providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_body_limit() -> ByteSize {
+    ByteSize(20 * 1024 * 1024)
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Upstream timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Timeouts {
+    /// Establishing the TCP/TLS connection.
+    #[serde(default = "default_connect", with = "duration")]
+    pub connect: Duration,
+    /// From sending the request to receiving response headers.
+    #[serde(default = "default_first_byte", with = "duration")]
+    pub first_byte: Duration,
+    /// Longest silence between two chunks of a response body.
+    #[serde(default = "default_idle", with = "duration")]
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: default_connect(), first_byte: default_first_byte(), idle: default_idle() }
+    }
+}
+fn default_connect() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_first_byte() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_idle() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// Per-provider timeout overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TimeoutOverrides {
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub first_byte: Option<Duration>,
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Duration>,
+}
+
+/// The demo upstream: `sluice-mock` served in-process.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DemoUpstream {
+    /// Address the fake upstream listens on; point a provider's `base-url` at it.
+    pub listen: SocketAddr,
+    /// Models it serves (any model when empty).
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+/// The API an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// OpenAI's Chat Completions API: OpenAI, OpenRouter, DeepSeek, DashScope, vLLM, Ollama…
+    OpenaiCompatible,
+}
+
+/// One upstream provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Unique name, shown in logs, usage records and error messages.
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Platform label (seed 004): `openai`, `qwen`, `deepseek`, … Defaults to `openai`.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// API root, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Upstream credentials, used in turn. May be empty for keyless servers (Ollama, vLLM).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Models served, with optional client-facing aliases.
+    pub models: Vec<ModelConfig>,
+    /// Extra headers sent upstream with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Overrides of the global `timeouts`.
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+}
+
+impl ProviderConfig {
+    /// The platform label, defaulted by kind.
+    pub fn platform(&self) -> &str {
+        self.platform.as_deref().unwrap_or(match self.kind {
+            ProviderKind::OpenaiCompatible => "openai",
+        })
+    }
+}
+
+/// A model a provider serves.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The upstream's model name.
+    pub name: String,
+    /// The name clients may use instead; requests are rewritten to `name`.
+    #[serde(default)]
+    pub alias: Option<String>,
+}
+
+/// A size in bytes, written as a number or with a unit (`512KiB`, `20MiB`, `1GB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_byte_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size like 20MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// Durations as humantime strings (`30s`, `500ms`, `2m`) or whole seconds.
+mod duration {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) => Ok(Duration::from_secs(n)),
+            Raw::Text(s) => humantime::parse_duration(&s)
+                .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like 30s: {e}"))),
+        }
+    }
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+mod opt_duration {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the key, e.g. `providers[0].base-url`; empty for file-level problems.
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() { f.write_str(&self.reason) } else { write!(f, "{}: {}", self.key, self.reason) }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { key: key.into(), reason: reason.into() }
+    }
+}
+
+impl Config {
+    /// Reads, parses, applies environment overrides and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![ConfigError::new("", format!("cannot read {}: {e}", path.display()))])?;
+        Self::from_yaml(&text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses YAML text; `env` resolves `${VAR}` references and overrides.
+    pub fn from_yaml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
+        let mut config: Config = if text.trim().is_empty() {
+            yaml_serde::from_str("{}")
+        } else {
+            yaml_serde::from_str(text)
+        }
+        .map_err(|e| vec![yaml_error(&e)])?;
+        config.apply_env(&env).map_err(|e| vec![e])?;
+        let errors = config.validate();
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
+    }
+
+    /// `SLUICE_API_KEYS` replaces the client keys; `${VAR}` in secrets is read from the environment.
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(keys) = env(API_KEYS_ENV) {
+            self.api_keys = keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect();
+        }
+        for (i, key) in self.api_keys.iter_mut().enumerate() {
+            expand(key, &format!("api-keys[{i}]"), env)?;
+        }
+        for (p, provider) in self.providers.iter_mut().enumerate() {
+            for (i, key) in provider.api_keys.iter_mut().enumerate() {
+                expand(key, &format!("providers[{p}].api-keys[{i}]"), env)?;
+            }
+            for (name, value) in provider.headers.iter_mut() {
+                expand(value, &format!("providers[{p}].headers.{name}"), env)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every semantic problem at once, so an operator fixes the file in one go.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut err = |key: String, reason: &str| errors.push(ConfigError::new(key, reason));
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            err("log-level".into(), "not a log level (error, warn, info, debug, trace) or filter directive");
+        }
+        if self.max_body_size.0 == 0 {
+            err("max-body-size".into(), "must be greater than zero");
+        }
+        for (i, key) in self.api_keys.iter().enumerate() {
+            if key.trim().is_empty() {
+                err(format!("api-keys[{i}]"), "must not be empty");
+            }
+        }
+        for (name, d) in [("connect", self.timeouts.connect), ("first-byte", self.timeouts.first_byte), ("idle", self.timeouts.idle)] {
+            if d.is_zero() {
+                err(format!("timeouts.{name}"), "must be greater than zero");
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (p, provider) in self.providers.iter().enumerate() {
+            let at = |k: &str| format!("providers[{p}].{k}");
+            if provider.name.trim().is_empty() {
+                err(at("name"), "must not be empty");
+            } else if !names.insert(provider.name.as_str()) {
+                err(at("name"), "another provider already has this name");
+            }
+            match reqwest::Url::parse(&provider.base_url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                Ok(_) => err(at("base-url"), "must be an http:// or https:// URL with a host"),
+                Err(e) => err(at("base-url"), &format!("not a URL: {e}")),
+            }
+            if provider.models.is_empty() {
+                err(at("models"), "list at least one model the provider serves");
+            }
+            for (m, model) in provider.models.iter().enumerate() {
+                if model.name.trim().is_empty() {
+                    err(at(&format!("models[{m}].name")), "must not be empty");
+                }
+                if model.alias.as_deref().is_some_and(|a| a.trim().is_empty() || a.contains(',')) {
+                    err(at(&format!("models[{m}].alias")), "must be non-empty and contain no comma");
+                }
+            }
+            for (i, key) in provider.api_keys.iter().enumerate() {
+                if key.trim().is_empty() || http::HeaderValue::from_str(key).is_err() {
+                    err(at(&format!("api-keys[{i}]")), "must be a non-empty printable string");
+                }
+            }
+            for (name, value) in &provider.headers {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    err(at(&format!("headers.{name}")), "not a valid header name");
+                } else if http::HeaderValue::from_str(value).is_err() {
+                    err(at(&format!("headers.{name}")), "not a valid header value");
+                }
+            }
+            for (name, d) in [("first-byte", provider.timeouts.first_byte), ("idle", provider.timeouts.idle)] {
+                if d.is_some_and(|d| d.is_zero()) {
+                    err(at(&format!("timeouts.{name}")), "must be greater than zero");
+                }
+            }
+        }
+        if let Some(demo) = &self.demo_upstream {
+            if demo.listen == self.listen {
+                err("demo-upstream.listen".into(), "must differ from `listen`");
+            }
+        }
+        errors
+    }
+}
+
+/// Replaces a whole-value `${VAR}` reference with the variable's value.
+fn expand(value: &mut String, key: &str, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let Some(name) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else {
+        return Ok(());
+    };
+    match env(name) {
+        Some(v) if !v.is_empty() => {
+            *value = v;
+            Ok(())
+        }
+        _ => Err(ConfigError::new(key, format!("refers to environment variable {name}, which is not set"))),
+    }
+}
+
+fn yaml_error(e: &yaml_serde::Error) -> ConfigError {
+    // yaml_serde's message already names the key path ("providers[0]: missing field `name`")
+    // and the line; keep it whole.
+    ConfigError::new("", e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn load(yaml: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::from_yaml(yaml, |name| (name == "UPSTREAM_KEY").then(|| "from-env".to_string()))
+    }
+
+    const MINIMAL: &str = "
+providers:
+  - name: p
+    kind: openai-compatible
+    base-url: http://127.0.0.1:1/v1
+    api-keys: ['${UPSTREAM_KEY}']
+    models: [{name: m, alias: a}]
+";
+
+    #[test]
+    fn defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.max_body_size, ByteSize(20 * 1024 * 1024));
+        assert!(!c.allow_anonymous);
+        assert_eq!(c.timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn env_references_are_expanded() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.providers[0].api_keys, vec!["from-env"]);
+        assert_eq!(c.providers[0].platform(), "openai");
+        let missing = MINIMAL.replace("UPSTREAM_KEY", "NOPE");
+        let errs = load(&missing).unwrap_err();
+        assert_eq!(errs[0].key, "providers[0].api-keys[0]");
+        assert!(errs[0].reason.contains("NOPE"));
+    }
+
+    #[test]
+    fn api_keys_env_override() {
+        let c = Config::from_yaml("api-keys: [a]", |n| (n == API_KEYS_ENV).then(|| "x, y".into())).unwrap();
+        assert_eq!(c.api_keys, vec!["x", "y"]);
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        let c = load("max-body-size: 1MiB\nshutdown-grace-period: 1500ms\ntimeouts: {idle: 5}").unwrap();
+        assert_eq!(c.max_body_size.0, 1 << 20);
+        assert_eq!(c.shutdown_grace_period, Duration::from_millis(1500));
+        assert_eq!(c.timeouts.idle, Duration::from_secs(5));
+        assert!(load("max-body-size: 3 parsecs").is_err());
+        assert!(load("shutdown-grace-period: soon").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let errs = load("listen: nowhere").unwrap_err();
+        assert!(errs[0].to_string().contains("listen"), "{}", errs[0]);
+        let errs = load("lissen: 1").unwrap_err();
+        assert!(errs[0].to_string().contains("lissen"), "{}", errs[0]);
+
+        let bad = "
+providers:
+  - {name: p, kind: openai-compatible, base-url: 'ftp://x', models: []}
+  - {name: p, kind: openai-compatible, base-url: 'http://x', models: [{name: m, alias: ''}], headers: {'bad header': v}}
+";
+        let keys: Vec<String> = load(bad).unwrap_err().into_iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "providers[0].base-url",
+                "providers[0].models",
+                "providers[1].name",
+                "providers[1].models[0].alias",
+                "providers[1].headers.bad header"
+            ]
+        );
+        let errs = load("providers: [{name: p, kind: carrier-pigeon, base-url: 'http://x', models: [{name: m}]}]").unwrap_err();
+        assert!(errs[0].to_string().contains("carrier-pigeon"), "{}", errs[0]);
+    }
+}

@@ -1,0 +1,225 @@
+//! The gateway's error type, and the one place errors become HTTP responses.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use sluice_dialect::{ErrorBody, ErrorKind};
+
+/// Whose fault an error is; decides whether another attempt could help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The caller sent something wrong; retrying the same request cannot help.
+    Client,
+    /// The upstream failed; another credential or provider might not.
+    Upstream,
+    /// Sluice itself (overload, shutdown, a bug).
+    Gateway,
+}
+
+/// An error on its way to the client.
+#[derive(Debug, Clone)]
+pub struct GatewayError {
+    pub status: StatusCode,
+    pub fault: Fault,
+    pub body: ErrorBody,
+    /// Forwarded `Retry-After`, when the upstream or a limit supplied one.
+    pub retry_after: Option<HeaderValue>,
+    /// The upstream's own error body, when it is already in the client's dialect.
+    pub upstream_body: Option<Bytes>,
+}
+
+impl GatewayError {
+    pub fn new(status: StatusCode, fault: Fault, body: ErrorBody) -> Self {
+        Self { status, fault, body, retry_after: None, upstream_body: None }
+    }
+
+    /// 400 for a request the dialect parser rejected.
+    pub fn bad_request(body: ErrorBody) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Fault::Client, body)
+    }
+
+    /// 401 without a key.
+    pub fn missing_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::Authentication,
+                "Missing API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+            )
+            .with_code("missing_api_key"),
+        )
+    }
+
+    /// 401 with a key that matches none.
+    pub fn invalid_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::Authentication, "Invalid API key.").with_code("invalid_api_key"),
+        )
+    }
+
+    /// 401 because the operator configured no client keys and did not allow anonymous use.
+    pub fn no_keys_configured() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::Authentication,
+                "This gateway has no client API keys configured, so it refuses all requests. \
+                 The operator must add `api-keys` to the config (or set `allow-anonymous: true`).",
+            )
+            .with_code("no_api_keys_configured"),
+        )
+    }
+
+    /// 404 for a model no provider serves.
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::NotFound,
+                format!("The model `{model}` does not exist or is not served by this gateway."),
+            )
+            .with_param("model")
+            .with_code("model_not_found"),
+        )
+    }
+
+    /// 413 for a body over the limit.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::RequestTooLarge,
+                format!("Request body is larger than the gateway's limit of {limit} bytes."),
+            )
+            .with_code("request_too_large"),
+        )
+    }
+
+    /// 429 when the gateway is at its concurrency limit.
+    pub fn overloaded(limit: usize) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Fault::Gateway,
+            ErrorBody::new(
+                ErrorKind::RateLimited,
+                format!("The gateway is handling its maximum of {limit} concurrent requests; retry shortly."),
+            )
+            .with_code("gateway_overloaded"),
+        );
+        e.retry_after = Some(HeaderValue::from_static("1"));
+        e
+    }
+
+    /// 502 when the upstream cannot be reached or the exchange failed.
+    pub fn upstream_failed(provider: &str, detail: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            Fault::Upstream,
+            ErrorBody::new(ErrorKind::Upstream, format!("Provider `{provider}` failed: {detail}."))
+                .with_code("upstream_unavailable"),
+        )
+    }
+
+    /// 504 when the upstream did not answer in time.
+    pub fn upstream_timeout(provider: &str, waited: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            Fault::Upstream,
+            ErrorBody::new(
+                ErrorKind::Timeout,
+                format!("Provider `{provider}` did not respond within {}.", humantime::format_duration(waited)),
+            )
+            .with_code("upstream_timeout"),
+        )
+    }
+
+    /// 503 while shutting down.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Fault::Gateway,
+            ErrorBody::new(ErrorKind::Overloaded, "The gateway is shutting down; retry on another instance.")
+                .with_code("shutting_down"),
+        )
+    }
+
+    /// 404 for a path the gateway does not serve.
+    pub fn unknown_route(method: &http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::NotFound, format!("Unknown request URL: {method} {path}."))
+                .with_code("unknown_url"),
+        )
+    }
+
+    /// 405 for a known path with the wrong method.
+    pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::InvalidRequest, format!("Method {method} is not allowed on {path}."))
+                .with_code("method_not_allowed"),
+        )
+    }
+
+    /// An upstream's non-success answer. Its status is kept; its body is kept when it is
+    /// already an OpenAI-shaped error, else summarised.
+    pub fn from_upstream(provider: &str, status: StatusCode, retry_after: Option<HeaderValue>, body: Bytes) -> Self {
+        let fault = if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS
+            && status != StatusCode::REQUEST_TIMEOUT
+        {
+            Fault::Client
+        } else {
+            Fault::Upstream
+        };
+        let kind = match status.as_u16() {
+            401 => ErrorKind::Authentication,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            413 => ErrorKind::RequestTooLarge,
+            429 => ErrorKind::RateLimited,
+            400..=499 => ErrorKind::InvalidRequest,
+            _ => ErrorKind::Upstream,
+        };
+        let upstream_message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(String::from));
+        let message = match &upstream_message {
+            Some(m) => m.clone(),
+            None => {
+                let text = String::from_utf8_lossy(&body);
+                let snippet: String = text.chars().take(200).collect();
+                format!("Provider `{provider}` returned HTTP {}: {}", status.as_u16(), snippet.trim())
+            }
+        };
+        let mut e = Self::new(status, fault, ErrorBody::new(kind, message));
+        e.retry_after = retry_after;
+        if upstream_message.is_some() {
+            e.upstream_body = Some(body);
+        }
+        e
+    }
+}
+
+impl IntoResponse for GatewayError {
+    /// Rendered in OpenAI's shape: the only client dialect the gateway serves so far.
+    fn into_response(self) -> Response {
+        let body = self.upstream_body.unwrap_or_else(|| Bytes::from(self.body.to_openai_json()));
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(retry_after) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, retry_after);
+        }
+        response
+    }
+}

@@ -1,0 +1,11 @@
+//! Sluice: a self-hosted AI API gateway.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the map of this crate.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod pipeline;
+pub mod providers;
+pub mod server;

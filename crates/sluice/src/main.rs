@@ -1,0 +1,144 @@
+//! The `sluice` command.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice::config::{CONFIG_ENV, Config, ConfigError, LogFormat};
+use sluice::pipeline::account::TracingSink;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Self-hosted AI API gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (YAML).
+        #[arg(long, short, env = CONFIG_ENV)]
+        config: PathBuf,
+        /// Listen address, overriding the config's `listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Work with config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file and print every problem, naming the key.
+    Check {
+        /// Config file; defaults to $SLUICE_CONFIG.
+        #[arg(env = CONFIG_ENV)]
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(&file) {
+            Ok(config) => {
+                println!("{}: OK ({} providers, {} client keys)", file.display(), config.providers.len(), config.api_keys.len());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                report(&file, &errors);
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config, listen } => {
+            let mut loaded = match Config::load(&config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    report(&config, &errors);
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(listen) = listen {
+                loaded.listen = listen;
+            }
+            init_logging(&loaded);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("sluice: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(loaded)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("sluice: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn report(file: &std::path::Path, errors: &[ConfigError]) {
+    eprintln!("sluice: invalid config {}:", file.display());
+    for e in errors {
+        eprintln!("  - {e}");
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.api_keys.is_empty() && !config.allow_anonymous {
+        tracing::warn!("no client `api-keys` configured and `allow-anonymous` is off: every proxied request will be refused with 401");
+    }
+    let server = sluice::server::start(config, vec![Box::new(TracingSink)]).await?;
+    shutdown_signal().await;
+    server.shutdown();
+    server.wait().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn init_logging(config: &Config) {
+    let level = if config.debug { "debug" } else { config.log_level.as_str() };
+    let directive = if level.contains('=') || level.contains(',') {
+        level.to_string()
+    } else {
+        format!("{level},hyper=warn,hyper_util=warn,h2=warn,reqwest=warn,rustls=warn")
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directive));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

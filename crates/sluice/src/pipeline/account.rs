@@ -1,0 +1,265 @@
+//! Phase 7: what the request cost. Every request that reaches a proxy endpoint produces exactly
+//! one [`UsageRecord`], whether it succeeded, failed or was abandoned by its client. Records go
+//! through a channel to a background writer, so the request path never waits on a sink.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use sluice_dialect::TokenUsage;
+use tokio::sync::{mpsc, oneshot};
+
+/// One request's accounting.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UsageRecord {
+    pub request_id: String,
+    /// When the request arrived (RFC 3339).
+    pub time: String,
+    /// The client endpoint, e.g. `openai.chat`.
+    pub endpoint: &'static str,
+    pub key_id: Option<String>,
+    pub provider: Option<String>,
+    pub credential: Option<String>,
+    pub platform: Option<String>,
+    /// Model as the client asked for it.
+    pub model_requested: Option<String>,
+    /// Model as sent upstream.
+    pub model_served: Option<String>,
+    pub stream: bool,
+    /// HTTP status sent to the client.
+    pub status: u16,
+    /// Why the request did not complete normally, if it did not.
+    pub error: Option<String>,
+    pub usage: TokenUsage,
+    pub latency_ms: f64,
+    /// Time until the first byte of the answer went to the client.
+    pub ttft_ms: Option<f64>,
+}
+
+/// Somewhere records go (logs today; the store with the keys issue).
+pub trait UsageSink: Send + 'static {
+    fn write(&mut self, batch: &[UsageRecord]);
+}
+
+/// Emits each record as a structured `tracing` event with target `sluice::usage`.
+#[derive(Debug, Default)]
+pub struct TracingSink;
+
+impl UsageSink for TracingSink {
+    fn write(&mut self, batch: &[UsageRecord]) {
+        for r in batch {
+            tracing::info!(
+                target: "sluice::usage",
+                request_id = %r.request_id,
+                endpoint = r.endpoint,
+                key_id = r.key_id.as_deref(),
+                provider = r.provider.as_deref(),
+                credential = r.credential.as_deref(),
+                platform = r.platform.as_deref(),
+                model_requested = r.model_requested.as_deref(),
+                model_served = r.model_served.as_deref(),
+                stream = r.stream,
+                status = r.status,
+                error = r.error.as_deref(),
+                prompt_tokens = r.usage.input_tokens,
+                completion_tokens = r.usage.output_tokens,
+                cached_tokens = r.usage.cache_read_tokens,
+                reasoning_tokens = r.usage.reasoning_tokens,
+                latency_ms = r.latency_ms,
+                ttft_ms = r.ttft_ms,
+                "usage"
+            );
+        }
+    }
+}
+
+/// Keeps records in memory; tests read them through the shared handle.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySink(pub Arc<Mutex<Vec<UsageRecord>>>);
+
+impl MemorySink {
+    pub fn records(&self) -> Vec<UsageRecord> {
+        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl UsageSink for MemorySink {
+    fn write(&mut self, batch: &[UsageRecord]) {
+        if let Ok(mut records) = self.0.lock() {
+            records.extend_from_slice(batch);
+        }
+    }
+}
+
+enum Message {
+    Record(Box<UsageRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side: cheap to clone, never blocks.
+#[derive(Clone, Debug)]
+pub struct UsageLog {
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("usage message")
+    }
+}
+
+impl UsageLog {
+    /// Starts the background writer feeding `sinks`.
+    pub fn start(mut sinks: Vec<Box<dyn UsageSink>>) -> (UsageLog, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let writer = tokio::spawn(async move {
+            let mut inbox = Vec::with_capacity(256);
+            let mut batch = Vec::with_capacity(256);
+            while rx.recv_many(&mut inbox, 256).await > 0 {
+                let mut flushes = Vec::new();
+                for message in inbox.drain(..) {
+                    match message {
+                        Message::Record(r) => batch.push(*r),
+                        Message::Flush(done) => flushes.push(done),
+                    }
+                }
+                if !batch.is_empty() {
+                    for sink in &mut sinks {
+                        sink.write(&batch);
+                    }
+                    batch.clear();
+                }
+                for done in flushes {
+                    let _ = done.send(());
+                }
+            }
+        });
+        (UsageLog { tx }, writer)
+    }
+
+    fn send(&self, record: UsageRecord) {
+        if self.tx.send(Message::Record(Box::new(record))).is_err() {
+            tracing::error!("usage writer has stopped; a usage record was lost");
+        }
+    }
+
+    /// Resolves once every record sent before this call has reached the sinks.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// A request's record under construction. Exactly one record leaves: on [`Ledger::finish`], or
+/// on drop (the client went away mid-request, which cancels the future holding the ledger).
+#[derive(Debug)]
+pub struct Ledger {
+    log: UsageLog,
+    started: Instant,
+    record: Option<UsageRecord>,
+}
+
+/// Status recorded when the client disconnected before the answer was complete
+/// (nginx's convention: there is no HTTP status for it).
+pub const CLIENT_CLOSED: u16 = 499;
+
+impl Ledger {
+    pub fn open(log: &UsageLog, request_id: String, endpoint: &'static str, started: Instant) -> Self {
+        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        Self {
+            log: log.clone(),
+            started,
+            record: Some(UsageRecord {
+                request_id,
+                time,
+                endpoint,
+                key_id: None,
+                provider: None,
+                credential: None,
+                platform: None,
+                model_requested: None,
+                model_served: None,
+                stream: false,
+                status: CLIENT_CLOSED,
+                error: Some("client_closed".into()),
+                usage: TokenUsage::default(),
+                latency_ms: 0.0,
+                ttft_ms: None,
+            }),
+        }
+    }
+
+    /// Fills in fields as the pipeline learns them.
+    pub fn with(&mut self, f: impl FnOnce(&mut UsageRecord)) {
+        if let Some(record) = self.record.as_mut() {
+            f(record);
+        }
+    }
+
+    /// The request id this record is for.
+    pub fn request_id(&self) -> &str {
+        self.record.as_ref().map_or("", |r| r.request_id.as_str())
+    }
+
+    /// Marks the moment the first byte of the answer left for the client.
+    pub fn first_byte(&mut self) {
+        let at = ms(self.started.elapsed());
+        self.with(|r| {
+            if r.ttft_ms.is_none() {
+                r.ttft_ms = Some(at);
+            }
+        });
+    }
+
+    /// Closes the record with the final status and sends it.
+    pub fn finish(mut self, status: u16, error: Option<String>) {
+        self.close(status, error);
+    }
+
+    fn close(&mut self, status: u16, error: Option<String>) {
+        if let Some(mut record) = self.record.take() {
+            record.status = status;
+            record.error = error;
+            record.latency_ms = ms(self.started.elapsed());
+            self.log.send(record);
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            self.close(CLIENT_CLOSED, Some("client_closed".into()));
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn exactly_one_record_per_ledger() {
+        let sink = MemorySink::default();
+        let (log, _writer) = UsageLog::start(vec![Box::new(sink.clone())]);
+        let mut finished = Ledger::open(&log, "a".into(), "openai.chat", Instant::now());
+        finished.with(|r| r.usage.input_tokens = 3);
+        finished.first_byte();
+        finished.finish(200, None);
+        drop(Ledger::open(&log, "b".into(), "openai.chat", Instant::now()));
+        log.flush().await;
+        let records = sink.records();
+        assert_eq!(records.len(), 2);
+        assert_eq!((records[0].status, records[0].usage.input_tokens), (200, 3));
+        assert!(records[0].ttft_ms.is_some() && records[0].error.is_none());
+        assert_eq!(records[1].status, CLIENT_CLOSED);
+        assert_eq!(records[1].error.as_deref(), Some("client_closed"));
+    }
+}

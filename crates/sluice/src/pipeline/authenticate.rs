@@ -1,0 +1,132 @@
+//! Phase 1: who is calling. Reads the client key from the headers each SDK uses and checks it
+//! against the configured keys in constant time.
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::GatewayError;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Stable, non-secret id of the key used (`config:<hash prefix>`), `None` when anonymous.
+    pub key_id: Option<String>,
+}
+
+/// The client keys a gateway accepts.
+#[derive(Debug, Default)]
+pub struct ClientKeys {
+    /// SHA-256 digests: comparing fixed-size digests hides key lengths as well as contents.
+    digests: Vec<[u8; 32]>,
+    ids: Vec<String>,
+    allow_anonymous: bool,
+}
+
+impl ClientKeys {
+    pub fn new(keys: &[String], allow_anonymous: bool) -> Self {
+        let digests: Vec<[u8; 32]> = keys.iter().map(|k| Sha256::digest(k.as_bytes()).into()).collect();
+        let ids = digests.iter().map(|d| format!("config:{}", hex_prefix(d))).collect();
+        Self { digests, ids, allow_anonymous }
+    }
+
+    /// Authenticates a request by its headers.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, GatewayError> {
+        let Some(presented) = presented_key(headers) else {
+            return if self.allow_anonymous {
+                Ok(Caller { key_id: None })
+            } else if self.digests.is_empty() {
+                Err(GatewayError::no_keys_configured())
+            } else {
+                Err(GatewayError::missing_key())
+            };
+        };
+        if self.digests.is_empty() && self.allow_anonymous {
+            return Ok(Caller { key_id: None });
+        }
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Check every key, without an early exit, so timing does not tell which one matched.
+        let mut found = None;
+        for (i, candidate) in self.digests.iter().enumerate() {
+            if bool::from(candidate.ct_eq(&digest)) {
+                found = Some(i);
+            }
+        }
+        match found {
+            Some(i) => Ok(Caller { key_id: Some(self.ids[i].clone()) }),
+            None if self.digests.is_empty() => Err(GatewayError::no_keys_configured()),
+            None => Err(GatewayError::invalid_key()),
+        }
+    }
+}
+
+/// `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        let key = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value)
+            .trim();
+        if !key.is_empty() {
+            return Some(key);
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+fn hex_prefix(digest: &[u8; 32]) -> String {
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use http::StatusCode;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn bearer_and_x_api_key() {
+        let keys = ClientKeys::new(&["sk-one".into(), "sk-two".into()], false);
+        let a = keys.authenticate(&headers(&[("authorization", "Bearer sk-two")])).unwrap();
+        let b = keys.authenticate(&headers(&[("x-api-key", "sk-two")])).unwrap();
+        assert_eq!(a, b);
+        assert!(a.key_id.unwrap().starts_with("config:"));
+        let one = keys.authenticate(&headers(&[("authorization", "Bearer sk-one")])).unwrap();
+        assert_ne!(one, b);
+    }
+
+    #[test]
+    fn wrong_missing_and_unconfigured() {
+        let keys = ClientKeys::new(&["sk-one".into()], false);
+        let wrong = keys.authenticate(&headers(&[("authorization", "Bearer sk-on")])).unwrap_err();
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(wrong.body.code.as_deref(), Some("invalid_api_key"));
+        let missing = keys.authenticate(&HeaderMap::new()).unwrap_err();
+        assert_eq!(missing.body.code.as_deref(), Some("missing_api_key"));
+
+        let none = ClientKeys::new(&[], false);
+        let refused = none.authenticate(&headers(&[("authorization", "Bearer anything")])).unwrap_err();
+        assert_eq!(refused.body.code.as_deref(), Some("no_api_keys_configured"));
+        assert_eq!(none.authenticate(&HeaderMap::new()).unwrap_err().status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn anonymous_only_when_allowed() {
+        let open = ClientKeys::new(&[], true);
+        assert_eq!(open.authenticate(&HeaderMap::new()).unwrap(), Caller { key_id: None });
+        let mixed = ClientKeys::new(&["sk-one".into()], true);
+        assert_eq!(mixed.authenticate(&HeaderMap::new()).unwrap(), Caller { key_id: None });
+        // A presented key is still checked: a wrong key is not silently treated as anonymous.
+        assert!(mixed.authenticate(&headers(&[("x-api-key", "nope")])).is_err());
+    }
+}

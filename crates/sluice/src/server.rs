@@ -1,0 +1,157 @@
+//! The HTTP server: routes, middleware, and a lifecycle that drains on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::gateway::AppState;
+use crate::pipeline::{self, account::UsageLog, account::UsageSink};
+
+/// How long stragglers get after the grace period before the process gives up on them.
+const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// All routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(pipeline::chat_completions))
+        .route("/v1/models", get(pipeline::list_models))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The request id set by the middleware (the client's `x-request-id`, or a fresh UUID).
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .unwrap_or_default()
+}
+
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let (status, state) = if app.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if app.runtime.load().catalog.is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, "no providers configured")
+    } else {
+        (StatusCode::OK, "ready")
+    };
+    (status, axum::Json(serde_json::json!({"status": state}))).into_response()
+}
+
+async fn unknown_route(request: Request) -> Response {
+    GatewayError::unknown_route(request.method(), request.uri().path()).into_response()
+}
+
+async fn wrong_method(request: Request) -> Response {
+    GatewayError::method_not_allowed(request.method(), request.uri().path()).into_response()
+}
+
+/// A server running in the background.
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _demo: Option<sluice_mock::MockServer>,
+}
+
+impl RunningServer {
+    /// Begins a graceful shutdown: stop accepting, let in-flight requests finish within the
+    /// grace period, flush usage.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits until the server has stopped and usage is flushed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+/// Binds, starts the demo upstream if configured, and serves in the background.
+pub async fn start(config: Config, sinks: Vec<Box<dyn UsageSink>>) -> anyhow::Result<RunningServer> {
+    let demo = match &config.demo_upstream {
+        Some(demo) => {
+            let mock_config = sluice_mock::MockConfig { models: demo.models.clone(), api_keys: vec![], record: false };
+            let server = sluice_mock::MockServer::bind(demo.listen, mock_config)
+                .await
+                .map_err(|e| anyhow::anyhow!("demo-upstream.listen: cannot bind {}: {e}", demo.listen))?;
+            tracing::info!(
+                addr = %server.addr(),
+                "demo upstream running: a FAKE OpenAI-compatible provider (sluice-mock) for trying Sluice without keys"
+            );
+            Some(server)
+        }
+        None => None,
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listen: cannot bind {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (usage, writer) = UsageLog::start(sinks);
+    let state = Arc::new(AppState::new(&config, usage.clone())?);
+    let (stop, stop_rx) = watch::channel(false);
+    let grace = config.shutdown_grace_period;
+    let app = router(state.clone());
+    let task_state = state.clone();
+    let task = tokio::spawn(async move {
+        let mut stop_signal = stop_rx.clone();
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop_signal.wait_for(|s| *s).await;
+            });
+        let mut serve = tokio::spawn(serve.into_future());
+        let mut stop_rx = stop_rx;
+        let result = tokio::select! {
+            r = &mut serve => r,
+            _ = async { stop_rx.wait_for(|s| *s).await.is_ok() } => {
+                task_state.start_draining();
+                tracing::info!(grace = %humantime::format_duration(grace), "shutting down: draining in-flight requests");
+                match tokio::time::timeout(grace, &mut serve).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::warn!("grace period over: ending the streams still open");
+                        task_state.hard_stop.send_replace(true);
+                        match tokio::time::timeout(HARD_STOP_WAIT, &mut serve).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                serve.abort();
+                                Ok(Ok(()))
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        usage.flush().await;
+        drop(usage);
+        drop(task_state);
+        writer.abort();
+        tracing::info!("stopped");
+        result?.map_err(anyhow::Error::from)
+    });
+    tracing::info!(%addr, "sluice listening");
+    Ok(RunningServer { addr, state, stop, task, _demo: demo })
+}

@@ -60,7 +60,12 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), param: None, code: None }
+        Self {
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+        }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -106,7 +111,8 @@ mod tests {
 
     #[test]
     fn openai_shape_has_all_four_keys() {
-        let body = ErrorBody::new(ErrorKind::InvalidRequest, "missing field `model`").with_param("model");
+        let body =
+            ErrorBody::new(ErrorKind::InvalidRequest, "missing field `model`").with_param("model");
         let v: serde_json::Value = serde_json::from_str(&body.to_openai_json()).unwrap();
         assert_eq!(
             v,

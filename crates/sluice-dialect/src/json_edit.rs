@@ -68,7 +68,12 @@ impl<'a> ObjectSpans<'a> {
                 // A borrowed RawValue is a sub-slice of `src`: its address gives its offset.
                 let start = value.get().as_ptr() as usize - base;
                 let end = start + value.get().len();
-                Field { key, value, start, end }
+                Field {
+                    key,
+                    value,
+                    start,
+                    end,
+                }
             })
             .collect();
         Ok(Self { src, open, fields })
@@ -253,16 +258,25 @@ mod tests {
         let src = r#"{"model":"alias","temperature":0.70,"x":{"deep":[1,2]}}"#;
         let spans = ObjectSpans::parse(src).unwrap();
         let out = spans.apply(&[Edit::set_string("model", "real-model")]);
-        assert_eq!(out, r#"{"model":"real-model","temperature":0.70,"x":{"deep":[1,2]}}"#);
+        assert_eq!(
+            out,
+            r#"{"model":"real-model","temperature":0.70,"x":{"deep":[1,2]}}"#
+        );
     }
 
     #[test]
     fn insert_goes_first() {
         let spans = ObjectSpans::parse(r#"{"a":1}"#).unwrap();
-        let out = spans.apply(&[Edit::Insert { key: "b".into(), json: "true".into() }]);
+        let out = spans.apply(&[Edit::Insert {
+            key: "b".into(),
+            json: "true".into(),
+        }]);
         assert_eq!(out, r#"{"b":true,"a":1}"#);
         let empty = ObjectSpans::parse("{}").unwrap();
-        let out = empty.apply(&[Edit::Insert { key: "b".into(), json: "2".into() }]);
+        let out = empty.apply(&[Edit::Insert {
+            key: "b".into(),
+            json: "2".into(),
+        }]);
         assert_eq!(out, r#"{"b":2}"#);
     }
 
@@ -270,14 +284,23 @@ mod tests {
     fn remove_first_middle_last_and_only() {
         let src = r#"{"a":1, "b":2 ,"c":3}"#;
         let spans = ObjectSpans::parse(src).unwrap();
-        for (key, want) in [("a", r#"{"b":2 ,"c":3}"#), ("b", r#"{"a":1 ,"c":3}"#), ("c", r#"{"a":1, "b":2}"#)] {
+        for (key, want) in [
+            ("a", r#"{"b":2 ,"c":3}"#),
+            ("b", r#"{"a":1 ,"c":3}"#),
+            ("c", r#"{"a":1, "b":2}"#),
+        ] {
             let out = spans.apply(&[Edit::Remove { key: key.into() }]);
             assert_eq!(out, want, "removing {key}");
             let v: serde_json::Value = serde_json::from_str(&out).unwrap();
             assert!(v.get(key).is_none());
         }
         let only = ObjectSpans::parse(r#"{ "usage" : null }"#).unwrap();
-        assert_eq!(only.apply(&[Edit::Remove { key: "usage".into() }]), "{}");
+        assert_eq!(
+            only.apply(&[Edit::Remove {
+                key: "usage".into()
+            }]),
+            "{}"
+        );
     }
 
     #[test]
@@ -288,10 +311,22 @@ mod tests {
 
     #[test]
     fn errors_distinguish_garbage_from_non_objects() {
-        assert!(matches!(ObjectSpans::parse("[1]"), Err(JsonEditError::NotAnObject)));
-        assert!(matches!(ObjectSpans::parse("{\"a\":"), Err(JsonEditError::Malformed(_))));
-        assert!(matches!(ObjectSpans::parse("   "), Err(JsonEditError::Malformed(_))));
-        assert!(matches!(ObjectSpans::parse_bytes(b"{\"a\":\"\xff\"}"), Err(JsonEditError::Malformed(_))));
+        assert!(matches!(
+            ObjectSpans::parse("[1]"),
+            Err(JsonEditError::NotAnObject)
+        ));
+        assert!(matches!(
+            ObjectSpans::parse("{\"a\":"),
+            Err(JsonEditError::Malformed(_))
+        ));
+        assert!(matches!(
+            ObjectSpans::parse("   "),
+            Err(JsonEditError::Malformed(_))
+        ));
+        assert!(matches!(
+            ObjectSpans::parse_bytes(b"{\"a\":\"\xff\"}"),
+            Err(JsonEditError::Malformed(_))
+        ));
     }
 
     fn arb_value() -> impl Strategy<Value = serde_json::Value> {

@@ -27,9 +27,10 @@ impl<'a> ChatRequest<'a> {
                 ErrorKind::InvalidRequest,
                 format!("We could not parse the JSON body of your request: {detail}"),
             ),
-            JsonEditError::NotAnObject => {
-                ErrorBody::new(ErrorKind::InvalidRequest, "The request body must be a JSON object.")
-            }
+            JsonEditError::NotAnObject => ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                "The request body must be a JSON object.",
+            ),
         })?;
         let model = match spans.get("model").map(|f| f.value.get()) {
             None | Some("null") => return Err(missing("model")),
@@ -49,7 +50,9 @@ impl<'a> ChatRequest<'a> {
         }
         let stream = match spans.raw("stream") {
             None | Some("null") => false,
-            Some(raw) => serde_json::from_str::<bool>(raw).map_err(|_| invalid("stream", "a boolean"))?,
+            Some(raw) => {
+                serde_json::from_str::<bool>(raw).map_err(|_| invalid("stream", "a boolean"))?
+            }
         };
         let include_usage = match spans.raw("stream_options") {
             None | Some("null") => false,
@@ -58,7 +61,12 @@ impl<'a> ChatRequest<'a> {
                 .include_usage
                 .unwrap_or(false),
         };
-        Ok(Self { spans, model, stream, include_usage })
+        Ok(Self {
+            spans,
+            model,
+            stream,
+            include_usage,
+        })
     }
 
     /// The body to send upstream: the client's bytes with the model renamed (when it is an
@@ -79,9 +87,16 @@ impl<'a> ChatRequest<'a> {
                 }
                 _ => String::from(r#"{"include_usage":true}"#),
             };
-            edits.push(Edit::Replace { key: "stream_options".into(), json });
+            edits.push(Edit::Replace {
+                key: "stream_options".into(),
+                json,
+            });
         }
-        if edits.is_empty() { None } else { Some(self.spans.apply(&edits)) }
+        if edits.is_empty() {
+            None
+        } else {
+            Some(self.spans.apply(&edits))
+        }
     }
 }
 
@@ -91,15 +106,21 @@ struct StreamOptions {
 }
 
 fn missing(field: &str) -> ErrorBody {
-    ErrorBody::new(ErrorKind::InvalidRequest, format!("Missing required parameter: '{field}'."))
-        .with_param(field)
-        .with_code("missing_required_parameter")
+    ErrorBody::new(
+        ErrorKind::InvalidRequest,
+        format!("Missing required parameter: '{field}'."),
+    )
+    .with_param(field)
+    .with_code("missing_required_parameter")
 }
 
 fn invalid(field: &str, expected: &str) -> ErrorBody {
-    ErrorBody::new(ErrorKind::InvalidRequest, format!("Invalid type for '{field}': expected {expected}."))
-        .with_param(field)
-        .with_code("invalid_type")
+    ErrorBody::new(
+        ErrorKind::InvalidRequest,
+        format!("Invalid type for '{field}': expected {expected}."),
+    )
+    .with_param(field)
+    .with_code("invalid_type")
 }
 
 /// OpenAI's usage object.
@@ -132,9 +153,15 @@ impl From<Usage> for TokenUsage {
         TokenUsage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
-            cache_read_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            cache_read_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
             cache_write_tokens: 0,
-            reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            reasoning_tokens: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
         }
     }
 }
@@ -145,7 +172,10 @@ pub fn response_usage(body: &[u8]) -> Option<TokenUsage> {
     struct UsageOnly {
         usage: Option<Usage>,
     }
-    serde_json::from_slice::<UsageOnly>(body).ok()?.usage.map(TokenUsage::from)
+    serde_json::from_slice::<UsageOnly>(body)
+        .ok()?
+        .usage
+        .map(TokenUsage::from)
 }
 
 /// What to do with one stream chunk on the passthrough path.
@@ -176,10 +206,18 @@ pub fn inspect_chunk(data: &[u8], strip_usage: bool) -> ChunkInspection {
     let mentions = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
     let is_error = mentions(b"\"error\"") && is_error_chunk(data);
     if !mentions(b"\"usage\"") {
-        return ChunkInspection { action: ChunkAction::Forward, usage: None, is_error };
+        return ChunkInspection {
+            action: ChunkAction::Forward,
+            usage: None,
+            is_error,
+        };
     }
     let Ok(spans) = ObjectSpans::parse_bytes(data) else {
-        return ChunkInspection { action: ChunkAction::Forward, usage: None, is_error };
+        return ChunkInspection {
+            action: ChunkAction::Forward,
+            usage: None,
+            is_error,
+        };
     };
     let usage = spans
         .raw("usage")
@@ -191,9 +229,15 @@ pub fn inspect_chunk(data: &[u8], strip_usage: bool) -> ChunkInspection {
     } else if usage.is_some() && spans.raw("choices").is_some_and(is_empty_array) {
         ChunkAction::Drop
     } else {
-        ChunkAction::Rewrite(spans.apply(&[Edit::Remove { key: "usage".into() }]))
+        ChunkAction::Rewrite(spans.apply(&[Edit::Remove {
+            key: "usage".into(),
+        }]))
     };
-    ChunkInspection { action, usage, is_error }
+    ChunkInspection {
+        action,
+        usage,
+        is_error,
+    }
 }
 
 fn is_empty_array(raw: &str) -> bool {
@@ -221,11 +265,28 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        assert_eq!(parse_err(r#"{"messages":[{}]}"#).param.as_deref(), Some("model"));
-        assert_eq!(parse_err(r#"{"model":"m"}"#).param.as_deref(), Some("messages"));
-        assert_eq!(parse_err(r#"{"model":"m","messages":[]}"#).param.as_deref(), Some("messages"));
-        assert_eq!(parse_err(r#"{"model":5,"messages":[{}]}"#).param.as_deref(), Some("model"));
-        assert_eq!(parse_err(r#"{"model":"m","messages":[{}],"stream":"yes"}"#).param.as_deref(), Some("stream"));
+        assert_eq!(
+            parse_err(r#"{"messages":[{}]}"#).param.as_deref(),
+            Some("model")
+        );
+        assert_eq!(
+            parse_err(r#"{"model":"m"}"#).param.as_deref(),
+            Some("messages")
+        );
+        assert_eq!(
+            parse_err(r#"{"model":"m","messages":[]}"#).param.as_deref(),
+            Some("messages")
+        );
+        assert_eq!(
+            parse_err(r#"{"model":5,"messages":[{}]}"#).param.as_deref(),
+            Some("model")
+        );
+        assert_eq!(
+            parse_err(r#"{"model":"m","messages":[{}],"stream":"yes"}"#)
+                .param
+                .as_deref(),
+            Some("stream")
+        );
         assert!(parse_err("{nope").message.contains("parse the JSON"));
         assert!(parse_err("[]").message.contains("JSON object"));
     }
@@ -252,15 +313,20 @@ mod tests {
     fn streams_always_ask_upstream_for_usage() {
         let req = ChatRequest::parse(br#"{"model":"m","messages":[1],"stream":true}"#).unwrap();
         assert!(!req.include_usage);
-        let out: serde_json::Value = serde_json::from_str(&req.upstream_body("m").unwrap()).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_str(&req.upstream_body("m").unwrap()).unwrap();
         assert_eq!(out["stream_options"]["include_usage"], true);
 
         let req = ChatRequest::parse(
             br#"{"model":"m","messages":[1],"stream":true,"stream_options":{"include_usage":false,"x":1}}"#,
         )
         .unwrap();
-        let out: serde_json::Value = serde_json::from_str(&req.upstream_body("m").unwrap()).unwrap();
-        assert_eq!(out["stream_options"], serde_json::json!({"include_usage":true,"x":1}));
+        let out: serde_json::Value =
+            serde_json::from_str(&req.upstream_body("m").unwrap()).unwrap();
+        assert_eq!(
+            out["stream_options"],
+            serde_json::json!({"include_usage":true,"x":1})
+        );
 
         let req = ChatRequest::parse(
             br#"{"model":"m","messages":[1],"stream":true,"stream_options":{"include_usage":true}}"#,
@@ -276,30 +342,49 @@ mod tests {
         let i = inspect_chunk(content, true);
         assert_eq!((i.action, i.usage), (ChunkAction::Forward, None));
 
-        let with_null = br#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#;
+        let with_null =
+            br#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#;
         assert_eq!(inspect_chunk(with_null, false).action, ChunkAction::Forward);
         assert_eq!(
             inspect_chunk(with_null, true).action,
-            ChunkAction::Rewrite(r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}]}"#.into())
+            ChunkAction::Rewrite(
+                r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}]}"#.into()
+            )
         );
 
         let usage_chunk = br#"{"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":2}}}"#;
-        let want = TokenUsage { input_tokens: 5, output_tokens: 7, cache_read_tokens: 2, ..Default::default() };
+        let want = TokenUsage {
+            input_tokens: 5,
+            output_tokens: 7,
+            cache_read_tokens: 2,
+            ..Default::default()
+        };
         let kept = inspect_chunk(usage_chunk, false);
-        assert_eq!((kept.action, kept.usage), (ChunkAction::Forward, Some(want)));
+        assert_eq!(
+            (kept.action, kept.usage),
+            (ChunkAction::Forward, Some(want))
+        );
         let dropped = inspect_chunk(usage_chunk, true);
-        assert_eq!((dropped.action, dropped.usage), (ChunkAction::Drop, Some(want)));
+        assert_eq!(
+            (dropped.action, dropped.usage),
+            (ChunkAction::Drop, Some(want))
+        );
 
         let err = br#"{"error":{"message":"boom","type":"server_error"}}"#;
         assert!(inspect_chunk(err, true).is_error);
-        assert!(!inspect_chunk(br#"{"choices":[{"delta":{"content":"\"error\""}}]}"#, true).is_error);
+        assert!(
+            !inspect_chunk(br#"{"choices":[{"delta":{"content":"\"error\""}}]}"#, true).is_error
+        );
     }
 
     #[test]
     fn response_usage_reads_cached_and_reasoning() {
         let body = br#"{"id":"x","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":20,"total_tokens":30,"completion_tokens_details":{"reasoning_tokens":4}}}"#;
         let u = response_usage(body).unwrap();
-        assert_eq!((u.input_tokens, u.output_tokens, u.reasoning_tokens), (10, 20, 4));
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.reasoning_tokens),
+            (10, 20, 4)
+        );
         assert_eq!(response_usage(b"{}"), None);
     }
 }

@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].event.as_deref(), Some("message_start"));
         assert_eq!(&events[0].data[..], b"{\"a\":1}");
-        assert_eq!(&events[0].raw[..], b"event: message_start\ndata: {\"a\":1}\n\n");
+        assert_eq!(
+            &events[0].raw[..],
+            b"event: message_start\ndata: {\"a\":1}\n\n"
+        );
         assert_eq!(&events[1].data[..], b"[DONE]");
         assert_eq!(p.pending(), 0);
     }

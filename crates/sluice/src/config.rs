@@ -97,7 +97,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: default_connect(), first_byte: default_first_byte(), idle: default_idle() }
+        Self {
+            connect: default_connect(),
+            first_byte: default_first_byte(),
+            idle: default_idle(),
+        }
     }
 }
 fn default_connect() -> Duration {
@@ -114,9 +118,17 @@ fn default_idle() -> Duration {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TimeoutOverrides {
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub first_byte: Option<Duration>,
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle: Option<Duration>,
 }
 
@@ -198,7 +210,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => parse_byte_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::S(s) => parse_byte_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -207,7 +221,9 @@ fn parse_byte_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size like 20MiB"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 20MiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -216,9 +232,14 @@ fn parse_byte_size(s: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 /// Durations as humantime strings (`30s`, `500ms`, `2m`) or whole seconds.
@@ -234,8 +255,9 @@ mod duration {
         }
         match Raw::deserialize(d)? {
             Raw::Secs(n) => Ok(Duration::from_secs(n)),
-            Raw::Text(s) => humantime::parse_duration(&s)
-                .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like 30s: {e}"))),
+            Raw::Text(s) => humantime::parse_duration(&s).map_err(|e| {
+                serde::de::Error::custom(format!("`{s}` is not a duration like 30s: {e}"))
+            }),
         }
     }
 
@@ -269,7 +291,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() { f.write_str(&self.reason) } else { write!(f, "{}: {}", self.key, self.reason) }
+        if self.key.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
     }
 }
 
@@ -277,20 +303,30 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { key: key.into(), reason: reason.into() }
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
 impl Config {
     /// Reads, parses, applies environment overrides and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![ConfigError::new("", format!("cannot read {}: {e}", path.display()))])?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError::new(
+                "",
+                format!("cannot read {}: {e}", path.display()),
+            )]
+        })?;
         Self::from_yaml(&text, |name| std::env::var(name).ok())
     }
 
     /// Parses YAML text; `env` resolves `${VAR}` references and overrides.
-    pub fn from_yaml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
+    pub fn from_yaml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<ConfigError>> {
         let mut config: Config = if text.trim().is_empty() {
             yaml_serde::from_str("{}")
         } else {
@@ -299,13 +335,22 @@ impl Config {
         .map_err(|e| vec![yaml_error(&e)])?;
         config.apply_env(&env).map_err(|e| vec![e])?;
         let errors = config.validate();
-        if errors.is_empty() { Ok(config) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
     }
 
     /// `SLUICE_API_KEYS` replaces the client keys; `${VAR}` in secrets is read from the environment.
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(keys) = env(API_KEYS_ENV) {
-            self.api_keys = keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect();
+            self.api_keys = keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect();
         }
         for (i, key) in self.api_keys.iter_mut().enumerate() {
             expand(key, &format!("api-keys[{i}]"), env)?;
@@ -326,7 +371,10 @@ impl Config {
         let mut errors = Vec::new();
         let mut err = |key: String, reason: &str| errors.push(ConfigError::new(key, reason));
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            err("log-level".into(), "not a log level (error, warn, info, debug, trace) or filter directive");
+            err(
+                "log-level".into(),
+                "not a log level (error, warn, info, debug, trace) or filter directive",
+            );
         }
         if self.max_body_size.0 == 0 {
             err("max-body-size".into(), "must be greater than zero");
@@ -336,7 +384,11 @@ impl Config {
                 err(format!("api-keys[{i}]"), "must not be empty");
             }
         }
-        for (name, d) in [("connect", self.timeouts.connect), ("first-byte", self.timeouts.first_byte), ("idle", self.timeouts.idle)] {
+        for (name, d) in [
+            ("connect", self.timeouts.connect),
+            ("first-byte", self.timeouts.first_byte),
+            ("idle", self.timeouts.idle),
+        ] {
             if d.is_zero() {
                 err(format!("timeouts.{name}"), "must be greater than zero");
             }
@@ -351,7 +403,10 @@ impl Config {
             }
             match reqwest::Url::parse(&provider.base_url) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-                Ok(_) => err(at("base-url"), "must be an http:// or https:// URL with a host"),
+                Ok(_) => err(
+                    at("base-url"),
+                    "must be an http:// or https:// URL with a host",
+                ),
                 Err(e) => err(at("base-url"), &format!("not a URL: {e}")),
             }
             if provider.models.is_empty() {
@@ -361,13 +416,23 @@ impl Config {
                 if model.name.trim().is_empty() {
                     err(at(&format!("models[{m}].name")), "must not be empty");
                 }
-                if model.alias.as_deref().is_some_and(|a| a.trim().is_empty() || a.contains(',')) {
-                    err(at(&format!("models[{m}].alias")), "must be non-empty and contain no comma");
+                if model
+                    .alias
+                    .as_deref()
+                    .is_some_and(|a| a.trim().is_empty() || a.contains(','))
+                {
+                    err(
+                        at(&format!("models[{m}].alias")),
+                        "must be non-empty and contain no comma",
+                    );
                 }
             }
             for (i, key) in provider.api_keys.iter().enumerate() {
                 if key.trim().is_empty() || http::HeaderValue::from_str(key).is_err() {
-                    err(at(&format!("api-keys[{i}]")), "must be a non-empty printable string");
+                    err(
+                        at(&format!("api-keys[{i}]")),
+                        "must be a non-empty printable string",
+                    );
                 }
             }
             for (name, value) in &provider.headers {
@@ -377,23 +442,32 @@ impl Config {
                     err(at(&format!("headers.{name}")), "not a valid header value");
                 }
             }
-            for (name, d) in [("first-byte", provider.timeouts.first_byte), ("idle", provider.timeouts.idle)] {
+            for (name, d) in [
+                ("first-byte", provider.timeouts.first_byte),
+                ("idle", provider.timeouts.idle),
+            ] {
                 if d.is_some_and(|d| d.is_zero()) {
                     err(at(&format!("timeouts.{name}")), "must be greater than zero");
                 }
             }
         }
-        if let Some(demo) = &self.demo_upstream {
-            if demo.listen == self.listen {
-                err("demo-upstream.listen".into(), "must differ from `listen`");
-            }
+        if self
+            .demo_upstream
+            .as_ref()
+            .is_some_and(|demo| demo.listen == self.listen)
+        {
+            err("demo-upstream.listen".into(), "must differ from `listen`");
         }
         errors
     }
 }
 
 /// Replaces a whole-value `${VAR}` reference with the variable's value.
-fn expand(value: &mut String, key: &str, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+fn expand(
+    value: &mut String,
+    key: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     let Some(name) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else {
         return Ok(());
     };
@@ -402,7 +476,10 @@ fn expand(value: &mut String, key: &str, env: &impl Fn(&str) -> Option<String>) 
             *value = v;
             Ok(())
         }
-        _ => Err(ConfigError::new(key, format!("refers to environment variable {name}, which is not set"))),
+        _ => Err(ConfigError::new(
+            key,
+            format!("refers to environment variable {name}, which is not set"),
+        )),
     }
 }
 
@@ -418,7 +495,9 @@ mod tests {
     use super::*;
 
     fn load(yaml: &str) -> Result<Config, Vec<ConfigError>> {
-        Config::from_yaml(yaml, |name| (name == "UPSTREAM_KEY").then(|| "from-env".to_string()))
+        Config::from_yaml(yaml, |name| {
+            (name == "UPSTREAM_KEY").then(|| "from-env".to_string())
+        })
     }
 
     const MINIMAL: &str = "
@@ -452,13 +531,17 @@ providers:
 
     #[test]
     fn api_keys_env_override() {
-        let c = Config::from_yaml("api-keys: [a]", |n| (n == API_KEYS_ENV).then(|| "x, y".into())).unwrap();
+        let c = Config::from_yaml("api-keys: [a]", |n| {
+            (n == API_KEYS_ENV).then(|| "x, y".into())
+        })
+        .unwrap();
         assert_eq!(c.api_keys, vec!["x", "y"]);
     }
 
     #[test]
     fn sizes_and_durations() {
-        let c = load("max-body-size: 1MiB\nshutdown-grace-period: 1500ms\ntimeouts: {idle: 5}").unwrap();
+        let c = load("max-body-size: 1MiB\nshutdown-grace-period: 1500ms\ntimeouts: {idle: 5}")
+            .unwrap();
         assert_eq!(c.max_body_size.0, 1 << 20);
         assert_eq!(c.shutdown_grace_period, Duration::from_millis(1500));
         assert_eq!(c.timeouts.idle, Duration::from_secs(5));
@@ -490,6 +573,10 @@ providers:
             ]
         );
         let errs = load("providers: [{name: p, kind: carrier-pigeon, base-url: 'http://x', models: [{name: m}]}]").unwrap_err();
-        assert!(errs[0].to_string().contains("carrier-pigeon"), "{}", errs[0]);
+        assert!(
+            errs[0].to_string().contains("carrier-pigeon"),
+            "{}",
+            errs[0]
+        );
     }
 }

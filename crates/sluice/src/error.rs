@@ -23,6 +23,13 @@ pub struct GatewayError {
     pub status: StatusCode,
     pub fault: Fault,
     pub body: ErrorBody,
+    /// Rarely present details, boxed to keep `Result<_, GatewayError>` small.
+    pub extra: Option<Box<ErrorExtra>>,
+}
+
+/// What some errors carry besides their body.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorExtra {
     /// Forwarded `Retry-After`, when the upstream or a limit supplied one.
     pub retry_after: Option<HeaderValue>,
     /// The upstream's own error body, when it is already in the client's dialect.
@@ -31,7 +38,17 @@ pub struct GatewayError {
 
 impl GatewayError {
     pub fn new(status: StatusCode, fault: Fault, body: ErrorBody) -> Self {
-        Self { status, fault, body, retry_after: None, upstream_body: None }
+        Self {
+            status,
+            fault,
+            body,
+            extra: None,
+        }
+    }
+
+    /// The `Retry-After` to send, if any.
+    pub fn retry_after(&self) -> Option<&HeaderValue> {
+        self.extra.as_ref().and_then(|e| e.retry_after.as_ref())
     }
 
     /// 400 for a request the dialect parser rejected.
@@ -57,7 +74,8 @@ impl GatewayError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             Fault::Client,
-            ErrorBody::new(ErrorKind::Authentication, "Invalid API key.").with_code("invalid_api_key"),
+            ErrorBody::new(ErrorKind::Authentication, "Invalid API key.")
+                .with_code("invalid_api_key"),
         )
     }
 
@@ -113,7 +131,10 @@ impl GatewayError {
             )
             .with_code("gateway_overloaded"),
         );
-        e.retry_after = Some(HeaderValue::from_static("1"));
+        e.extra = Some(Box::new(ErrorExtra {
+            retry_after: Some(HeaderValue::from_static("1")),
+            upstream_body: None,
+        }));
         e
     }
 
@@ -122,8 +143,11 @@ impl GatewayError {
         Self::new(
             StatusCode::BAD_GATEWAY,
             Fault::Upstream,
-            ErrorBody::new(ErrorKind::Upstream, format!("Provider `{provider}` failed: {detail}."))
-                .with_code("upstream_unavailable"),
+            ErrorBody::new(
+                ErrorKind::Upstream,
+                format!("Provider `{provider}` failed: {detail}."),
+            )
+            .with_code("upstream_unavailable"),
         )
     }
 
@@ -134,7 +158,10 @@ impl GatewayError {
             Fault::Upstream,
             ErrorBody::new(
                 ErrorKind::Timeout,
-                format!("Provider `{provider}` did not respond within {}.", humantime::format_duration(waited)),
+                format!(
+                    "Provider `{provider}` did not respond within {}.",
+                    humantime::format_duration(waited)
+                ),
             )
             .with_code("upstream_timeout"),
         )
@@ -145,8 +172,11 @@ impl GatewayError {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             Fault::Gateway,
-            ErrorBody::new(ErrorKind::Overloaded, "The gateway is shutting down; retry on another instance.")
-                .with_code("shutting_down"),
+            ErrorBody::new(
+                ErrorKind::Overloaded,
+                "The gateway is shutting down; retry on another instance.",
+            )
+            .with_code("shutting_down"),
         )
     }
 
@@ -155,8 +185,11 @@ impl GatewayError {
         Self::new(
             StatusCode::NOT_FOUND,
             Fault::Client,
-            ErrorBody::new(ErrorKind::NotFound, format!("Unknown request URL: {method} {path}."))
-                .with_code("unknown_url"),
+            ErrorBody::new(
+                ErrorKind::NotFound,
+                format!("Unknown request URL: {method} {path}."),
+            )
+            .with_code("unknown_url"),
         )
     }
 
@@ -165,15 +198,24 @@ impl GatewayError {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             Fault::Client,
-            ErrorBody::new(ErrorKind::InvalidRequest, format!("Method {method} is not allowed on {path}."))
-                .with_code("method_not_allowed"),
+            ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!("Method {method} is not allowed on {path}."),
+            )
+            .with_code("method_not_allowed"),
         )
     }
 
     /// An upstream's non-success answer. Its status is kept; its body is kept when it is
     /// already an OpenAI-shaped error, else summarised.
-    pub fn from_upstream(provider: &str, status: StatusCode, retry_after: Option<HeaderValue>, body: Bytes) -> Self {
-        let fault = if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS
+    pub fn from_upstream(
+        provider: &str,
+        status: StatusCode,
+        retry_after: Option<HeaderValue>,
+        body: Bytes,
+    ) -> Self {
+        let fault = if status.is_client_error()
+            && status != StatusCode::TOO_MANY_REQUESTS
             && status != StatusCode::REQUEST_TIMEOUT
         {
             Fault::Client
@@ -191,19 +233,30 @@ impl GatewayError {
         };
         let upstream_message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(String::from));
+            .and_then(|v| {
+                v.pointer("/error/message")
+                    .and_then(|m| m.as_str())
+                    .map(String::from)
+            });
         let message = match &upstream_message {
             Some(m) => m.clone(),
             None => {
                 let text = String::from_utf8_lossy(&body);
                 let snippet: String = text.chars().take(200).collect();
-                format!("Provider `{provider}` returned HTTP {}: {}", status.as_u16(), snippet.trim())
+                format!(
+                    "Provider `{provider}` returned HTTP {}: {}",
+                    status.as_u16(),
+                    snippet.trim()
+                )
             }
         };
         let mut e = Self::new(status, fault, ErrorBody::new(kind, message));
-        e.retry_after = retry_after;
-        if upstream_message.is_some() {
-            e.upstream_body = Some(body);
+        let upstream_body = upstream_message.is_some().then_some(body);
+        if retry_after.is_some() || upstream_body.is_some() {
+            e.extra = Some(Box::new(ErrorExtra {
+                retry_after,
+                upstream_body,
+            }));
         }
         e
     }
@@ -212,12 +265,19 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     /// Rendered in OpenAI's shape: the only client dialect the gateway serves so far.
     fn into_response(self) -> Response {
-        let body = self.upstream_body.unwrap_or_else(|| Bytes::from(self.body.to_openai_json()));
+        let ErrorExtra {
+            retry_after,
+            upstream_body,
+        } = self.extra.map(|e| *e).unwrap_or_default();
+        let body = upstream_body.unwrap_or_else(|| Bytes::from(self.body.to_openai_json()));
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(retry_after) = self.retry_after {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(retry_after) = retry_after {
             headers.insert(header::RETRY_AFTER, retry_after);
         }
         response

@@ -36,7 +36,11 @@ pub fn build_catalog(config: &Config) -> Result<Catalog, String> {
     let mut providers = Vec::with_capacity(config.providers.len());
     for p in &config.providers {
         let provider = Provider::from_config(p, &config.timeouts)?;
-        let models = p.models.iter().map(|m| (m.name.clone(), m.alias.clone())).collect();
+        let models = p
+            .models
+            .iter()
+            .map(|m| (m.name.clone(), m.alias.clone()))
+            .collect();
         providers.push((provider, models));
     }
     Ok(Catalog::new(&providers))
@@ -80,7 +84,9 @@ impl AppState {
             http,
             usage,
             admission: Admission::new(config.max_concurrent_requests),
-            limits: Limits { max_body_size: config.max_body_size.0 },
+            limits: Limits {
+                max_body_size: config.max_body_size.0,
+            },
             hard_stop: watch::Sender::new(false),
             started_unix,
             draining: AtomicBool::new(false),

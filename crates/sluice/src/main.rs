@@ -47,9 +47,16 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(&file) {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => match Config::load(&file) {
             Ok(config) => {
-                println!("{}: OK ({} providers, {} client keys)", file.display(), config.providers.len(), config.api_keys.len());
+                println!(
+                    "{}: OK ({} providers, {} client keys)",
+                    file.display(),
+                    config.providers.len(),
+                    config.api_keys.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(errors) => {
@@ -69,7 +76,10 @@ fn main() -> ExitCode {
                 loaded.listen = listen;
             }
             init_logging(&loaded);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("sluice: cannot start the async runtime: {e}");
@@ -97,7 +107,9 @@ fn report(file: &std::path::Path, errors: &[ConfigError]) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     if config.api_keys.is_empty() && !config.allow_anonymous {
-        tracing::warn!("no client `api-keys` configured and `allow-anonymous` is off: every proxied request will be refused with 401");
+        tracing::warn!(
+            "no client `api-keys` configured and `allow-anonymous` is off: every proxied request will be refused with 401"
+        );
     }
     let server = sluice::server::start(config, vec![Box::new(TracingSink)]).await?;
     shutdown_signal().await;
@@ -128,7 +140,11 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(config: &Config) {
-    let level = if config.debug { "debug" } else { config.log_level.as_str() };
+    let level = if config.debug {
+        "debug"
+    } else {
+        config.log_level.as_str()
+    };
     let directive = if level.contains('=') || level.contains(',') {
         level.to_string()
     } else {
@@ -136,7 +152,10 @@ fn init_logging(config: &Config) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directive));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

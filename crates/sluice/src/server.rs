@@ -91,13 +91,22 @@ impl RunningServer {
 }
 
 /// Binds, starts the demo upstream if configured, and serves in the background.
-pub async fn start(config: Config, sinks: Vec<Box<dyn UsageSink>>) -> anyhow::Result<RunningServer> {
+pub async fn start(
+    config: Config,
+    sinks: Vec<Box<dyn UsageSink>>,
+) -> anyhow::Result<RunningServer> {
     let demo = match &config.demo_upstream {
         Some(demo) => {
-            let mock_config = sluice_mock::MockConfig { models: demo.models.clone(), api_keys: vec![], record: false };
+            let mock_config = sluice_mock::MockConfig {
+                models: demo.models.clone(),
+                api_keys: vec![],
+                record: false,
+            };
             let server = sluice_mock::MockServer::bind(demo.listen, mock_config)
                 .await
-                .map_err(|e| anyhow::anyhow!("demo-upstream.listen: cannot bind {}: {e}", demo.listen))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("demo-upstream.listen: cannot bind {}: {e}", demo.listen)
+                })?;
             tracing::info!(
                 addr = %server.addr(),
                 "demo upstream running: a FAKE OpenAI-compatible provider (sluice-mock) for trying Sluice without keys"
@@ -118,10 +127,13 @@ pub async fn start(config: Config, sinks: Vec<Box<dyn UsageSink>>) -> anyhow::Re
     let task_state = state.clone();
     let task = tokio::spawn(async move {
         let mut stop_signal = stop_rx.clone();
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop_signal.wait_for(|s| *s).await;
-            });
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_signal.wait_for(|s| *s).await;
+        });
         let mut serve = tokio::spawn(serve.into_future());
         let mut stop_rx = stop_rx;
         let result = tokio::select! {
@@ -153,5 +165,11 @@ pub async fn start(config: Config, sinks: Vec<Box<dyn UsageSink>>) -> anyhow::Re
         result?.map_err(anyhow::Error::from)
     });
     tracing::info!(%addr, "sluice listening");
-    Ok(RunningServer { addr, state, stop, task, _demo: demo })
+    Ok(RunningServer {
+        addr,
+        state,
+        stop,
+        task,
+        _demo: demo,
+    })
 }

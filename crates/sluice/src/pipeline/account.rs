@@ -166,7 +166,12 @@ pub struct Ledger {
 pub const CLIENT_CLOSED: u16 = 499;
 
 impl Ledger {
-    pub fn open(log: &UsageLog, request_id: String, endpoint: &'static str, started: Instant) -> Self {
+    pub fn open(
+        log: &UsageLog,
+        request_id: String,
+        endpoint: &'static str,
+        started: Instant,
+    ) -> Self {
         let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         Self {
             log: log.clone(),
@@ -253,7 +258,12 @@ mod tests {
         finished.with(|r| r.usage.input_tokens = 3);
         finished.first_byte();
         finished.finish(200, None);
-        drop(Ledger::open(&log, "b".into(), "openai.chat", Instant::now()));
+        drop(Ledger::open(
+            &log,
+            "b".into(),
+            "openai.chat",
+            Instant::now(),
+        ));
         log.flush().await;
         let records = sink.records();
         assert_eq!(records.len(), 2);

@@ -23,7 +23,10 @@ pub struct Admitted {
 impl Admission {
     /// `limit` 0 means unlimited.
     pub fn new(limit: usize) -> Self {
-        Self { limit, slots: (limit > 0).then(|| Arc::new(Semaphore::new(limit))) }
+        Self {
+            limit,
+            slots: (limit > 0).then(|| Arc::new(Semaphore::new(limit))),
+        }
     }
 
     /// Admits a request or refuses it at once; never queues.

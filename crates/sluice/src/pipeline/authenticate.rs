@@ -25,9 +25,19 @@ pub struct ClientKeys {
 
 impl ClientKeys {
     pub fn new(keys: &[String], allow_anonymous: bool) -> Self {
-        let digests: Vec<[u8; 32]> = keys.iter().map(|k| Sha256::digest(k.as_bytes()).into()).collect();
-        let ids = digests.iter().map(|d| format!("config:{}", hex_prefix(d))).collect();
-        Self { digests, ids, allow_anonymous }
+        let digests: Vec<[u8; 32]> = keys
+            .iter()
+            .map(|k| Sha256::digest(k.as_bytes()).into())
+            .collect();
+        let ids = digests
+            .iter()
+            .map(|d| format!("config:{}", hex_prefix(d)))
+            .collect();
+        Self {
+            digests,
+            ids,
+            allow_anonymous,
+        }
     }
 
     /// Authenticates a request by its headers.
@@ -53,7 +63,9 @@ impl ClientKeys {
             }
         }
         match found {
-            Some(i) => Ok(Caller { key_id: Some(self.ids[i].clone()) }),
+            Some(i) => Ok(Caller {
+                key_id: Some(self.ids[i].clone()),
+            }),
             None if self.digests.is_empty() => Err(GatewayError::no_keys_configured()),
             None => Err(GatewayError::invalid_key()),
         }
@@ -62,7 +74,10 @@ impl ClientKeys {
 
 /// `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let value = value.trim();
         let key = value
             .strip_prefix("Bearer ")
@@ -91,42 +106,68 @@ mod tests {
     use http::StatusCode;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
     }
 
     #[test]
     fn bearer_and_x_api_key() {
         let keys = ClientKeys::new(&["sk-one".into(), "sk-two".into()], false);
-        let a = keys.authenticate(&headers(&[("authorization", "Bearer sk-two")])).unwrap();
-        let b = keys.authenticate(&headers(&[("x-api-key", "sk-two")])).unwrap();
+        let a = keys
+            .authenticate(&headers(&[("authorization", "Bearer sk-two")]))
+            .unwrap();
+        let b = keys
+            .authenticate(&headers(&[("x-api-key", "sk-two")]))
+            .unwrap();
         assert_eq!(a, b);
         assert!(a.key_id.unwrap().starts_with("config:"));
-        let one = keys.authenticate(&headers(&[("authorization", "Bearer sk-one")])).unwrap();
+        let one = keys
+            .authenticate(&headers(&[("authorization", "Bearer sk-one")]))
+            .unwrap();
         assert_ne!(one, b);
     }
 
     #[test]
     fn wrong_missing_and_unconfigured() {
         let keys = ClientKeys::new(&["sk-one".into()], false);
-        let wrong = keys.authenticate(&headers(&[("authorization", "Bearer sk-on")])).unwrap_err();
+        let wrong = keys
+            .authenticate(&headers(&[("authorization", "Bearer sk-on")]))
+            .unwrap_err();
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
         assert_eq!(wrong.body.code.as_deref(), Some("invalid_api_key"));
         let missing = keys.authenticate(&HeaderMap::new()).unwrap_err();
         assert_eq!(missing.body.code.as_deref(), Some("missing_api_key"));
 
         let none = ClientKeys::new(&[], false);
-        let refused = none.authenticate(&headers(&[("authorization", "Bearer anything")])).unwrap_err();
+        let refused = none
+            .authenticate(&headers(&[("authorization", "Bearer anything")]))
+            .unwrap_err();
         assert_eq!(refused.body.code.as_deref(), Some("no_api_keys_configured"));
-        assert_eq!(none.authenticate(&HeaderMap::new()).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            none.authenticate(&HeaderMap::new()).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     #[test]
     fn anonymous_only_when_allowed() {
         let open = ClientKeys::new(&[], true);
-        assert_eq!(open.authenticate(&HeaderMap::new()).unwrap(), Caller { key_id: None });
+        assert_eq!(
+            open.authenticate(&HeaderMap::new()).unwrap(),
+            Caller { key_id: None }
+        );
         let mixed = ClientKeys::new(&["sk-one".into()], true);
-        assert_eq!(mixed.authenticate(&HeaderMap::new()).unwrap(), Caller { key_id: None });
+        assert_eq!(
+            mixed.authenticate(&HeaderMap::new()).unwrap(),
+            Caller { key_id: None }
+        );
         // A presented key is still checked: a wrong key is not silently treated as anonymous.
-        assert!(mixed.authenticate(&headers(&[("x-api-key", "nope")])).is_err());
+        assert!(
+            mixed
+                .authenticate(&headers(&[("x-api-key", "nope")]))
+                .is_err()
+        );
     }
 }

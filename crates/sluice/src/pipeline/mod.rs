@@ -49,7 +49,11 @@ pub async fn chat_completions(State(app): State<Arc<AppState>>, request: Request
             response
         }
         Err(error) => {
-            let code = error.body.code.clone().unwrap_or_else(|| error.body.kind.openai_type().to_string());
+            let code = error
+                .body
+                .code
+                .clone()
+                .unwrap_or_else(|| error.body.kind.openai_type().to_string());
             ledger.finish(error.status.as_u16(), Some(code));
             error.into_response()
         }
@@ -59,10 +63,18 @@ pub async fn chat_completions(State(app): State<Arc<AppState>>, request: Request
 enum Handled {
     Complete(Response),
     /// An upstream stream to relay; the relay takes over the ledger.
-    Streaming { relay: StreamRelay, upstream: reqwest::Response },
+    Streaming {
+        relay: StreamRelay,
+        upstream: reqwest::Response,
+    },
 }
 
-async fn chat(app: &AppState, headers: &http::HeaderMap, body: Body, ledger: &mut Ledger) -> Result<Handled, GatewayError> {
+async fn chat(
+    app: &AppState,
+    headers: &http::HeaderMap,
+    body: Body,
+    ledger: &mut Ledger,
+) -> Result<Handled, GatewayError> {
     let runtime = app.runtime.load();
     let caller = runtime.keys.authenticate(headers)?;
     ledger.with(|r| r.key_id = caller.key_id.clone());
@@ -95,9 +107,17 @@ async fn chat(app: &AppState, headers: &http::HeaderMap, body: Body, ledger: &mu
     if let Ok(id) = http::HeaderValue::from_str(ledger.request_id()) {
         prepared.headers.insert("x-request-id", id);
     }
-    let response = upstream::send(&app.http, provider.name(), prepared, common.timeouts.first_byte).await?;
+    let response = upstream::send(
+        &app.http,
+        provider.name(),
+        prepared,
+        common.timeouts.first_byte,
+    )
+    .await?;
     if !response.status().is_success() {
-        return Err(upstream::error_from_response(provider.name(), response, common.timeouts.idle).await);
+        return Err(
+            upstream::error_from_response(provider.name(), response, common.timeouts.idle).await,
+        );
     }
 
     if request.stream {
@@ -108,7 +128,10 @@ async fn chat(app: &AppState, headers: &http::HeaderMap, body: Body, ledger: &mu
             shutdown: app.hard_stop.subscribe(),
             admitted,
         };
-        return Ok(Handled::Streaming { relay, upstream: response });
+        return Ok(Handled::Streaming {
+            relay,
+            upstream: response,
+        });
     }
 
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::OK);
@@ -117,7 +140,11 @@ async fn chat(app: &AppState, headers: &http::HeaderMap, body: Body, ledger: &mu
         ledger.with(|r| r.usage = usage);
     }
     drop(admitted);
-    Ok(Handled::Complete(respond::json_response(status, body, provider.name())))
+    Ok(Handled::Complete(respond::json_response(
+        status,
+        body,
+        provider.name(),
+    )))
 }
 
 /// Reads the body up to the configured limit.
@@ -125,7 +152,12 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, GatewayError> {
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(GatewayError::too_large(limit)),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(GatewayError::too_large(limit))
+        }
         Err(_) => Err(GatewayError::bad_request(sluice_dialect::ErrorBody::new(
             sluice_dialect::ErrorKind::InvalidRequest,
             "The request body could not be read.",

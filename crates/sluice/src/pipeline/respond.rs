@@ -54,7 +54,10 @@ struct RelayState {
 pub fn sse_response(body: Body, provider: &str) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Ask reverse proxies in front of Sluice (nginx) not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -73,7 +76,10 @@ pub fn insert_provider(response: &mut Response, provider: &str) {
 pub fn json_response(status: StatusCode, body: Bytes, provider: &str) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     insert_provider(&mut response, provider);
     response
 }
@@ -81,9 +87,20 @@ pub fn json_response(status: StatusCode, body: Bytes, provider: &str) -> Respons
 impl StreamRelay {
     /// Turns an upstream SSE response into the client's body stream.
     pub fn into_body(self, upstream: reqwest::Response, ledger: Ledger) -> Body {
-        let StreamRelay { provider, idle, strip_usage, shutdown, admitted } = self;
+        let StreamRelay {
+            provider,
+            idle,
+            strip_usage,
+            shutdown,
+            admitted,
+        } = self;
         let state = RelayState {
-            relay: RelaySettings { provider, idle, strip_usage, shutdown },
+            relay: RelaySettings {
+                provider,
+                idle,
+                strip_usage,
+                shutdown,
+            },
             ledger: Some(ledger),
             _admitted: admitted,
             upstream: Box::pin(upstream.bytes_stream()),
@@ -142,7 +159,13 @@ impl RelayState {
                 Ok(Some(Ok(bytes))) => self.parser.push(&bytes),
                 Ok(Some(Err(e))) => {
                     let detail = describe(e);
-                    return self.fail(format!("the stream from provider `{}` broke: {detail}", self.relay.provider), "upstream_stream_broken");
+                    return self.fail(
+                        format!(
+                            "the stream from provider `{}` broke: {detail}",
+                            self.relay.provider
+                        ),
+                        "upstream_stream_broken",
+                    );
                 }
                 Ok(None) => {
                     if let Some(event) = self.parser.finish() {
@@ -153,7 +176,10 @@ impl RelayState {
                             return non_empty(out);
                         }
                     }
-                    let msg = format!("provider `{}` ended the stream before it was complete", self.relay.provider);
+                    let msg = format!(
+                        "provider `{}` ended the stream before it was complete",
+                        self.relay.provider
+                    );
                     return self.fail(msg, "upstream_stream_truncated");
                 }
                 Err(_) => {
@@ -200,7 +226,10 @@ impl RelayState {
     }
 
     fn finish(&mut self, error: Option<String>) {
-        let error = error.or_else(|| self.upstream_error.then(|| "upstream_error_event".to_string()));
+        let error = error.or_else(|| {
+            self.upstream_error
+                .then(|| "upstream_error_event".to_string())
+        });
         let usage = self.usage.unwrap_or_default();
         if let Some(mut ledger) = self.ledger.take() {
             ledger.with(|r| r.usage = usage);

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::error::GatewayError;
 use crate::providers::Provider;
 
+/// A model's upstream name and optional client-facing alias.
+pub type ModelName = (String, Option<String>);
+
 /// A provider that serves a model, and the name it knows the model by.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -37,17 +40,22 @@ pub struct Route {
 }
 
 impl Catalog {
-    pub fn new(providers: &[(Arc<Provider>, Vec<(String, Option<String>)>)]) -> Self {
+    pub fn new(providers: &[(Arc<Provider>, Vec<ModelName>)]) -> Self {
         let mut catalog = Catalog::default();
         for (provider, models) in providers {
             for (name, alias) in models {
                 let upstream_model: Arc<str> = name.as_str().into();
                 for public in std::iter::once(name).chain(alias.as_ref()) {
                     let entry = catalog.entries.entry(public.clone()).or_insert_with(|| {
-                        catalog.listed.push((public.clone(), provider.common().name.clone()));
+                        catalog
+                            .listed
+                            .push((public.clone(), provider.common().name.clone()));
                         Entry::default()
                     });
-                    entry.targets.push(Target { provider: provider.clone(), upstream_model: upstream_model.clone() });
+                    entry.targets.push(Target {
+                        provider: provider.clone(),
+                        upstream_model: upstream_model.clone(),
+                    });
                 }
             }
         }
@@ -61,7 +69,10 @@ impl Catalog {
             Some((platform, model)) => (Some(platform.trim()), model.trim()),
             None => (None, requested),
         };
-        let entry = self.entries.get(model).ok_or_else(|| GatewayError::model_not_found(requested))?;
+        let entry = self
+            .entries
+            .get(model)
+            .ok_or_else(|| GatewayError::model_not_found(requested))?;
         let eligible = |t: &&Target| platform.is_none_or(|p| &*t.provider.common().platform == p);
         let count = entry.targets.iter().filter(eligible).count();
         if count == 0 {
@@ -69,7 +80,9 @@ impl Catalog {
         }
         let n = entry.next.fetch_add(1, Ordering::Relaxed) % count;
         let target = entry.targets.iter().filter(eligible).nth(n).cloned();
-        target.map(|target| Route { target }).ok_or_else(|| GatewayError::model_not_found(requested))
+        target
+            .map(|target| Route { target })
+            .ok_or_else(|| GatewayError::model_not_found(requested))
     }
 
     /// Client-facing model names with the provider that first offered each.
@@ -105,7 +118,10 @@ providers:
     fn aliases_and_names() {
         let c = catalog();
         let r = c.resolve("fast").unwrap();
-        assert_eq!((r.target.provider.name(), &*r.target.upstream_model), ("a", "m1"));
+        assert_eq!(
+            (r.target.provider.name(), &*r.target.upstream_model),
+            ("a", "m1")
+        );
         assert_eq!(&*c.resolve("m1").unwrap().target.upstream_model, "m1");
         let err = c.resolve("nope").unwrap_err();
         assert_eq!(err.body.code.as_deref(), Some("model_not_found"));
@@ -116,10 +132,22 @@ providers:
     #[test]
     fn shared_models_alternate_and_platform_narrows() {
         let c = catalog();
-        let picks: Vec<String> = (0..4).map(|_| c.resolve("shared").unwrap().target.provider.name().to_string()).collect();
+        let picks: Vec<String> = (0..4)
+            .map(|_| {
+                c.resolve("shared")
+                    .unwrap()
+                    .target
+                    .provider
+                    .name()
+                    .to_string()
+            })
+            .collect();
         assert_eq!(picks, vec!["a", "b", "a", "b"]);
         for _ in 0..3 {
-            assert_eq!(c.resolve("qwen,shared").unwrap().target.provider.name(), "b");
+            assert_eq!(
+                c.resolve("qwen,shared").unwrap().target.provider.name(),
+                "b"
+            );
         }
         assert!(c.resolve("qwen,m1").is_err());
         assert!(c.resolve("gemini,shared").is_err());

@@ -16,7 +16,11 @@ pub async fn send(
     request: UpstreamRequest,
     first_byte: Duration,
 ) -> Result<reqwest::Response, GatewayError> {
-    let call = client.post(request.url).headers(request.headers).body(request.body).send();
+    let call = client
+        .post(request.url)
+        .headers(request.headers)
+        .body(request.body)
+        .send();
     match tokio::time::timeout(first_byte, call).await {
         Err(_) => Err(GatewayError::upstream_timeout(provider, first_byte)),
         Ok(Err(e)) if e.is_timeout() => Err(GatewayError::upstream_timeout(provider, first_byte)),
@@ -43,8 +47,13 @@ pub async fn read_body(
 }
 
 /// A non-success upstream answer as a client error, reading at most 64 KiB of its body.
-pub async fn error_from_response(provider: &str, response: reqwest::Response, idle: Duration) -> GatewayError {
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+pub async fn error_from_response(
+    provider: &str,
+    response: reqwest::Response,
+    idle: Duration,
+) -> GatewayError {
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let retry_after = response.headers().get(http::header::RETRY_AFTER).cloned();
     let body = match tokio::time::timeout(idle, response.bytes()).await {
         Ok(Ok(b)) => b.slice(..b.len().min(64 * 1024)),

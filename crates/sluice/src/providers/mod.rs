@@ -44,21 +44,36 @@ pub struct ProviderTimeouts {
 }
 
 impl ProviderCommon {
-    fn from_config(config: &ProviderConfig, defaults: &Timeouts, auth: impl Fn(&str) -> Option<HeaderValue>) -> Self {
+    fn from_config(
+        config: &ProviderConfig,
+        defaults: &Timeouts,
+        auth: impl Fn(&str) -> Option<HeaderValue>,
+    ) -> Self {
         let credentials = if config.api_keys.is_empty() {
-            vec![Credential { id: format!("{}#anonymous", config.name).into(), auth_header: None }]
+            vec![Credential {
+                id: format!("{}#anonymous", config.name).into(),
+                auth_header: None,
+            }]
         } else {
             config
                 .api_keys
                 .iter()
                 .enumerate()
-                .map(|(i, key)| Credential { id: format!("{}#{i}", config.name).into(), auth_header: auth(key) })
+                .map(|(i, key)| Credential {
+                    id: format!("{}#{i}", config.name).into(),
+                    auth_header: auth(key),
+                })
                 .collect()
         };
         let headers = config
             .headers
             .iter()
-            .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?)))
+            .filter_map(|(k, v)| {
+                Some((
+                    HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    HeaderValue::from_str(v).ok()?,
+                ))
+            })
             .collect();
         Self {
             name: config.name.as_str().into(),
@@ -96,9 +111,14 @@ pub enum Provider {
 
 impl Provider {
     /// Builds a provider from its (validated) config.
-    pub fn from_config(config: &ProviderConfig, defaults: &Timeouts) -> Result<Arc<Provider>, String> {
+    pub fn from_config(
+        config: &ProviderConfig,
+        defaults: &Timeouts,
+    ) -> Result<Arc<Provider>, String> {
         Ok(Arc::new(match config.kind {
-            ProviderKind::OpenaiCompatible => Provider::OpenAiCompatible(OpenAiCompatible::new(config, defaults)?),
+            ProviderKind::OpenaiCompatible => {
+                Provider::OpenAiCompatible(OpenAiCompatible::new(config, defaults)?)
+            }
         }))
     }
 
@@ -113,7 +133,12 @@ impl Provider {
     }
 
     /// A Chat Completions request for this provider with the given credential.
-    pub fn chat_request(&self, credential: &Credential, body: Bytes, stream: bool) -> UpstreamRequest {
+    pub fn chat_request(
+        &self,
+        credential: &Credential,
+        body: Bytes,
+        stream: bool,
+    ) -> UpstreamRequest {
         match self {
             Provider::OpenAiCompatible(p) => p.chat_request(credential, body, stream),
         }

@@ -19,15 +19,30 @@ impl OpenAiCompatible {
         let base = config.base_url.trim_end_matches('/');
         let chat_url = reqwest::Url::parse(&format!("{base}/chat/completions"))
             .map_err(|e| format!("providers.{}: base-url: {e}", config.name))?;
-        Ok(Self { common: ProviderCommon::from_config(config, defaults, bearer), chat_url })
+        Ok(Self {
+            common: ProviderCommon::from_config(config, defaults, bearer),
+            chat_url,
+        })
     }
 
-    pub fn chat_request(&self, credential: &Credential, body: Bytes, stream: bool) -> UpstreamRequest {
+    pub fn chat_request(
+        &self,
+        credential: &Credential,
+        body: Bytes,
+        stream: bool,
+    ) -> UpstreamRequest {
         let mut headers = HeaderMap::with_capacity(self.common.headers.len() + 3);
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert(
             header::ACCEPT,
-            HeaderValue::from_static(if stream { "text/event-stream" } else { "application/json" }),
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
         );
         if let Some(auth) = &credential.auth_header {
             headers.insert(header::AUTHORIZATION, auth.clone());
@@ -35,7 +50,11 @@ impl OpenAiCompatible {
         for (name, value) in &self.common.headers {
             headers.insert(name, value.clone());
         }
-        UpstreamRequest { url: self.chat_url.clone(), headers, body }
+        UpstreamRequest {
+            url: self.chat_url.clone(),
+            headers,
+            body,
+        }
     }
 }
 

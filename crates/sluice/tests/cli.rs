@@ -1,0 +1,169 @@
+//! The `sluice` binary as an operator runs it: config errors, serving, SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn write_config(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn invalid_config_refuses_to_start_and_names_the_key() {
+    let file = write_config(
+        "listen: 127.0.0.1:0
+providers:
+  - {name: p, kind: openai-compatible, base-url: 'not a url', models: [{name: m}]}
+",
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("providers[0].base-url"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("providers[0].base-url"));
+
+    let typo = write_config("listen: 127.0.0.1:0\nallow-anonymus: true\n");
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(typo.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("allow-anonymus"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.yaml");
+    let out = Command::new(BIN)
+        .args(["config", "check", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_streams_and_flushes_usage() {
+    let mock = sluice_mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let port = free_port();
+    let file = write_config(&format!(
+        "listen: 127.0.0.1:{port}
+api-keys: [sk-cli-test]
+log-format: json
+providers:
+  - name: mock
+    kind: openai-compatible
+    base-url: {}
+    api-keys: [upstream]
+    models: [{{name: mock-model}}]
+",
+        mock.base_url()
+    ));
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(file.path())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "sluice did not become ready");
+
+    let resp = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-cli-test")
+        .header("x-request-id", "sigterm-stream")
+        .json(&json!({"model": "mock-model", "stream": true,
+            "messages": [{"role": "user", "content": "mock:chunk_delay_ms=40 mock:words=12"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.trim_end().ends_with("data: [DONE]"),
+        "stream cut by SIGTERM: {body}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    let usage: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "sluice::usage")
+        .collect();
+    assert_eq!(usage.len(), 1, "{stderr}");
+    let fields = &usage[0]["fields"];
+    assert_eq!(fields["request_id"], "sigterm-stream");
+    assert_eq!(fields["status"], 200);
+    assert!(fields["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(
+        !stderr.contains("sk-cli-test") && !stderr.contains("upstream\""),
+        "secret in logs: {stderr}"
+    );
+}

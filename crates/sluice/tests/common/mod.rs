@@ -1,0 +1,123 @@
+//! Shared harness: a fake upstream and a real Sluice server on ephemeral ports.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use sluice::config::Config;
+use sluice::pipeline::account::{MemorySink, UsageRecord};
+use sluice::server::RunningServer;
+use sluice_mock::{MockConfig, MockServer};
+
+pub const CLIENT_KEY: &str = "sk-test-client-key";
+pub const UPSTREAM_KEY: &str = "upstream-secret-key";
+
+pub struct Harness {
+    pub mock: MockServer,
+    pub server: RunningServer,
+    pub usage: MemorySink,
+    pub http: reqwest::Client,
+}
+
+/// Config text for a gateway in front of `mock`; `extra` is appended at the top level and
+/// `provider_extra` inside the provider entry.
+pub fn config_yaml(mock: &MockServer, extra: &str, provider_extra: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0
+api-keys: [{CLIENT_KEY}]
+shutdown-grace-period: 5s
+{extra}
+providers:
+  - name: mock
+    kind: openai-compatible
+    base-url: {base}
+    api-keys: [{UPSTREAM_KEY}]
+    headers: {{X-Custom-Header: custom-value}}
+    models:
+      - {{name: mock-model, alias: gpt-4o-mini}}
+{provider_extra}
+  - name: dead
+    kind: openai-compatible
+    base-url: http://127.0.0.1:1/v1
+    api-keys: [dead-provider-secret]
+    models: [{{name: dead-model}}]
+",
+        base = mock.base_url()
+    )
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::with_config("", "").await
+    }
+
+    pub async fn with_config(extra: &str, provider_extra: &str) -> Harness {
+        let mock = MockServer::start(MockConfig::default()).await.unwrap();
+        let yaml = config_yaml(&mock, extra, provider_extra);
+        Self::from_yaml(mock, &yaml).await
+    }
+
+    pub async fn from_yaml(mock: MockServer, yaml: &str) -> Harness {
+        let config =
+            Config::from_yaml(yaml, |_| None).unwrap_or_else(|e| panic!("config: {e:?}\n{yaml}"));
+        let usage = MemorySink::default();
+        let server = sluice::server::start(config, vec![Box::new(usage.clone())])
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Harness {
+            mock,
+            server,
+            usage,
+            http,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    pub fn chat(&self, body: serde_json::Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&body)
+    }
+
+    /// Usage records, after waiting for the writer to catch up.
+    pub async fn records(&self) -> Vec<UsageRecord> {
+        self.server.state.usage.flush().await;
+        self.usage.records()
+    }
+
+    /// Polls until `n` records exist (the record of a cancelled stream is written when the
+    /// server notices the disconnect).
+    pub async fn wait_records(&self, n: usize) -> Vec<UsageRecord> {
+        for _ in 0..200 {
+            let records = self.records().await;
+            if records.len() >= n {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.records().await
+    }
+}
+
+pub fn user(text: &str) -> serde_json::Value {
+    serde_json::json!([{"role": "user", "content": text}])
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(String::from)
+        })
+        .collect()
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test Sluice has: the Rust workspace, then the official-SDK conformance suite against the
+# real binary. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> cargo build (binaries used by the SDK suite)"
+cargo build --workspace --bins
+
+echo "==> cargo test"
+cargo test --workspace
+
+echo "==> official SDK conformance (tests/sdk)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+.venv/bin/python -m pytest tests/sdk -q

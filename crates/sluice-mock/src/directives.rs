@@ -1,0 +1,163 @@
+//! Per-request fault injection.
+//!
+//! Directives are `mock:key=value` tokens taken from the raw request body (anywhere, usually in a
+//! user message, so they survive a gateway's translation) and from the `x-mock` header (where
+//! the `mock:` prefix is optional and tokens are separated by spaces or commas). Later tokens
+//! override earlier ones and the header overrides the body. Unknown keys and malformed values are
+//! ignored.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+
+/// Header carrying directives.
+pub(crate) const HEADER: &str = "x-mock";
+
+const PREFIX: &str = "mock:";
+
+/// Upper bound for `words=N`, so one request cannot exhaust the mock's memory.
+const MAX_WORDS: usize = 100_000;
+
+/// The faults and reply shaping asked for by one request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Directives {
+    /// `status=NNN` (400–599): answer with this error status.
+    pub(crate) status: Option<StatusCode>,
+    /// `retry_after=S`: `Retry-After` header value on an injected error.
+    pub(crate) retry_after: Option<String>,
+    /// `latency_ms=N`: wait before sending response headers.
+    pub(crate) latency: Option<Duration>,
+    /// `chunk_delay_ms=N`: wait between stream events.
+    pub(crate) chunk_delay: Option<Duration>,
+    /// `cut_after=N`: abort the connection after N stream events.
+    pub(crate) cut_after: Option<usize>,
+    /// `stall_after=N`: send nothing more, forever, after N stream events.
+    pub(crate) stall_after: Option<usize>,
+    /// `words=N`: reply `w1 w2 … wN` instead of the default text.
+    pub(crate) words: Option<usize>,
+    /// `cached=N`: cached prompt tokens to report.
+    pub(crate) cached: Option<u64>,
+}
+
+impl Directives {
+    /// Collects directives from the raw body text and the `x-mock` header value.
+    pub(crate) fn parse(header: Option<&str>, body: &str) -> Self {
+        let mut directives = Self::default();
+        let mut rest = body;
+        while let Some(at) = rest.find(PREFIX) {
+            rest = rest.get(at + PREFIX.len()..).unwrap_or_default();
+            directives.apply(rest);
+        }
+        for token in header
+            .unwrap_or_default()
+            .split(|c: char| c.is_whitespace() || c == ',')
+        {
+            directives.apply(token.strip_prefix(PREFIX).unwrap_or(token));
+        }
+        directives
+    }
+
+    /// Applies the `key=value` at the start of `text`, if there is one.
+    fn apply(&mut self, text: &str) {
+        let Some((key, value)) = split_directive(text) else {
+            return;
+        };
+        match key {
+            "status" => {
+                if let Some(status) = number::<u16>(value)
+                    .filter(|code| (400..=599).contains(code))
+                    .and_then(|code| StatusCode::from_u16(code).ok())
+                {
+                    self.status = Some(status);
+                }
+            }
+            "retry_after" => self.retry_after = Some(value.to_owned()),
+            "latency_ms" => set(&mut self.latency, number(value).map(Duration::from_millis)),
+            "chunk_delay_ms" => set(
+                &mut self.chunk_delay,
+                number(value).map(Duration::from_millis),
+            ),
+            "cut_after" => set(&mut self.cut_after, number(value)),
+            "stall_after" => set(&mut self.stall_after, number(value)),
+            "words" => set(
+                &mut self.words,
+                number::<usize>(value).map(|n| n.min(MAX_WORDS)),
+            ),
+            "cached" => set(&mut self.cached, number(value)),
+            _ => {}
+        }
+    }
+}
+
+fn number<T: FromStr>(value: &str) -> Option<T> {
+    value.parse().ok()
+}
+
+/// Overwrites only with a valid value, so a malformed later token does not erase an earlier one.
+fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+/// Splits a leading `[a-z_]+=[A-Za-z0-9_.-]+` into key and value (trailing dots dropped).
+fn split_directive(text: &str) -> Option<(&str, &str)> {
+    let key_len = text
+        .bytes()
+        .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+        .count();
+    let (key, rest) = text.split_at_checked(key_len)?;
+    let rest = rest.strip_prefix('=')?;
+    let value_len = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        .count();
+    // A sentence-ending period is prose, not part of the value.
+    let value = rest.get(..value_len)?.trim_end_matches('.');
+    (!key.is_empty() && !value.is_empty()).then_some((key, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_directives_are_found_anywhere_in_the_text() {
+        let body = r#"{"messages":[{"role":"user","content":"hi mock:status=429 mock:retry_after=2, mock:words=7."}]}"#;
+        let d = Directives::parse(None, body);
+        assert_eq!(d.status, Some(StatusCode::TOO_MANY_REQUESTS));
+        assert_eq!(d.retry_after.as_deref(), Some("2"));
+        assert_eq!(d.words, Some(7));
+        assert_eq!(d.latency, None);
+    }
+
+    #[test]
+    fn header_overrides_body_and_prefix_is_optional_there() {
+        let d = Directives::parse(
+            Some("mock:latency_ms=5, chunk_delay_ms=3 cut_after=2"),
+            "mock:latency_ms=900 mock:stall_after=4",
+        );
+        assert_eq!(d.latency, Some(Duration::from_millis(5)));
+        assert_eq!(d.chunk_delay, Some(Duration::from_millis(3)));
+        assert_eq!(d.cut_after, Some(2));
+        assert_eq!(d.stall_after, Some(4));
+    }
+
+    #[test]
+    fn malformed_and_unknown_tokens_are_ignored() {
+        let d = Directives::parse(
+            Some("status=200 cached=x bogus=1"),
+            "mock:status=503 mock: words=3 mock:Words=3 mock:cached= mock:status=abc",
+        );
+        assert_eq!(d.status, Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(d.words, None);
+        assert_eq!(d.cached, None);
+    }
+
+    #[test]
+    fn words_are_capped() {
+        let d = Directives::parse(None, "mock:words=999999999");
+        assert_eq!(d.words, Some(MAX_WORDS));
+    }
+}

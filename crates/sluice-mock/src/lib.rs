@@ -1,0 +1,186 @@
+//! A faithful fake of upstream LLM provider APIs, for Sluice's integration tests, demo and
+//! benchmark.
+//!
+//! Today it speaks OpenAI Chat Completions (`POST /v1/chat/completions`, `GET /v1/models`);
+//! other dialects slot in as sibling modules of `openai_chat`. Replies are deterministic:
+//! `Hello from sluice-mock! You said: <last user text>`, or one tool call when tools are offered
+//! to a user turn.
+//!
+//! Faults are chosen per request by `mock:key=value` directives, found anywhere in the raw
+//! request body (so they survive a gateway's translation) or in the `x-mock` header (which
+//! overrides the body):
+//!
+//! | directive | effect |
+//! |---|---|
+//! | `status=NNN` (400–599) | answer with that status and an OpenAI error body |
+//! | `retry_after=S` | with `status`: add `Retry-After: S` |
+//! | `latency_ms=N` | wait N ms before the response headers |
+//! | `chunk_delay_ms=N` | wait N ms between stream events |
+//! | `cut_after=N` | abort the connection after N stream events |
+//! | `stall_after=N` | send nothing more after N stream events, never end |
+//! | `words=N` | reply `w1 w2 … wN` |
+//! | `cached=N` | report N cached prompt tokens |
+//!
+//! Inspection: every request is recorded (unless [`MockConfig::record`] is off) and can be read
+//! back with [`MockServer::requests`] or `GET /__mock/requests`; `GET /__mock/stats` gives the
+//! counters to clients running the mock as a separate process.
+#![forbid(unsafe_code)]
+
+mod directives;
+mod errors;
+mod ids;
+mod openai_chat;
+mod record;
+mod stream_body;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, Uri};
+use axum::middleware;
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use record::{RecordedRequest, Recorder};
+
+use errors::OpenAiError;
+
+/// Largest request body accepted (and recorded), in bytes.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// What the fake upstream serves and accepts.
+#[derive(Clone, Debug)]
+pub struct MockConfig {
+    /// Models served; empty = accept any model name.
+    pub models: Vec<String>,
+    /// Upstream keys accepted as `Authorization: Bearer`; empty = accept any (and none).
+    pub api_keys: Vec<String>,
+    /// Record every request for later inspection (switch off for benchmarks).
+    pub record: bool,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            models: Vec::new(),
+            api_keys: Vec::new(),
+            record: true,
+        }
+    }
+}
+
+/// Shared by every handler.
+pub(crate) struct AppState {
+    pub(crate) config: MockConfig,
+    pub(crate) recorder: Recorder,
+}
+
+/// A running fake upstream; dropping it shuts the server down.
+#[derive(Debug)]
+pub struct MockServer {
+    addr: SocketAddr,
+    recorder: Recorder,
+    task: JoinHandle<()>,
+}
+
+impl MockServer {
+    /// Bind 127.0.0.1:0 and serve in a background tokio task.
+    pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
+        Self::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Bind the given address and serve in a background task.
+    pub async fn bind(addr: SocketAddr, config: MockConfig) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (app, recorder) = router(config);
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "sluice-mock server stopped; restart it");
+            }
+        });
+        Ok(MockServer {
+            addr,
+            recorder,
+            task,
+        })
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://{addr}/v1`, the base URL an OpenAI client is pointed at.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Snapshot of all recorded requests, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.recorder.requests()
+    }
+
+    /// Forget all recorded requests.
+    pub fn clear(&self) {
+        self.recorder.clear();
+    }
+
+    /// Number of stream responses whose body was dropped before completion (client went away).
+    pub fn cancelled_streams(&self) -> u64 {
+        self.recorder.cancelled_streams()
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        // Aborting drops the listener; axum then closes idle connections and lets in-flight
+        // responses finish.
+        self.task.abort();
+    }
+}
+
+/// Build the router without binding (for embedding in another process's server, e.g. Sluice's
+/// demo upstream).
+pub fn router(config: MockConfig) -> (Router, Recorder) {
+    let recorder = Recorder::default();
+    let record = config.record;
+    let state = Arc::new(AppState {
+        config,
+        recorder: recorder.clone(),
+    });
+    let mut app = Router::new()
+        .merge(openai_chat::routes())
+        .merge(record::routes())
+        .fallback(unknown_url)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    if record {
+        app = app.layer(middleware::from_fn_with_state(
+            recorder.clone(),
+            record::capture,
+        ));
+    }
+    let app = app.layer(middleware::map_response(tag_request_id));
+    (app, recorder)
+}
+
+/// Every response carries an `x-request-id`, like OpenAI's.
+async fn tag_request_id(mut response: Response) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&ids::request_id()) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn unknown_url(method: Method, uri: Uri) -> OpenAiError {
+    OpenAiError::invalid_url(&method, uri.path())
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> OpenAiError {
+    OpenAiError::invalid_method(&method, uri.path())
+}

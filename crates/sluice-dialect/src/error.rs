@@ -2,10 +2,11 @@
 //!
 //! This module decides error *bodies*; which HTTP status carries them is the server's call.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The class of an error, independent of any dialect's spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The request is malformed or asks for something invalid.
     InvalidRequest,
@@ -47,8 +48,54 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// Anthropic's `error.type` spelling.
+    pub fn anthropic_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::Overloaded => "overloaded_error",
+            ErrorKind::Timeout => "timeout_error",
+            ErrorKind::Upstream | ErrorKind::Internal => "api_error",
+        }
+    }
+
+    /// Gemini's (Google RPC) `error.status` spelling.
+    pub fn gemini_status(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::RequestTooLarge => "INVALID_ARGUMENT",
+            ErrorKind::Authentication => "UNAUTHENTICATED",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::RateLimited => "RESOURCE_EXHAUSTED",
+            ErrorKind::Overloaded | ErrorKind::Upstream => "UNAVAILABLE",
+            ErrorKind::Timeout => "DEADLINE_EXCEEDED",
+            ErrorKind::Internal => "INTERNAL",
+        }
+    }
+
+    /// The kind an upstream HTTP status implies, when its body says nothing better.
+    pub fn from_status(status: u16) -> ErrorKind {
+        match status {
+            401 => ErrorKind::Authentication,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            413 => ErrorKind::RequestTooLarge,
+            429 => ErrorKind::RateLimited,
+            504 => ErrorKind::Timeout,
+            503 | 529 => ErrorKind::Overloaded,
+            400..=499 => ErrorKind::InvalidRequest,
+            _ => ErrorKind::Upstream,
+        }
+    }
+}
+
 /// An error as a client will see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub kind: ErrorKind,
     pub message: String,
@@ -104,10 +151,98 @@ impl ErrorBody {
     }
 }
 
+impl ErrorBody {
+    /// Anthropic: `{"type":"error","error":{"type","message"}}`.
+    pub fn to_anthropic_json(&self) -> String {
+        serde_json::json!({
+            "type": "error",
+            "error": {"type": self.kind.anthropic_type(), "message": self.message},
+        })
+        .to_string()
+    }
+
+    /// Gemini: `{"error":{"code","message","status"}}`, `code` being the HTTP status.
+    pub fn to_gemini_json(&self, http_status: u16) -> String {
+        serde_json::json!({
+            "error": {"code": http_status, "message": self.message, "status": self.kind.gemini_status()},
+        })
+        .to_string()
+    }
+
+    /// Reads any of the three shapes (OpenAI, Anthropic, Gemini) from an upstream error body.
+    pub fn parse_any(status: u16, body: &[u8]) -> Option<ErrorBody> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let err = v.get("error")?;
+        let message = err.get("message")?.as_str()?.to_string();
+        let kind = err
+            .get("type")
+            .and_then(|t| t.as_str())
+            .and_then(kind_from_type)
+            .unwrap_or_else(|| ErrorKind::from_status(status));
+        let mut body = ErrorBody::new(kind, message);
+        body.param = err.get("param").and_then(|p| p.as_str()).map(String::from);
+        body.code = match err.get("code") {
+            Some(serde_json::Value::String(c)) => Some(c.clone()),
+            _ => err.get("status").and_then(|s| s.as_str()).map(String::from),
+        };
+        Some(body)
+    }
+}
+
+fn kind_from_type(t: &str) -> Option<ErrorKind> {
+    Some(match t {
+        "invalid_request_error" => return None, // OpenAI uses it for 401/404 too: trust the status
+        "authentication_error" => ErrorKind::Authentication,
+        "permission_error" => ErrorKind::PermissionDenied,
+        "not_found_error" => ErrorKind::NotFound,
+        "request_too_large" => ErrorKind::RequestTooLarge,
+        "rate_limit_error" | "rate_limit_exceeded" | "requests" | "tokens" => {
+            ErrorKind::RateLimited
+        }
+        "overloaded_error" => ErrorKind::Overloaded,
+        "timeout_error" => ErrorKind::Timeout,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn three_shapes_and_back() {
+        let body = ErrorBody::new(ErrorKind::Overloaded, "busy");
+        let a: serde_json::Value = serde_json::from_str(&body.to_anthropic_json()).unwrap();
+        assert_eq!(
+            a,
+            serde_json::json!({"type":"error","error":{"type":"overloaded_error","message":"busy"}})
+        );
+        let g: serde_json::Value = serde_json::from_str(&body.to_gemini_json(503)).unwrap();
+        assert_eq!(
+            g,
+            serde_json::json!({"error":{"code":503,"message":"busy","status":"UNAVAILABLE"}})
+        );
+        for json in [
+            body.to_anthropic_json(),
+            body.to_gemini_json(503),
+            body.to_openai_json(),
+        ] {
+            let back = ErrorBody::parse_any(529, json.as_bytes()).unwrap();
+            assert_eq!(
+                (back.kind, back.message.as_str()),
+                (ErrorKind::Overloaded, "busy"),
+                "{json}"
+            );
+        }
+        let openai_401 = br#"{"error":{"message":"bad key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+        let back = ErrorBody::parse_any(401, openai_401).unwrap();
+        assert_eq!(
+            (back.kind, back.code.as_deref()),
+            (ErrorKind::Authentication, Some("invalid_api_key"))
+        );
+        assert!(ErrorBody::parse_any(500, b"<html>").is_none());
+    }
 
     #[test]
     fn openai_shape_has_all_four_keys() {

@@ -5,9 +5,13 @@
 //! and values into bytes. The gateway (`sluice`) decides what travels where.
 #![forbid(unsafe_code)]
 
+pub mod anthropic;
+pub mod canonical;
 pub mod error;
+pub mod gemini;
 pub mod json_edit;
 pub mod openai_chat;
+pub mod openai_responses;
 pub mod sse;
 pub mod usage;
 
@@ -15,3 +19,17 @@ pub use error::{ErrorBody, ErrorKind};
 pub use json_edit::{Edit, ObjectSpans};
 pub use sse::{SseEvent, SseParser};
 pub use usage::TokenUsage;
+
+/// The API dialects Sluice speaks, to clients and to upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dialect {
+    /// OpenAI Chat Completions.
+    OpenAiChat,
+    /// OpenAI Responses.
+    OpenAiResponses,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini `generateContent`.
+    Gemini,
+}

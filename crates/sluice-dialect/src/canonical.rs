@@ -535,7 +535,7 @@ pub fn extract_thought_signature(id: &str) -> (String, Option<String>) {
             c => c,
         })
         .collect();
-    while standard.len() % 4 != 0 {
+    while !standard.len().is_multiple_of(4) {
         standard.push('=');
     }
     (base.to_string(), Some(standard))
@@ -622,7 +622,7 @@ mod tests {
         ) {
             // A real base64 string: pad to a multiple of four.
             let mut sig = sig;
-            while sig.len() % 4 != 0 { sig.push('='); }
+            while !sig.len().is_multiple_of(4) { sig.push('='); }
             prop_assume!(!id.contains(SIGNATURE_MARK));
             let carried = embed_thought_signature(&id, &sig);
             prop_assert_eq!(sanitize_tool_id(&carried), carried.clone());

@@ -98,7 +98,7 @@ impl MockServer {
         let addr = listener.local_addr()?;
         let (app, recorder) = router(config);
         let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
+            if let Err(error) = axum::serve(nodelay(listener), app).await {
                 tracing::error!(%error, "sluice-mock server stopped; restart it");
             }
         });
@@ -183,4 +183,14 @@ async fn unknown_url(method: Method, uri: Uri) -> OpenAiError {
 
 async fn wrong_method(method: Method, uri: Uri) -> OpenAiError {
     OpenAiError::invalid_method(&method, uri.path())
+}
+
+/// Streams are many small writes: without TCP_NODELAY, Nagle's algorithm holds each one for
+/// the previous one's ACK (about 40 ms on loopback with delayed ACKs).
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    })
 }

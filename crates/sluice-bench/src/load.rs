@@ -1,0 +1,320 @@
+//! The load generator: a fixed number of workers pulling request tickets from a shared counter,
+//! each timing its requests over pooled keep-alive HTTP/1.1 connections. Kept deliberately
+//! light, because it shares the machine's cores with the two servers it measures.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt as _, Full};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::stats::duration_us;
+
+/// The HTTP client every worker shares; its pool keeps one keep-alive connection per worker.
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// No single request may take longer than this, so a stuck server cannot hang the run.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the pooled HTTP/1.1 client.
+pub fn http_client(concurrency: usize) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    // Small request/response writes must not wait for Nagle; servers set the same.
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency)
+        .build(connector)
+}
+
+/// One chat-completions endpoint and the exact request sent to it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub uri: Uri,
+    pub authorization: String,
+    pub body: Bytes,
+    pub stream: bool,
+}
+
+impl Target {
+    /// A chat request asking the mock for `words` words, streamed or not.
+    pub fn chat(base: &str, bearer: &str, model: &str, words: u32, stream: bool) -> Result<Self> {
+        let uri: Uri = format!("{base}/v1/chat/completions")
+            .parse()
+            .with_context(|| format!("invalid endpoint URL from base {base}"))?;
+        let body = serde_json::json!({
+            "model": model,
+            "messages": [{"role": "user", "content": format!("Say hello. mock:words={words}")}],
+            "stream": stream,
+        });
+        Ok(Self {
+            uri,
+            authorization: format!("Bearer {bearer}"),
+            body: Bytes::from(serde_json::to_vec(&body).context("serialising request body")?),
+            stream,
+        })
+    }
+}
+
+/// When a phase stops issuing requests.
+#[derive(Debug, Clone, Copy)]
+pub enum Stop {
+    /// After this many requests have been started.
+    AfterRequests(u64),
+    /// Once this much time has passed since the phase started.
+    After(Duration),
+}
+
+/// How one phase (warmup or measured) is run.
+#[derive(Debug, Clone, Copy)]
+pub struct PhasePlan {
+    pub concurrency: usize,
+    pub stop: Stop,
+    /// A backstop: no new requests start after this long, whatever `stop` says.
+    pub time_limit: Duration,
+}
+
+/// How often one kind of failure happened, with its first full message.
+#[derive(Debug, Clone)]
+pub struct ErrorTally {
+    pub count: u64,
+    pub example: String,
+}
+
+/// Everything one phase observed.
+#[derive(Debug, Default)]
+pub struct PhaseOutcome {
+    pub elapsed: Duration,
+    pub ok: u64,
+    pub latencies_us: Vec<u32>,
+    /// Time to first body chunk; filled for streaming targets only.
+    pub ttfb_us: Vec<u32>,
+    /// Keyed by a short kind ("HTTP 502", "timeout") so repeated failures aggregate.
+    pub errors: BTreeMap<String, ErrorTally>,
+    /// The time limit stopped the phase before `stop` did.
+    pub cut_short: bool,
+}
+
+impl PhaseOutcome {
+    /// Failed requests of every kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().map(|t| t.count).sum()
+    }
+
+    fn record_error(&mut self, kind: String, example: String) {
+        self.errors
+            .entry(kind)
+            .and_modify(|t| t.count += 1)
+            .or_insert(ErrorTally { count: 1, example });
+    }
+
+    fn merge(&mut self, other: PhaseOutcome) {
+        self.ok += other.ok;
+        self.latencies_us.extend(other.latencies_us);
+        self.ttfb_us.extend(other.ttfb_us);
+        for (kind, tally) in other.errors {
+            self.errors
+                .entry(kind)
+                .and_modify(|t| t.count += tally.count)
+                .or_insert(tally);
+        }
+        self.cut_short |= other.cut_short;
+    }
+}
+
+/// Runs one phase against `target` and gathers every worker's samples.
+pub async fn run_phase(
+    client: &HttpClient,
+    target: &Target,
+    plan: PhasePlan,
+) -> Result<PhaseOutcome> {
+    let started = Instant::now();
+    let tickets = Arc::new(AtomicU64::new(0));
+    let target = Arc::new(target.clone());
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..plan.concurrency.max(1) {
+        workers.spawn(worker(
+            client.clone(),
+            Arc::clone(&target),
+            plan,
+            started,
+            Arc::clone(&tickets),
+        ));
+    }
+    let mut outcome = PhaseOutcome::default();
+    while let Some(joined) = workers.join_next().await {
+        outcome.merge(joined.context("a load worker task failed")?);
+    }
+    outcome.elapsed = started.elapsed();
+    Ok(outcome)
+}
+
+async fn worker(
+    client: HttpClient,
+    target: Arc<Target>,
+    plan: PhasePlan,
+    phase_started: Instant,
+    tickets: Arc<AtomicU64>,
+) -> PhaseOutcome {
+    let mut tally = PhaseOutcome::default();
+    loop {
+        let since_start = phase_started.elapsed();
+        let go_on = match plan.stop {
+            Stop::AfterRequests(n) => tickets.fetch_add(1, Ordering::Relaxed) < n,
+            Stop::After(duration) => since_start < duration,
+        };
+        if !go_on {
+            break;
+        }
+        if since_start >= plan.time_limit {
+            tally.cut_short = true;
+            break;
+        }
+        let sent = Instant::now();
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange(&client, &target, sent)).await {
+            Ok(Ok(sample)) => {
+                tally.ok += 1;
+                tally.latencies_us.push(sample.latency_us);
+                if target.stream {
+                    tally.ttfb_us.push(sample.ttfb_us);
+                }
+            }
+            Ok(Err(failure)) => tally.record_error(failure.kind, failure.detail),
+            Err(_) => tally.record_error(
+                "timeout".to_owned(),
+                format!(
+                    "no complete response within {} s",
+                    REQUEST_TIMEOUT.as_secs()
+                ),
+            ),
+        }
+    }
+    tally
+}
+
+struct Sample {
+    latency_us: u32,
+    ttfb_us: u32,
+}
+
+struct Failure {
+    kind: String,
+    detail: String,
+}
+
+impl Failure {
+    fn new(kind: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Sends one request and reads the whole response, checking it is what a client expects.
+async fn exchange(client: &HttpClient, target: &Target, sent: Instant) -> Result<Sample, Failure> {
+    let request = Request::post(target.uri.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .header(AUTHORIZATION, &target.authorization)
+        .body(Full::new(target.body.clone()))
+        .map_err(|e| Failure::new("building request", e.to_string()))?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| Failure::new("transport", format!("{:#}", anyhow!(e))))?;
+    let status = response.status();
+    let mut body = response.into_body();
+    let mut received = BytesMut::new();
+    let mut first_byte_at = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Failure::new("reading body", format!("{:#}", anyhow!(e))))?;
+        if let Ok(data) = frame.into_data() {
+            if first_byte_at.is_none() && !data.is_empty() {
+                first_byte_at = Some(Instant::now());
+            }
+            received.extend_from_slice(&data);
+        }
+    }
+    let done = Instant::now();
+    check_response(status, &received, target.stream)?;
+    Ok(Sample {
+        latency_us: duration_us(done - sent),
+        ttfb_us: duration_us(first_byte_at.unwrap_or(done) - sent),
+    })
+}
+
+fn check_response(status: StatusCode, body: &[u8], stream: bool) -> Result<(), Failure> {
+    if status != StatusCode::OK {
+        return Err(Failure::new(
+            &format!("HTTP {}", status.as_u16()),
+            format!("HTTP {status}: {}", snippet(body)),
+        ));
+    }
+    if stream {
+        if !body.trim_ascii_end().ends_with(b"data: [DONE]") {
+            return Err(Failure::new(
+                "stream not ended by data: [DONE]",
+                format!("stream ended with: {}", tail(body)),
+            ));
+        }
+    } else if !contains(body, br#""chat.completion""#) {
+        return Err(Failure::new(
+            "body without \"chat.completion\"",
+            format!("body: {}", snippet(body)),
+        ));
+    }
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(body.get(..200).unwrap_or(body)).into_owned()
+}
+
+fn tail(body: &[u8]) -> String {
+    String::from_utf8_lossy(body.get(body.len().saturating_sub(200)..).unwrap_or(body)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_must_end_with_done_marker() {
+        let good = b"data: {\"object\":\"chat.completion.chunk\"}\n\ndata: [DONE]\n\n";
+        assert!(check_response(StatusCode::OK, good, true).is_ok());
+        let cut = b"data: {\"object\":\"chat.completion.chunk\"}\n\n";
+        assert!(check_response(StatusCode::OK, cut, true).is_err());
+    }
+
+    #[test]
+    fn non_stream_needs_ok_status_and_completion_object() {
+        let good = br#"{"id":"x","object":"chat.completion","choices":[]}"#;
+        assert!(check_response(StatusCode::OK, good, false).is_ok());
+        let chunk = br#"{"object":"chat.completion.chunk"}"#;
+        assert!(check_response(StatusCode::OK, chunk, false).is_err());
+        let err = check_response(StatusCode::BAD_GATEWAY, good, false).err();
+        assert_eq!(err.map(|f| f.kind).as_deref(), Some("HTTP 502"));
+    }
+
+    #[test]
+    fn request_body_carries_model_words_and_stream_flag() -> Result<()> {
+        let target = Target::chat("http://127.0.0.1:9", "k", "bench-model", 7, true)?;
+        let body: serde_json::Value = serde_json::from_slice(&target.body)?;
+        assert_eq!(body["model"], "bench-model");
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["messages"][0]["content"], "Say hello. mock:words=7");
+        assert_eq!(target.uri.path(), "/v1/chat/completions");
+        Ok(())
+    }
+}

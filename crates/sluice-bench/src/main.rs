@@ -1,0 +1,323 @@
+#![forbid(unsafe_code)]
+//! `sluice-bench`: a reproducible side-by-side load benchmark. It starts `sluice-mock` and Sluice
+//! in front of it, drives the same chat requests at both (non-stream and stream), and prints one
+//! table of throughput and latency plus what Sluice costs relative to going direct.
+//!
+//! Progress goes to stderr; stdout carries only the report, ready for BENCHMARKS.md.
+
+mod load;
+mod report;
+mod servers;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+
+use crate::load::{HttpClient, PhaseOutcome, PhasePlan, REQUEST_TIMEOUT, Stop, Target};
+use crate::report::{Layout, Pair, Provenance};
+use crate::servers::{Binaries, Servers};
+use crate::stats::{Latencies, ScenarioSummary};
+
+/// Side-by-side load benchmark: sluice-mock direct vs through Sluice.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Requests in flight at once (one worker task each).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// Measured requests per scenario.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    requests: u64,
+    /// Measure each scenario for this many seconds instead of a fixed request count.
+    #[arg(long, conflicts_with = "requests", value_parser = clap::value_parser!(u64).range(1..=600))]
+    duration_secs: Option<u64>,
+    /// Unmeasured requests per scenario before measuring, to open connections and warm caches.
+    #[arg(long, default_value_t = 1_000)]
+    warmup: u64,
+    /// Words in each reply (the mock streams one chunk per word).
+    #[arg(long, default_value_t = 20)]
+    words: u32,
+    /// The Sluice binary [default: <workspace>/target/release/sluice].
+    #[arg(long)]
+    sluice: Option<PathBuf>,
+    /// The sluice-mock binary [default: <workspace>/target/release/sluice-mock].
+    #[arg(long)]
+    mock: Option<PathBuf>,
+    /// Print GitHub Markdown instead of aligned plain text.
+    #[arg(long)]
+    markdown: bool,
+    /// Threads of the load generator; one leaves the most CPU to the servers being measured.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    client_threads: u16,
+    /// Backstop: a phase that has not finished after this many seconds stops and fails the run.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    phase_limit_secs: u64,
+}
+
+/// Which server a scenario talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Direct,
+    ThroughSluice,
+}
+
+/// One row of the table: a route and a response mode.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    name: &'static str,
+    route: Route,
+    stream: bool,
+}
+
+const SCENARIOS: [Scenario; 4] = [
+    Scenario {
+        name: "direct non-stream",
+        route: Route::Direct,
+        stream: false,
+    },
+    Scenario {
+        name: "sluice non-stream",
+        route: Route::ThroughSluice,
+        stream: false,
+    },
+    Scenario {
+        name: "direct stream",
+        route: Route::Direct,
+        stream: true,
+    },
+    Scenario {
+        name: "sluice stream",
+        route: Route::ThroughSluice,
+        stream: true,
+    },
+];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match bench(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` gives the whole cause chain on one line, without the backtrace that
+            // anyhow's Debug output adds when RUST_BACKTRACE is set.
+            eprintln!("sluice-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(cli: &Cli) -> Result<()> {
+    let mut runtime = if cli.client_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(usize::from(cli.client_threads));
+        builder
+    };
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: &Cli) -> Result<()> {
+    let binaries = Binaries::locate(cli.sluice.clone(), cli.mock.clone())?;
+    let concurrency = usize::try_from(cli.concurrency).context("concurrency out of range")?;
+    let client = load::http_client(concurrency);
+
+    eprintln!("sluice-bench: starting sluice-mock and sluice");
+    let mut servers = Servers::start(&binaries, &client).await?;
+    eprintln!(
+        "sluice-bench: sluice-mock on {}, sluice on {}",
+        servers.mock_addr, servers.sluice_addr
+    );
+
+    let time_limit = Duration::from_secs(cli.phase_limit_secs);
+    let warmup = PhasePlan {
+        concurrency,
+        stop: Stop::AfterRequests(cli.warmup),
+        time_limit,
+    };
+    let measured = PhasePlan {
+        concurrency,
+        stop: match cli.duration_secs {
+            Some(secs) => Stop::After(Duration::from_secs(secs)),
+            None => Stop::AfterRequests(cli.requests),
+        },
+        time_limit,
+    };
+
+    let mut summaries = Vec::with_capacity(SCENARIOS.len());
+    let mut failures = Vec::new();
+    for scenario in SCENARIOS {
+        let target = target_for(scenario, &servers, cli.words)?;
+        if cli.warmup > 0 {
+            eprintln!("sluice-bench: {}: warming up", scenario.name);
+            let outcome = run_checked(&client, &target, warmup, &mut servers).await?;
+            failures.extend(describe_failures(
+                scenario.name,
+                "warmup",
+                &outcome,
+                time_limit,
+            ));
+        }
+        eprintln!("sluice-bench: {}: measuring", scenario.name);
+        let outcome = run_checked(&client, &target, measured, &mut servers).await?;
+        failures.extend(describe_failures(
+            scenario.name,
+            "measured",
+            &outcome,
+            time_limit,
+        ));
+        let summary = summarize(scenario.name, concurrency, outcome);
+        eprintln!(
+            "sluice-bench: {}: {:.0} req/s, p50 {} ms",
+            summary.name,
+            summary.req_per_sec,
+            report::ms(summary.p50_us)
+        );
+        summaries.push(summary);
+    }
+
+    let layout = if cli.markdown {
+        Layout::Markdown
+    } else {
+        Layout::Plain
+    };
+    print!("{}", render_report(cli, &summaries, layout)?);
+
+    if !failures.is_empty() {
+        for failure in &failures {
+            eprintln!("sluice-bench: FAILED: {failure}");
+        }
+        bail!(
+            "{} problem(s) during the run; the numbers above are not trustworthy",
+            failures.len()
+        );
+    }
+    Ok(())
+}
+
+fn target_for(scenario: Scenario, servers: &Servers, words: u32) -> Result<Target> {
+    match scenario.route {
+        Route::Direct => Target::chat(
+            &format!("http://{}", servers.mock_addr),
+            servers::UPSTREAM_API_KEY,
+            servers::MOCK_MODEL,
+            words,
+            scenario.stream,
+        ),
+        Route::ThroughSluice => Target::chat(
+            &format!("http://{}", servers.sluice_addr),
+            servers::SLUICE_API_KEY,
+            servers::SLUICE_MODEL,
+            words,
+            scenario.stream,
+        ),
+    }
+}
+
+/// Runs a phase, then makes sure neither server died under it (a dead server explains every
+/// error that follows, so its own output is the most useful thing to show).
+async fn run_checked(
+    client: &HttpClient,
+    target: &Target,
+    plan: PhasePlan,
+    servers: &mut Servers,
+) -> Result<PhaseOutcome> {
+    let outcome = load::run_phase(client, target, plan).await?;
+    servers.ensure_alive()?;
+    Ok(outcome)
+}
+
+fn describe_failures(
+    scenario: &str,
+    phase: &str,
+    outcome: &PhaseOutcome,
+    time_limit: Duration,
+) -> Vec<String> {
+    let mut found: Vec<String> = outcome
+        .errors
+        .iter()
+        .map(|(kind, tally)| {
+            format!(
+                "{scenario} ({phase}): {} × {kind}; first: {}",
+                tally.count, tally.example
+            )
+        })
+        .collect();
+    if outcome.cut_short {
+        found.push(format!(
+            "{scenario} ({phase}): stopped by the {} s phase time limit after {} requests \
+             (lower --requests or raise --phase-limit-secs)",
+            time_limit.as_secs(),
+            outcome.ok + outcome.error_count()
+        ));
+    }
+    found
+}
+
+fn summarize(name: &str, concurrency: usize, outcome: PhaseOutcome) -> ScenarioSummary {
+    let errors = outcome.error_count();
+    let secs = outcome.elapsed.as_secs_f64();
+    let latencies = Latencies::from_unsorted(outcome.latencies_us);
+    let ttfb = (!outcome.ttfb_us.is_empty()).then(|| Latencies::from_unsorted(outcome.ttfb_us));
+    ScenarioSummary {
+        name: name.to_owned(),
+        requests: outcome.ok + errors,
+        concurrency,
+        req_per_sec: if secs > 0.0 {
+            outcome.ok as f64 / secs
+        } else {
+            0.0
+        },
+        p50_us: latencies.percentile_us(50.0),
+        p99_us: latencies.percentile_us(99.0),
+        p50_ttfb_us: ttfb.and_then(|t| t.percentile_us(50.0)),
+        errors,
+    }
+}
+
+fn render_report(cli: &Cli, summaries: &[ScenarioSummary], layout: Layout) -> Result<String> {
+    let find = |name: &str| {
+        summaries
+            .iter()
+            .find(|s| s.name == name)
+            .with_context(|| format!("scenario {name} missing from results"))
+    };
+    let non_stream = Pair {
+        direct: find("direct non-stream")?,
+        sluice: find("sluice non-stream")?,
+    };
+    let stream = Pair {
+        direct: find("direct stream")?,
+        sluice: find("sluice stream")?,
+    };
+    let amount = match cli.duration_secs {
+        Some(secs) => format!("{secs} s measured"),
+        None => format!("{} measured requests", cli.requests),
+    };
+    let provenance = Provenance {
+        command: report::command_line(std::env::args()),
+        machine: report::describe_machine(),
+        load: format!(
+            "{} concurrent, {amount} after {} warmup per scenario, {}-word replies, \
+             HTTP/1.1 keep-alive, load generator on {} thread(s), {} s request timeout",
+            cli.concurrency,
+            cli.warmup,
+            cli.words,
+            cli.client_threads,
+            REQUEST_TIMEOUT.as_secs()
+        ),
+    };
+    Ok(format!(
+        "{}\n{}\n{}",
+        provenance.render(layout),
+        report::scenario_table(summaries).render(layout),
+        report::comparison_table(&non_stream, &stream).render(layout)
+    ))
+}

@@ -127,6 +127,11 @@ pub async fn start(
     let task_state = state.clone();
     let task = tokio::spawn(async move {
         let mut stop_signal = stop_rx.clone();
+        // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm holds each one
+        // for the previous one's ACK (about 40 ms on loopback with delayed ACKs).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

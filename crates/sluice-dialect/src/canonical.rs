@@ -411,6 +411,18 @@ impl Accumulator {
                 self.blocks.push((*index, part));
             }
             StreamEvent::Delta { index, delta } => {
+                if !self.blocks.iter().any(|(i, _)| i == index) {
+                    // Sources without explicit block starts: the first delta opens the block.
+                    let opened = match delta {
+                        Delta::Text(_) => Part::text(""),
+                        Delta::Thinking(_) | Delta::Signature(_) => Part::Thinking {
+                            text: String::new(),
+                            signature: None,
+                        },
+                        Delta::ToolArguments(_) => return, // a call without a start has no name
+                    };
+                    self.blocks.push((*index, opened));
+                }
                 let Some((_, part)) = self.blocks.iter_mut().rev().find(|(i, _)| i == index) else {
                     return;
                 };
@@ -705,6 +717,12 @@ mod tests {
             acc.push(e);
         }
         let r = acc.response(7);
+        let mut implicit = Accumulator::default();
+        implicit.push(&StreamEvent::Delta {
+            index: 4,
+            delta: Delta::Text("no start".into()),
+        });
+        assert_eq!(implicit.response(0).parts, vec![Part::text("no start")]);
         assert_eq!(
             r.parts,
             vec![

@@ -12,6 +12,7 @@ pub mod gemini;
 pub mod json_edit;
 pub mod openai_chat;
 pub mod openai_responses;
+pub mod registry;
 pub mod sse;
 pub mod usage;
 

@@ -1,6 +1,9 @@
 //! OpenAI Chat Completions: what the gateway reads from requests, responses and stream chunks
 //! on the passthrough path, and the edits it makes to them.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use crate::error::{ErrorBody, ErrorKind};
@@ -203,11 +206,29 @@ pub struct ChunkInspection {
 /// usage: then usage fields are removed and a usage-only chunk is dropped. Chunks that do not
 /// mention usage are not parsed at all.
 pub fn inspect_chunk(data: &[u8], strip_usage: bool) -> ChunkInspection {
-    let mentions = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
-    let is_error = mentions(b"\"error\"") && is_error_chunk(data);
-    if !mentions(b"\"usage\"") {
+    static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+    static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+    const NULL_USAGE_TAIL: &[u8] = b",\"usage\":null}";
+
+    let is_error = ERROR.find(data).is_some() && is_error_chunk(data);
+    let Some(first_usage) = USAGE.find(data) else {
         return ChunkInspection {
             action: ChunkAction::Forward,
+            usage: None,
+            is_error,
+        };
+    };
+    // Fast path for the common case: the chunk ends with the `"usage":null` the gateway caused.
+    // Inside a JSON string a quote is escaped, so this byte sequence can only be a real key.
+    if strip_usage
+        && data.ends_with(NULL_USAGE_TAIL)
+        && first_usage == data.len() - NULL_USAGE_TAIL.len() + 1
+    {
+        let mut json =
+            String::from_utf8_lossy(&data[..data.len() - NULL_USAGE_TAIL.len()]).into_owned();
+        json.push('}');
+        return ChunkInspection {
+            action: ChunkAction::Rewrite(json),
             usage: None,
             is_error,
         };

@@ -149,6 +149,12 @@ pub struct DemoUpstream {
 pub enum ProviderKind {
     /// OpenAI's Chat Completions API: OpenAI, OpenRouter, DeepSeek, DashScope, vLLM, Ollama…
     OpenaiCompatible,
+    /// OpenAI's Responses API (Codex with API keys, Responses-only relays).
+    OpenaiResponses,
+    /// Anthropic's Messages API (API keys; Anthropic-compatible relays).
+    Anthropic,
+    /// Google's Gemini API (AI Studio keys).
+    Gemini,
 }
 
 /// One upstream provider.
@@ -158,10 +164,11 @@ pub struct ProviderConfig {
     /// Unique name, shown in logs, usage records and error messages.
     pub name: String,
     pub kind: ProviderKind,
-    /// Platform label (seed 004): `openai`, `qwen`, `deepseek`, … Defaults to `openai`.
+    /// Platform label (seed 004): `openai`, `claude-console`, `gemini`, `qwen`, … Defaults by kind.
     #[serde(default)]
     pub platform: Option<String>,
-    /// API root, e.g. `https://api.openai.com/v1`.
+    /// API root: `https://api.openai.com/v1` (OpenAI kinds), `https://api.anthropic.com`,
+    /// `https://generativelanguage.googleapis.com`.
     pub base_url: String,
     /// Upstream credentials, used in turn. May be empty for keyless servers (Ollama, vLLM).
     #[serde(default)]
@@ -180,7 +187,9 @@ impl ProviderConfig {
     /// The platform label, defaulted by kind.
     pub fn platform(&self) -> &str {
         self.platform.as_deref().unwrap_or(match self.kind {
-            ProviderKind::OpenaiCompatible => "openai",
+            ProviderKind::OpenaiCompatible | ProviderKind::OpenaiResponses => "openai",
+            ProviderKind::Anthropic => "claude-console",
+            ProviderKind::Gemini => "gemini",
         })
     }
 }

@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use sluice_dialect::{ErrorBody, ErrorKind};
+use sluice_dialect::{Dialect, ErrorBody, ErrorKind};
 
 /// Whose fault an error is; decides whether another attempt could help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +32,9 @@ pub struct GatewayError {
 pub struct ErrorExtra {
     /// Forwarded `Retry-After`, when the upstream or a limit supplied one.
     pub retry_after: Option<HeaderValue>,
-    /// The upstream's own error body, when it is already in the client's dialect.
-    pub upstream_body: Option<Bytes>,
+    /// The upstream's own error body and the dialect it is in; passed through unchanged to a
+    /// client of the same dialect.
+    pub upstream_body: Option<(Dialect, Bytes)>,
 }
 
 impl GatewayError {
@@ -206,10 +207,11 @@ impl GatewayError {
         )
     }
 
-    /// An upstream's non-success answer. Its status is kept; its body is kept when it is
-    /// already an OpenAI-shaped error, else summarised.
+    /// An upstream's non-success answer. Its status is kept; its body is kept for clients of
+    /// the same dialect, and its message for everyone else.
     pub fn from_upstream(
         provider: &str,
+        dialect: Dialect,
         status: StatusCode,
         retry_after: Option<HeaderValue>,
         body: Bytes,
@@ -222,36 +224,24 @@ impl GatewayError {
         } else {
             Fault::Upstream
         };
-        let kind = match status.as_u16() {
-            401 => ErrorKind::Authentication,
-            403 => ErrorKind::PermissionDenied,
-            404 => ErrorKind::NotFound,
-            413 => ErrorKind::RequestTooLarge,
-            429 => ErrorKind::RateLimited,
-            400..=499 => ErrorKind::InvalidRequest,
-            _ => ErrorKind::Upstream,
-        };
-        let upstream_message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| {
-                v.pointer("/error/message")
-                    .and_then(|m| m.as_str())
-                    .map(String::from)
-            });
-        let message = match &upstream_message {
-            Some(m) => m.clone(),
+        let parsed = ErrorBody::parse_any(status.as_u16(), &body);
+        let error_body = match &parsed {
+            Some(parsed) => parsed.clone(),
             None => {
                 let text = String::from_utf8_lossy(&body);
                 let snippet: String = text.chars().take(200).collect();
-                format!(
-                    "Provider `{provider}` returned HTTP {}: {}",
-                    status.as_u16(),
-                    snippet.trim()
+                ErrorBody::new(
+                    ErrorKind::from_status(status.as_u16()),
+                    format!(
+                        "Provider `{provider}` returned HTTP {}: {}",
+                        status.as_u16(),
+                        snippet.trim()
+                    ),
                 )
             }
         };
-        let mut e = Self::new(status, fault, ErrorBody::new(kind, message));
-        let upstream_body = upstream_message.is_some().then_some(body);
+        let mut e = Self::new(status, fault, error_body);
+        let upstream_body = parsed.is_some().then_some((dialect, body));
         if retry_after.is_some() || upstream_body.is_some() {
             e.extra = Some(Box::new(ErrorExtra {
                 retry_after,
@@ -260,16 +250,17 @@ impl GatewayError {
         }
         e
     }
-}
 
-impl IntoResponse for GatewayError {
-    /// Rendered in OpenAI's shape: the only client dialect the gateway serves so far.
-    fn into_response(self) -> Response {
+    /// The response a client of `dialect` receives.
+    pub fn render(self, dialect: Dialect) -> Response {
         let ErrorExtra {
             retry_after,
             upstream_body,
         } = self.extra.map(|e| *e).unwrap_or_default();
-        let body = upstream_body.unwrap_or_else(|| Bytes::from(self.body.to_openai_json()));
+        let body = match upstream_body {
+            Some((from, body)) if from == dialect => body,
+            _ => Bytes::from(dialect.error_json(&self.body, self.status.as_u16())),
+        };
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
@@ -281,5 +272,12 @@ impl IntoResponse for GatewayError {
             headers.insert(header::RETRY_AFTER, retry_after);
         }
         response
+    }
+}
+
+impl IntoResponse for GatewayError {
+    /// OpenAI's shape, for routes that belong to no dialect (unknown URLs).
+    fn into_response(self) -> Response {
+        self.render(Dialect::OpenAiChat)
     }
 }

@@ -98,6 +98,14 @@ impl AppState {
         self.draining.load(Ordering::Relaxed)
     }
 
+    /// Unix seconds now.
+    pub fn now_unix(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }

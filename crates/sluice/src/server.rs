@@ -27,7 +27,22 @@ const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(pipeline::chat_completions))
+        .route("/v1/responses", post(pipeline::responses))
+        .route("/v1/messages", post(pipeline::messages))
+        .route("/v1/messages/count_tokens", post(pipeline::count_tokens))
         .route("/v1/models", get(pipeline::list_models))
+        .route("/v1/models/{model_action}", post(pipeline::gemini_action))
+        .route("/v1beta/models", get(pipeline::list_gemini_models))
+        .route(
+            "/v1beta/models/{model_action}",
+            post(pipeline::gemini_action),
+        )
+        .route(
+            "/openai/v1/chat/completions",
+            post(pipeline::platform_openai),
+        )
+        .route("/claude/v1/messages", post(pipeline::platform_claude))
+        .route("/gemini/v1/chat", post(pipeline::platform_gemini))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(unknown_route)

@@ -40,9 +40,14 @@ impl ClientKeys {
         }
     }
 
-    /// Authenticates a request by its headers.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, GatewayError> {
-        let Some(presented) = presented_key(headers) else {
+    /// Authenticates a request by its headers (or Gemini's `?key=` query parameter).
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Caller, GatewayError> {
+        let from_query = query.and_then(query_key);
+        let Some(presented) = presented_key(headers).or(from_query.as_deref()) else {
             return if self.allow_anonymous {
                 Ok(Caller { key_id: None })
             } else if self.digests.is_empty() {
@@ -72,7 +77,8 @@ impl ClientKeys {
     }
 }
 
-/// `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+/// `Authorization: Bearer <key>`, `X-API-Key: <key>` (OpenAI, Anthropic, seed 004) or
+/// `x-goog-api-key: <key>` (Gemini).
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers
         .get(http::header::AUTHORIZATION)
@@ -88,11 +94,52 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
             return Some(key);
         }
     }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
+    ["x-api-key", "x-goog-api-key"]
+        .into_iter()
+        .find_map(|name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+        })
+}
+
+/// Gemini clients may send the key as `?key=`.
+fn query_key(query: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("key="))?;
+    let decoded = percent_decode(raw);
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn hex_prefix(digest: &[u8; 32]) -> String {
@@ -112,19 +159,45 @@ mod tests {
             .collect()
     }
 
+    impl ClientKeys {
+        fn authenticate_h(&self, headers: &HeaderMap) -> Result<Caller, GatewayError> {
+            self.authenticate(headers, None)
+        }
+    }
+
+    #[test]
+    fn gemini_header_and_query_key() {
+        let keys = ClientKeys::new(&["sk-one/two".into()], false);
+        let header = keys
+            .authenticate(&headers(&[("x-goog-api-key", "sk-one/two")]), None)
+            .unwrap();
+        let query = keys
+            .authenticate(&HeaderMap::new(), Some("alt=sse&key=sk-one%2Ftwo"))
+            .unwrap();
+        assert_eq!(header, query);
+        assert!(
+            keys.authenticate(&HeaderMap::new(), Some("key=sk-one"))
+                .is_err()
+        );
+        assert!(
+            keys.authenticate(&HeaderMap::new(), Some("alt=sse"))
+                .is_err()
+        );
+    }
+
     #[test]
     fn bearer_and_x_api_key() {
         let keys = ClientKeys::new(&["sk-one".into(), "sk-two".into()], false);
         let a = keys
-            .authenticate(&headers(&[("authorization", "Bearer sk-two")]))
+            .authenticate_h(&headers(&[("authorization", "Bearer sk-two")]))
             .unwrap();
         let b = keys
-            .authenticate(&headers(&[("x-api-key", "sk-two")]))
+            .authenticate_h(&headers(&[("x-api-key", "sk-two")]))
             .unwrap();
         assert_eq!(a, b);
         assert!(a.key_id.unwrap().starts_with("config:"));
         let one = keys
-            .authenticate(&headers(&[("authorization", "Bearer sk-one")]))
+            .authenticate_h(&headers(&[("authorization", "Bearer sk-one")]))
             .unwrap();
         assert_ne!(one, b);
     }
@@ -133,20 +206,20 @@ mod tests {
     fn wrong_missing_and_unconfigured() {
         let keys = ClientKeys::new(&["sk-one".into()], false);
         let wrong = keys
-            .authenticate(&headers(&[("authorization", "Bearer sk-on")]))
+            .authenticate_h(&headers(&[("authorization", "Bearer sk-on")]))
             .unwrap_err();
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
         assert_eq!(wrong.body.code.as_deref(), Some("invalid_api_key"));
-        let missing = keys.authenticate(&HeaderMap::new()).unwrap_err();
+        let missing = keys.authenticate_h(&HeaderMap::new()).unwrap_err();
         assert_eq!(missing.body.code.as_deref(), Some("missing_api_key"));
 
         let none = ClientKeys::new(&[], false);
         let refused = none
-            .authenticate(&headers(&[("authorization", "Bearer anything")]))
+            .authenticate_h(&headers(&[("authorization", "Bearer anything")]))
             .unwrap_err();
         assert_eq!(refused.body.code.as_deref(), Some("no_api_keys_configured"));
         assert_eq!(
-            none.authenticate(&HeaderMap::new()).unwrap_err().status,
+            none.authenticate_h(&HeaderMap::new()).unwrap_err().status,
             StatusCode::UNAUTHORIZED
         );
     }
@@ -155,18 +228,18 @@ mod tests {
     fn anonymous_only_when_allowed() {
         let open = ClientKeys::new(&[], true);
         assert_eq!(
-            open.authenticate(&HeaderMap::new()).unwrap(),
+            open.authenticate_h(&HeaderMap::new()).unwrap(),
             Caller { key_id: None }
         );
         let mixed = ClientKeys::new(&["sk-one".into()], true);
         assert_eq!(
-            mixed.authenticate(&HeaderMap::new()).unwrap(),
+            mixed.authenticate_h(&HeaderMap::new()).unwrap(),
             Caller { key_id: None }
         );
         // A presented key is still checked: a wrong key is not silently treated as anonymous.
         assert!(
             mixed
-                .authenticate(&headers(&[("x-api-key", "nope")]))
+                .authenticate_h(&headers(&[("x-api-key", "nope")]))
                 .is_err()
         );
     }

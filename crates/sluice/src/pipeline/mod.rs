@@ -4,8 +4,8 @@
 //! authenticate → admit → route → translate → upstream → respond → account
 //! ```
 //!
-//! Each phase is a module with a narrow input and output; [`chat_completions`] strings them
-//! together so one request reads top to bottom.
+//! Each phase is a module with a narrow input and output; [`proxy`] strings them together so
+//! one request reads top to bottom, whatever the client's dialect.
 
 pub mod account;
 pub mod admit;
@@ -19,33 +19,151 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
-use sluice_dialect::openai_chat::{self, ChatRequest};
+use sluice_dialect::registry::EncodeOptions;
+use sluice_dialect::{Dialect, ErrorBody, ErrorKind, openai_chat};
 
 use crate::error::GatewayError;
 use crate::gateway::AppState;
+use crate::providers::{Operation, UpstreamCall};
 use account::Ledger;
-use respond::StreamRelay;
+use respond::{StreamRelay, Transform};
 
-/// `POST /v1/chat/completions`.
-pub async fn chat_completions(State(app): State<Arc<AppState>>, request: Request) -> Response {
+/// What a client endpoint is: its dialect, what it asks, and its platform restriction.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    pub dialect: Dialect,
+    pub operation: Operation,
+    /// Name in usage records.
+    pub label: &'static str,
+    /// Seed 004's `/gemini/v1/chat`: served only by this platform's providers.
+    pub platform: Option<&'static str>,
+}
+
+impl Endpoint {
+    const fn new(dialect: Dialect, operation: Operation, label: &'static str) -> Self {
+        Self {
+            dialect,
+            operation,
+            label,
+            platform: None,
+        }
+    }
+}
+
+pub const OPENAI_CHAT: Endpoint =
+    Endpoint::new(Dialect::OpenAiChat, Operation::Generate, "openai.chat");
+pub const OPENAI_RESPONSES: Endpoint = Endpoint::new(
+    Dialect::OpenAiResponses,
+    Operation::Generate,
+    "openai.responses",
+);
+pub const ANTHROPIC_MESSAGES: Endpoint = Endpoint::new(
+    Dialect::Anthropic,
+    Operation::Generate,
+    "anthropic.messages",
+);
+pub const ANTHROPIC_COUNT: Endpoint = Endpoint::new(
+    Dialect::Anthropic,
+    Operation::CountTokens,
+    "anthropic.count_tokens",
+);
+pub const GEMINI_GENERATE: Endpoint =
+    Endpoint::new(Dialect::Gemini, Operation::Generate, "gemini.generate");
+pub const GEMINI_COUNT: Endpoint = Endpoint::new(
+    Dialect::Gemini,
+    Operation::CountTokens,
+    "gemini.count_tokens",
+);
+pub const PLATFORM_OPENAI: Endpoint =
+    Endpoint::new(Dialect::OpenAiChat, Operation::Generate, "platform.openai");
+pub const PLATFORM_CLAUDE: Endpoint =
+    Endpoint::new(Dialect::Anthropic, Operation::Generate, "platform.claude");
+pub const PLATFORM_GEMINI: Endpoint = Endpoint {
+    platform: Some("gemini"),
+    ..Endpoint::new(Dialect::OpenAiChat, Operation::Generate, "platform.gemini")
+};
+
+/// The model and stream flag when the URL carries them (Gemini).
+#[derive(Debug, Clone, Default)]
+pub struct PathModel {
+    pub model: String,
+    pub stream: bool,
+}
+
+macro_rules! endpoint_handler {
+    ($($(#[$doc:meta])* $name:ident => $endpoint:expr;)*) => {$(
+        $(#[$doc])*
+        pub async fn $name(State(app): State<Arc<AppState>>, request: Request) -> Response {
+            proxy(&app, $endpoint, request, None).await
+        }
+    )*};
+}
+
+endpoint_handler! {
+    /// `POST /v1/chat/completions`.
+    chat_completions => OPENAI_CHAT;
+    /// `POST /v1/responses`.
+    responses => OPENAI_RESPONSES;
+    /// `POST /v1/messages`.
+    messages => ANTHROPIC_MESSAGES;
+    /// `POST /v1/messages/count_tokens`.
+    count_tokens => ANTHROPIC_COUNT;
+    /// `POST /openai/v1/chat/completions` (seed 004).
+    platform_openai => PLATFORM_OPENAI;
+    /// `POST /claude/v1/messages` (seed 004).
+    platform_claude => PLATFORM_CLAUDE;
+    /// `POST /gemini/v1/chat` (seed 004): an OpenAI-style body served by Gemini platforms only.
+    platform_gemini => PLATFORM_GEMINI;
+}
+
+/// `POST /v1beta/models/{model}:{action}` (and under `/v1/models/`).
+pub async fn gemini_action(
+    State(app): State<Arc<AppState>>,
+    Path(model_action): Path<String>,
+    request: Request,
+) -> Response {
+    let Some((model, action)) = model_action.rsplit_once(':') else {
+        return GatewayError::unknown_route(request.method(), request.uri().path())
+            .render(Dialect::Gemini);
+    };
+    let (endpoint, stream) = match action {
+        "generateContent" => (GEMINI_GENERATE, false),
+        "streamGenerateContent" => (GEMINI_GENERATE, true),
+        "countTokens" => (GEMINI_COUNT, false),
+        _ => {
+            return GatewayError::unknown_route(request.method(), request.uri().path())
+                .render(Dialect::Gemini);
+        }
+    };
+    let model = model.strip_prefix("models/").unwrap_or(model).to_string();
+    proxy(&app, endpoint, request, Some(PathModel { model, stream })).await
+}
+
+/// Serves one proxied request of any dialect.
+pub async fn proxy(
+    app: &AppState,
+    endpoint: Endpoint,
+    request: Request,
+    path: Option<PathModel>,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let request_id = crate::server::request_id(&parts.headers);
-    let mut ledger = Ledger::open(&app.usage, request_id, "openai.chat", started);
-    match chat(&app, &parts.headers, body, &mut ledger).await {
+    let mut ledger = Ledger::open(&app.usage, request_id, endpoint.label, started);
+    let handled = handle(app, endpoint, &parts, body, path, &mut ledger).await;
+    match handled {
         Ok(Handled::Streaming { relay, upstream }) => {
             let provider = relay.provider.clone();
             respond::sse_response(relay.into_body(upstream, ledger), &provider)
         }
         Ok(Handled::Complete(response)) => {
             ledger.first_byte();
-            let status = response.status().as_u16();
-            ledger.finish(status, None);
+            ledger.finish(response.status().as_u16(), None);
             response
         }
         Err(error) => {
@@ -55,7 +173,7 @@ pub async fn chat_completions(State(app): State<Arc<AppState>>, request: Request
                 .clone()
                 .unwrap_or_else(|| error.body.kind.openai_type().to_string());
             ledger.finish(error.status.as_u16(), Some(code));
-            error.into_response()
+            error.render(endpoint.dialect)
         }
     }
 }
@@ -69,21 +187,30 @@ enum Handled {
     },
 }
 
-async fn chat(
+async fn handle(
     app: &AppState,
-    headers: &http::HeaderMap,
+    endpoint: Endpoint,
+    parts: &http::request::Parts,
     body: Body,
+    path: Option<PathModel>,
     ledger: &mut Ledger,
 ) -> Result<Handled, GatewayError> {
+    let client = endpoint.dialect;
+    let counting = endpoint.operation == Operation::CountTokens;
     let runtime = app.runtime.load();
-    let caller = runtime.keys.authenticate(headers)?;
+    let caller = runtime
+        .keys
+        .authenticate(&parts.headers, parts.uri.query())?;
     ledger.with(|r| r.key_id = caller.key_id.clone());
 
     let bytes = read_body(body, app.limits.max_body_size).await?;
-    let request = ChatRequest::parse(&bytes).map_err(GatewayError::bad_request)?;
+    let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
+    let probe = client
+        .probe(&bytes, path_model.as_deref(), path_stream, counting)
+        .map_err(GatewayError::bad_request)?;
     ledger.with(|r| {
-        r.model_requested = Some(request.model.clone());
-        r.stream = request.stream;
+        r.model_requested = Some(probe.model.clone());
+        r.stream = probe.stream;
     });
 
     let admitted = app.admission.admit()?;
@@ -91,19 +218,44 @@ async fn chat(
         return Err(GatewayError::shutting_down());
     }
 
-    let route = runtime.catalog.resolve(&request.model)?;
+    let route = runtime.catalog.resolve(&probe.model, endpoint.platform)?;
     let provider = route.target.provider.clone();
     let common = provider.common();
-    let credential = common.next_credential();
+    let upstream_dialect = provider.dialect();
+    let upstream_model = route.target.upstream_model.clone();
     ledger.with(|r| {
         r.provider = Some(common.name.to_string());
         r.platform = Some(common.platform.to_string());
-        r.credential = Some(credential.id.to_string());
-        r.model_served = Some(route.target.upstream_model.to_string());
+        r.model_served = Some(upstream_model.to_string());
     });
 
-    let upstream_body = translate::chat_passthrough(&bytes, &request, &route);
-    let mut prepared = provider.chat_request(credential, upstream_body, request.stream);
+    if counting && !provider.counts_tokens() {
+        let tokens = translate::local_token_count(client, &bytes)?;
+        ledger.with(|r| r.usage.input_tokens = tokens);
+        let body = Bytes::from(client.count_tokens_response(tokens).to_string());
+        return Ok(Handled::Complete(respond::json_response(
+            StatusCode::OK,
+            body,
+            provider.name(),
+        )));
+    }
+
+    let upstream_body = if counting {
+        translate::count_tokens_body(client, upstream_dialect, &bytes, &probe, &upstream_model)?
+    } else {
+        translate::upstream_body(client, upstream_dialect, &bytes, &probe, &upstream_model)?
+    };
+    let credential = common.next_credential();
+    ledger.with(|r| r.credential = Some(credential.id.to_string()));
+    let call = UpstreamCall {
+        operation: endpoint.operation,
+        model: &upstream_model,
+        stream: probe.stream,
+        forwarded: &forwarded_headers(client, upstream_dialect, &parts.headers),
+    };
+    let mut prepared = provider
+        .request(&call, credential, upstream_body)
+        .map_err(|e| GatewayError::upstream_failed(provider.name(), &e))?;
     if let Ok(id) = http::HeaderValue::from_str(ledger.request_id()) {
         prepared.headers.insert("x-request-id", id);
     }
@@ -115,16 +267,38 @@ async fn chat(
     )
     .await?;
     if !response.status().is_success() {
-        return Err(
-            upstream::error_from_response(provider.name(), response, common.timeouts.idle).await,
-        );
+        return Err(upstream::error_from_response(
+            provider.name(),
+            upstream_dialect,
+            response,
+            common.timeouts.idle,
+        )
+        .await);
     }
 
-    if request.stream {
+    if probe.stream {
+        let transform = if client == upstream_dialect {
+            match client {
+                Dialect::OpenAiChat => Transform::ChatPassthrough {
+                    strip_usage: !probe.include_usage,
+                },
+                _ => Transform::Passthrough {
+                    decoder: upstream_dialect.stream_decoder(),
+                },
+            }
+        } else {
+            let options = encode_options(app, &probe.model, probe.include_usage);
+            Transform::Translate {
+                decoder: upstream_dialect.stream_decoder(),
+                encoder: client.stream_encoder(&options),
+            }
+        };
         let relay = StreamRelay {
             provider: provider.name().to_string(),
+            client,
+            encode: encode_options(app, &probe.model, probe.include_usage),
+            transform,
             idle: common.timeouts.idle,
-            strip_usage: !request.include_usage,
             shutdown: app.hard_stop.subscribe(),
             admitted,
         };
@@ -134,17 +308,84 @@ async fn chat(
         });
     }
 
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::OK);
     let body = upstream::read_body(provider.name(), response, common.timeouts.idle).await?;
-    if let Some(usage) = openai_chat::response_usage(&body) {
-        ledger.with(|r| r.usage = usage);
-    }
     drop(admitted);
+    let (body, usage) = if counting {
+        let tokens = count_from_upstream(upstream_dialect, &body);
+        let reply = if client == upstream_dialect {
+            body
+        } else {
+            Bytes::from(client.count_tokens_response(tokens).to_string())
+        };
+        (
+            reply,
+            sluice_dialect::TokenUsage {
+                input_tokens: tokens,
+                ..Default::default()
+            },
+        )
+    } else if client == upstream_dialect {
+        let usage = match client {
+            Dialect::OpenAiChat => openai_chat::response_usage(&body),
+            other => other.decode_response(&body).ok().map(|r| r.usage),
+        };
+        (body, usage.unwrap_or_default())
+    } else {
+        let mut decoded = upstream_dialect.decode_response(&body).map_err(|e| {
+            GatewayError::upstream_failed(
+                provider.name(),
+                &format!("its answer could not be read: {}", e.message),
+            )
+        })?;
+        if decoded.created == 0 {
+            decoded.created = app.now_unix();
+        }
+        (
+            Bytes::from(client.encode_response(&decoded).to_string()),
+            decoded.usage,
+        )
+    };
+    ledger.with(|r| r.usage = usage);
     Ok(Handled::Complete(respond::json_response(
-        status,
+        StatusCode::OK,
         body,
         provider.name(),
     )))
+}
+
+fn encode_options(app: &AppState, model: &str, include_usage: bool) -> EncodeOptions {
+    EncodeOptions {
+        model: model.to_string(),
+        include_usage,
+        created: app.now_unix(),
+    }
+}
+
+/// `anthropic-version` / `anthropic-beta` travel to an Anthropic upstream only from Anthropic
+/// clients; other clients' headers never reach the upstream.
+fn forwarded_headers(client: Dialect, upstream: Dialect, headers: &HeaderMap) -> HeaderMap {
+    let mut forwarded = HeaderMap::new();
+    if client == Dialect::Anthropic && upstream == Dialect::Anthropic {
+        for name in ["anthropic-version", "anthropic-beta"] {
+            if let Some(v) = headers.get(name) {
+                forwarded.insert(name, v.clone());
+            }
+        }
+    }
+    forwarded
+}
+
+/// Reads an upstream token count (`input_tokens` or `totalTokens`).
+fn count_from_upstream(dialect: Dialect, body: &[u8]) -> u64 {
+    let field = if dialect == Dialect::Gemini {
+        "totalTokens"
+    } else {
+        "input_tokens"
+    };
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get(field)?.as_u64())
+        .unwrap_or(0)
 }
 
 /// Reads the body up to the configured limit.
@@ -158,23 +399,65 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, GatewayError> {
         {
             Err(GatewayError::too_large(limit))
         }
-        Err(_) => Err(GatewayError::bad_request(sluice_dialect::ErrorBody::new(
-            sluice_dialect::ErrorKind::InvalidRequest,
+        Err(_) => Err(GatewayError::bad_request(ErrorBody::new(
+            ErrorKind::InvalidRequest,
             "The request body could not be read.",
         ))),
     }
 }
 
-/// `GET /v1/models`: every client-facing model name, OpenAI's list shape.
+/// `GET /v1/models`: OpenAI's list, or Anthropic's when the client sends `anthropic-version`.
 pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let anthropic = request.headers().contains_key("anthropic-version");
+    let dialect = if anthropic {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAiChat
+    };
     let runtime = app.runtime.load();
-    if let Err(e) = runtime.keys.authenticate(request.headers()) {
-        return e.into_response();
+    if let Err(e) = runtime
+        .keys
+        .authenticate(request.headers(), request.uri().query())
+    {
+        return e.render(dialect);
     }
-    let data: Vec<serde_json::Value> = runtime
+    let models = runtime.catalog.models();
+    let body = if anthropic {
+        let created = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(app.started_unix),
+        )
+        .to_string();
+        let data: Vec<serde_json::Value> = models
+            .map(|(id, _)| serde_json::json!({"type": "model", "id": id, "display_name": id, "created_at": created}))
+            .collect();
+        let first = data
+            .first()
+            .and_then(|m| m["id"].as_str())
+            .map(String::from);
+        let last = data.last().and_then(|m| m["id"].as_str()).map(String::from);
+        serde_json::json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
+    } else {
+        let data: Vec<serde_json::Value> = models
+            .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": app.started_unix, "owned_by": owner}))
+            .collect();
+        serde_json::json!({"object": "list", "data": data})
+    };
+    axum::Json(body).into_response()
+}
+
+/// `GET /v1beta/models`: Gemini's list.
+pub async fn list_gemini_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let runtime = app.runtime.load();
+    if let Err(e) = runtime
+        .keys
+        .authenticate(request.headers(), request.uri().query())
+    {
+        return e.render(Dialect::Gemini);
+    }
+    let models: Vec<(String, String)> = runtime
         .catalog
         .models()
-        .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": app.started_unix, "owned_by": owner}))
+        .map(|(id, _)| (id.to_string(), id.to_string()))
         .collect();
-    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
+    axum::Json(sluice_dialect::gemini::models_list(&models)).into_response()
 }

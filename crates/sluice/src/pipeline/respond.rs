@@ -1,7 +1,10 @@
-//! Phase 6: the answer goes back. Streams are relayed event by event as they arrive: each
-//! network chunk is split into SSE events, usage is read from the chunk that carries it, and
-//! whatever the client did not ask for is stripped. A stream that breaks, stalls past the idle
-//! timeout or is cut by shutdown ends with an error event, never a hang.
+//! Phase 6: the answer goes back.
+//!
+//! Streams are relayed event by event as they arrive: each network chunk is split into SSE
+//! events, and each event is either forwarded as received (same dialect; usage and completion
+//! are read on the way) or decoded into canonical events and re-encoded in the client's dialect.
+//! A stream that breaks, stalls past the idle timeout, ends early or is cut by shutdown ends with
+//! the client dialect's error event, never a hang.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -9,44 +12,61 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
+use sluice_dialect::canonical::{StreamEvent, merge_usage};
 use sluice_dialect::openai_chat::{self, ChunkAction};
-use sluice_dialect::{ErrorBody, ErrorKind, SseEvent, SseParser, TokenUsage};
+use sluice_dialect::registry::{EncodeOptions, StreamDecoder, StreamEncoder};
+use sluice_dialect::{Dialect, ErrorBody, ErrorKind, SseEvent, SseParser, TokenUsage};
 use tokio::sync::watch;
 
 use super::account::Ledger;
 use super::admit::Admitted;
 use super::upstream::describe;
 
-struct RelaySettings {
-    provider: String,
-    idle: Duration,
-    strip_usage: bool,
-    shutdown: watch::Receiver<bool>,
+/// How upstream events become client events.
+pub enum Transform {
+    /// OpenAI Chat on both sides: forward events; read usage; strip the usage the gateway (not
+    /// the client) asked for. The hot path, so it parses only chunks that mention usage.
+    ChatPassthrough { strip_usage: bool },
+    /// Same dialect otherwise: forward events; the decoder reads usage and completion.
+    Passthrough { decoder: StreamDecoder },
+    /// Different dialects: decode, re-encode.
+    Translate {
+        decoder: StreamDecoder,
+        encoder: StreamEncoder,
+    },
 }
 
-type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// Everything a relay needs; owned by the stream so it lives exactly as long as the response.
+/// Everything a relay needs besides the upstream body and the ledger.
 pub struct StreamRelay {
     pub provider: String,
+    pub client: Dialect,
+    pub encode: EncodeOptions,
+    pub transform: Transform,
     pub idle: Duration,
-    /// The gateway, not the client, asked upstream for usage: strip it on the way back.
-    pub strip_usage: bool,
     pub shutdown: watch::Receiver<bool>,
     pub admitted: Admitted,
 }
 
 struct RelayState {
-    relay: RelaySettings,
+    provider: String,
+    client: Dialect,
+    encode: EncodeOptions,
+    transform: Transform,
+    idle: Duration,
+    shutdown: watch::Receiver<bool>,
     ledger: Option<Ledger>,
     _admitted: Admitted,
-    upstream: Upstream,
+    upstream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     parser: SseParser,
-    usage: Option<TokenUsage>,
+    usage: TokenUsage,
+    /// The upstream said the answer is complete (a stop reason, `[DONE]`, `message_stop`…).
+    complete: bool,
+    /// An error event came from upstream (and was relayed).
     upstream_error: bool,
+    /// Nothing more goes to the client.
     done: bool,
 }
 
@@ -72,7 +92,7 @@ pub fn insert_provider(response: &mut Response, provider: &str) {
     }
 }
 
-/// A complete JSON answer passed through.
+/// A complete JSON answer.
 pub fn json_response(status: StatusCode, body: Bytes, provider: &str) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -89,23 +109,26 @@ impl StreamRelay {
     pub fn into_body(self, upstream: reqwest::Response, ledger: Ledger) -> Body {
         let StreamRelay {
             provider,
+            client,
+            encode,
+            transform,
             idle,
-            strip_usage,
             shutdown,
             admitted,
         } = self;
         let state = RelayState {
-            relay: RelaySettings {
-                provider,
-                idle,
-                strip_usage,
-                shutdown,
-            },
+            provider,
+            client,
+            encode,
+            transform,
+            idle,
+            shutdown,
             ledger: Some(ledger),
             _admitted: admitted,
             upstream: Box::pin(upstream.bytes_stream()),
             parser: SseParser::default(),
-            usage: None,
+            usage: TokenUsage::default(),
+            complete: false,
             upstream_error: false,
             done: false,
         };
@@ -124,9 +147,9 @@ impl RelayState {
             if self.done {
                 return None;
             }
-            let mut out = BytesMut::new();
+            let mut out = Vec::new();
             while let Some(event) = self.parser.next_event() {
-                self.relay_event(event, &mut out);
+                self.relay_event(&event, &mut out);
                 if self.done {
                     break;
                 }
@@ -139,9 +162,9 @@ impl RelayState {
                 if let Some(ledger) = self.ledger.as_mut() {
                     ledger.first_byte();
                 }
-                return Some(out.freeze());
+                return Some(Bytes::from(out));
             }
-            let shutdown = &mut self.relay.shutdown;
+            let shutdown = &mut self.shutdown;
             let next = tokio::select! {
                 biased;
                 _ = async {
@@ -150,7 +173,7 @@ impl RelayState {
                         std::future::pending::<()>().await;
                     }
                 } => None,
-                next = tokio::time::timeout(self.relay.idle, self.upstream.next()) => Some(next),
+                next = tokio::time::timeout(self.idle, self.upstream.next()) => Some(next),
             };
             let Some(next) = next else {
                 return self.fail("the gateway is shutting down".into(), "shutdown");
@@ -158,35 +181,19 @@ impl RelayState {
             match next {
                 Ok(Some(Ok(bytes))) => self.parser.push(&bytes),
                 Ok(Some(Err(e))) => {
-                    let detail = describe(e);
-                    return self.fail(
-                        format!(
-                            "the stream from provider `{}` broke: {detail}",
-                            self.relay.provider
-                        ),
-                        "upstream_stream_broken",
-                    );
-                }
-                Ok(None) => {
-                    if let Some(event) = self.parser.finish() {
-                        let mut out = BytesMut::new();
-                        self.relay_event(event, &mut out);
-                        if self.done {
-                            self.finish(None);
-                            return non_empty(out);
-                        }
-                    }
                     let msg = format!(
-                        "provider `{}` ended the stream before it was complete",
-                        self.relay.provider
+                        "the stream from provider `{}` broke: {}",
+                        self.provider,
+                        describe(e)
                     );
-                    return self.fail(msg, "upstream_stream_truncated");
+                    return self.fail(msg, "upstream_stream_broken");
                 }
+                Ok(None) => return self.end_of_upstream(),
                 Err(_) => {
                     let msg = format!(
                         "provider `{}` sent nothing for {}",
-                        self.relay.provider,
-                        humantime::format_duration(self.relay.idle)
+                        self.provider,
+                        humantime::format_duration(self.idle)
                     );
                     return self.fail(msg, "upstream_idle_timeout");
                 }
@@ -194,35 +201,140 @@ impl RelayState {
         }
     }
 
-    fn relay_event(&mut self, event: SseEvent, out: &mut BytesMut) {
-        if !event.has_data() {
-            out.extend_from_slice(&event.raw); // comments / keep-alives pass through
-            return;
+    /// The upstream closed the stream: relay what is left, then end cleanly or with an error.
+    fn end_of_upstream(&mut self) -> Option<Bytes> {
+        let mut out = Vec::new();
+        if let Some(event) = self.parser.finish() {
+            self.relay_event(&event, &mut out);
         }
-        if &event.data[..] == b"[DONE]" {
-            out.extend_from_slice(&event.raw);
+        if !self.done {
+            let closing = match &mut self.transform {
+                Transform::ChatPassthrough { .. } => Vec::new(),
+                Transform::Passthrough { decoder } | Transform::Translate { decoder, .. } => {
+                    decoder.finish()
+                }
+            };
+            for event in closing {
+                self.handle_canonical(&event, &mut out);
+            }
+        }
+        if self.complete && !self.upstream_error {
             self.done = true;
-            return;
+            self.finish(None);
+            return non_empty(out);
         }
-        let inspection = openai_chat::inspect_chunk(&event.data, self.relay.strip_usage);
-        if let Some(usage) = inspection.usage {
-            self.usage = Some(usage);
+        if self.upstream_error && matches!(self.transform, Transform::Translate { .. }) {
+            // The decoder already turned the cut into an error event for the client.
+            self.done = true;
+            self.finish(Some("upstream_stream_truncated".into()));
+            return non_empty(out);
         }
-        self.upstream_error |= inspection.is_error;
-        match inspection.action {
-            ChunkAction::Forward => out.extend_from_slice(&event.raw),
-            ChunkAction::Rewrite(json) => out.extend_from_slice(&SseEvent::encode(None, &json)),
-            ChunkAction::Drop => {}
+        let msg = format!(
+            "provider `{}` ended the stream before it was complete",
+            self.provider
+        );
+        let mut tail = self
+            .fail(msg, "upstream_stream_truncated")
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        out.append(&mut tail);
+        non_empty(out)
+    }
+
+    fn relay_event(&mut self, event: &SseEvent, out: &mut Vec<u8>) {
+        match &mut self.transform {
+            Transform::ChatPassthrough { strip_usage } => {
+                let strip_usage = *strip_usage;
+                if !event.has_data() {
+                    out.extend_from_slice(&event.raw); // comments / keep-alives pass through
+                    return;
+                }
+                if &event.data[..] == b"[DONE]" {
+                    out.extend_from_slice(&event.raw);
+                    self.complete = true;
+                    self.done = true;
+                    return;
+                }
+                let inspection = openai_chat::inspect_chunk(&event.data, strip_usage);
+                if let Some(usage) = inspection.usage {
+                    merge_usage(&mut self.usage, &usage);
+                }
+                self.upstream_error |= inspection.is_error;
+                match inspection.action {
+                    ChunkAction::Forward => out.extend_from_slice(&event.raw),
+                    ChunkAction::Rewrite(json) => {
+                        out.extend_from_slice(&SseEvent::encode(None, &json))
+                    }
+                    ChunkAction::Drop => {}
+                }
+            }
+            Transform::Passthrough { decoder } => {
+                let events = decoder.push(event);
+                out.extend_from_slice(&event.raw);
+                for e in &events {
+                    self.observe(e);
+                }
+            }
+            Transform::Translate { decoder, .. } => {
+                let events = decoder.push(event);
+                for e in &events {
+                    self.handle_canonical(e, out);
+                    if self.done {
+                        break;
+                    }
+                }
+            }
         }
     }
 
-    /// Ends the stream with an error event the client's SDK will raise.
+    /// A canonical event: note what it says, and encode it when translating.
+    fn handle_canonical(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        self.observe(event);
+        if let Transform::Translate { encoder, .. } = &mut self.transform {
+            encoder.push(event, out);
+            if matches!(event, StreamEvent::Error { .. }) {
+                self.done = true;
+            }
+        }
+    }
+
+    fn observe(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::MessageStart { usage: Some(u), .. } | StreamEvent::Usage { usage: u } => {
+                merge_usage(&mut self.usage, u)
+            }
+            StreamEvent::MessageDelta { stop_reason, usage } => {
+                if let Some(u) = usage {
+                    merge_usage(&mut self.usage, u);
+                }
+                self.complete |= stop_reason.is_some();
+            }
+            StreamEvent::MessageStop => {
+                self.complete = true;
+                self.done = true;
+            }
+            StreamEvent::Error { .. } => self.upstream_error = true,
+            _ => {}
+        }
+    }
+
+    /// Ends the stream with an error event in the client's dialect.
     fn fail(&mut self, message: String, code: &str) -> Option<Bytes> {
-        tracing::warn!(provider = %self.relay.provider, code, "{message}");
-        let body = ErrorBody::new(ErrorKind::Upstream, message).with_code(code);
+        tracing::warn!(provider = %self.provider, code, "{message}");
+        let error = StreamEvent::Error {
+            error: ErrorBody::new(ErrorKind::Upstream, message).with_code(code),
+        };
+        let mut out = Vec::new();
+        match &mut self.transform {
+            Transform::Translate { encoder, .. } => encoder.push(&error, &mut out),
+            _ => self
+                .client
+                .stream_encoder(&self.encode)
+                .push(&error, &mut out),
+        }
         self.finish(Some(code.to_string()));
         self.done = true;
-        Some(Bytes::from(openai_chat::stream_error_event(&body)))
+        non_empty(out)
     }
 
     fn finish(&mut self, error: Option<String>) {
@@ -230,7 +342,7 @@ impl RelayState {
             self.upstream_error
                 .then(|| "upstream_error_event".to_string())
         });
-        let usage = self.usage.unwrap_or_default();
+        let usage = self.usage;
         if let Some(mut ledger) = self.ledger.take() {
             ledger.with(|r| r.usage = usage);
             ledger.finish(200, error);
@@ -238,6 +350,6 @@ impl RelayState {
     }
 }
 
-fn non_empty(out: BytesMut) -> Option<Bytes> {
-    (!out.is_empty()).then(|| out.freeze())
+fn non_empty(out: Vec<u8>) -> Option<Bytes> {
+    (!out.is_empty()).then(|| Bytes::from(out))
 }

@@ -64,11 +64,22 @@ impl Catalog {
 
     /// Resolves a requested model (`model` or `platform,model`) to a target, taking providers
     /// that serve the same model in turn.
-    pub fn resolve(&self, requested: &str) -> Result<Route, GatewayError> {
+    /// `only_platform` is the endpoint's own restriction (seed 004's `/gemini/v1/chat`).
+    pub fn resolve(
+        &self,
+        requested: &str,
+        only_platform: Option<&str>,
+    ) -> Result<Route, GatewayError> {
         let (platform, model) = match requested.split_once(',') {
             Some((platform, model)) => (Some(platform.trim()), model.trim()),
             None => (None, requested),
         };
+        if let (Some(named), Some(only)) = (platform, only_platform)
+            && named != only
+        {
+            return Err(GatewayError::model_not_found(requested));
+        }
+        let platform = platform.or(only_platform);
         let entry = self
             .entries
             .get(model)
@@ -117,13 +128,13 @@ providers:
     #[test]
     fn aliases_and_names() {
         let c = catalog();
-        let r = c.resolve("fast").unwrap();
+        let r = c.resolve("fast", None).unwrap();
         assert_eq!(
             (r.target.provider.name(), &*r.target.upstream_model),
             ("a", "m1")
         );
-        assert_eq!(&*c.resolve("m1").unwrap().target.upstream_model, "m1");
-        let err = c.resolve("nope").unwrap_err();
+        assert_eq!(&*c.resolve("m1", None).unwrap().target.upstream_model, "m1");
+        let err = c.resolve("nope", None).unwrap_err();
         assert_eq!(err.body.code.as_deref(), Some("model_not_found"));
         let names: Vec<_> = c.models().map(|(m, _)| m).collect();
         assert_eq!(names, vec!["m1", "fast", "shared"]);
@@ -134,7 +145,7 @@ providers:
         let c = catalog();
         let picks: Vec<String> = (0..4)
             .map(|_| {
-                c.resolve("shared")
+                c.resolve("shared", None)
                     .unwrap()
                     .target
                     .provider
@@ -145,11 +156,25 @@ providers:
         assert_eq!(picks, vec!["a", "b", "a", "b"]);
         for _ in 0..3 {
             assert_eq!(
-                c.resolve("qwen,shared").unwrap().target.provider.name(),
+                c.resolve("qwen,shared", None)
+                    .unwrap()
+                    .target
+                    .provider
+                    .name(),
                 "b"
             );
         }
-        assert!(c.resolve("qwen,m1").is_err());
-        assert!(c.resolve("gemini,shared").is_err());
+        assert!(c.resolve("qwen,m1", None).is_err());
+        assert!(c.resolve("gemini,shared", None).is_err());
+        assert_eq!(
+            c.resolve("shared", Some("qwen"))
+                .unwrap()
+                .target
+                .provider
+                .name(),
+            "b"
+        );
+        assert!(c.resolve("openai,shared", Some("qwen")).is_err());
+        assert!(c.resolve("m1", Some("qwen")).is_err());
     }
 }

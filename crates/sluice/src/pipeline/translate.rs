@@ -1,16 +1,83 @@
-//! Phase 4: the body the upstream will receive. A client and an upstream that speak the same
-//! dialect get byte passthrough: the client's bytes, with only the fields the gateway owns
-//! rewritten (the model name when an alias maps it; `stream_options.include_usage` for streams).
+//! Phase 4: the body the upstream will receive.
+//!
+//! Same dialect on both sides: byte passthrough — the client's bytes with only the fields the
+//! gateway owns rewritten (the model name; `stream_options.include_usage` for OpenAI Chat
+//! streams). Different dialects: decode into the canonical form, encode for the upstream.
 
 use bytes::Bytes;
-use sluice_dialect::openai_chat::ChatRequest;
+use sluice_dialect::Dialect;
+use sluice_dialect::registry::{Probe, estimate_input_tokens};
 
-use super::route::Route;
+use crate::error::GatewayError;
 
-/// The upstream body for an OpenAI Chat request routed to an OpenAI-compatible provider.
-pub fn chat_passthrough(original: &Bytes, request: &ChatRequest<'_>, route: &Route) -> Bytes {
-    match request.upstream_body(&route.target.upstream_model) {
-        None => original.clone(),
-        Some(edited) => Bytes::from(edited),
+/// The upstream body for a generation request.
+pub fn upstream_body(
+    client: Dialect,
+    upstream: Dialect,
+    original: &Bytes,
+    probe: &Probe<'_>,
+    upstream_model: &str,
+) -> Result<Bytes, GatewayError> {
+    if client == upstream {
+        return Ok(match probe.passthrough_body(upstream_model) {
+            None => original.clone(),
+            Some(edited) => Bytes::from(edited),
+        });
     }
+    let mut request = client
+        .decode_request(original)
+        .map_err(GatewayError::bad_request)?;
+    request.model = upstream_model.to_string();
+    request.stream = probe.stream;
+    Ok(Bytes::from(upstream.encode_request(&request).to_string()))
+}
+
+/// A token count the gateway answers itself, for upstreams that cannot count: a documented
+/// estimate (about four characters a token).
+pub fn local_token_count(client: Dialect, original: &Bytes) -> Result<u64, GatewayError> {
+    let request = client
+        .decode_count_tokens(original)
+        .map_err(GatewayError::bad_request)?;
+    Ok(estimate_input_tokens(&request))
+}
+
+/// The upstream body for a token count by an upstream that counts itself.
+pub fn count_tokens_body(
+    client: Dialect,
+    upstream: Dialect,
+    original: &Bytes,
+    probe: &Probe<'_>,
+    upstream_model: &str,
+) -> Result<Bytes, GatewayError> {
+    if client == upstream {
+        return Ok(match probe.passthrough_body(upstream_model) {
+            None => original.clone(),
+            Some(edited) => Bytes::from(edited),
+        });
+    }
+    let mut request = client
+        .decode_count_tokens(original)
+        .map_err(GatewayError::bad_request)?;
+    request.model = upstream_model.to_string();
+    request.stream = false;
+    let mut body = upstream.encode_request(&request);
+    if let Some(obj) = body.as_object_mut() {
+        match upstream {
+            // count_tokens takes the messages request without generation settings.
+            Dialect::Anthropic => {
+                obj.remove("max_tokens");
+                obj.remove("stream");
+                obj.remove("temperature");
+                obj.remove("top_p");
+                obj.remove("top_k");
+                obj.remove("stop_sequences");
+                obj.remove("metadata");
+            }
+            Dialect::Gemini => {
+                obj.remove("generationConfig");
+            }
+            _ => {}
+        }
+    }
+    Ok(Bytes::from(body.to_string()))
 }

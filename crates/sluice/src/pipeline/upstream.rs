@@ -49,6 +49,7 @@ pub async fn read_body(
 /// A non-success upstream answer as a client error, reading at most 64 KiB of its body.
 pub async fn error_from_response(
     provider: &str,
+    dialect: sluice_dialect::Dialect,
     response: reqwest::Response,
     idle: Duration,
 ) -> GatewayError {
@@ -59,7 +60,7 @@ pub async fn error_from_response(
         Ok(Ok(b)) => b.slice(..b.len().min(64 * 1024)),
         _ => bytes::Bytes::new(),
     };
-    GatewayError::from_upstream(provider, status, retry_after, body)
+    GatewayError::from_upstream(provider, dialect, status, retry_after, body)
 }
 
 /// A transport error in words: the error and its causes, without the URL.

@@ -1,0 +1,59 @@
+//! Google's Gemini API with AI Studio keys.
+//!
+//! `POST {base-url}/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`
+//! and `:countTokens`, with `x-goog-api-key` (never `?key=`, which would put the key in URLs
+//! and so in logs).
+
+use bytes::Bytes;
+use http::HeaderName;
+
+use super::{Credential, Operation, ProviderCommon, UpstreamCall, UpstreamRequest};
+use crate::config::{ProviderConfig, Timeouts};
+
+#[derive(Debug)]
+pub struct Gemini {
+    pub common: ProviderCommon,
+}
+
+impl Gemini {
+    pub fn new(config: &ProviderConfig, defaults: &Timeouts) -> Result<Self, String> {
+        let common = ProviderCommon::from_config(
+            config,
+            defaults,
+            HeaderName::from_static("x-goog-api-key"),
+            str::to_string,
+        );
+        common.url("/v1beta/models")?;
+        Ok(Self { common })
+    }
+
+    pub fn request(
+        &self,
+        call: &UpstreamCall<'_>,
+        credential: &Credential,
+        body: Bytes,
+    ) -> Result<UpstreamRequest, String> {
+        let headers = self.common.base_headers(credential, call.stream);
+        let action = match (call.operation, call.stream) {
+            (Operation::CountTokens, _) => "countTokens",
+            (Operation::Generate, true) => "streamGenerateContent?alt=sse",
+            (Operation::Generate, false) => "generateContent",
+        };
+        // The model name is a path segment: keep it from adding segments or a query.
+        let model: String = call
+            .model
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let url = self
+            .common
+            .url(&format!("/v1beta/models/{model}:{action}"))?;
+        Ok(UpstreamRequest { url, headers, body })
+    }
+}

@@ -93,7 +93,7 @@ impl Dialect {
                 let spans = ObjectSpans::parse_bytes(body).map_err(malformed)?;
                 let has_contents = spans.raw("contents").is_some_and(|r| r != "null");
                 let wrapped = spans.raw("generateContentRequest").is_some();
-                if !has_contents && !(count_tokens && wrapped) {
+                if !(has_contents || (count_tokens && wrapped)) {
                     return Err(missing("contents"));
                 }
                 Ok(Probe {

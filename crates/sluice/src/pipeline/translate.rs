@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use sluice_dialect::Dialect;
+use sluice_dialect::canonical::{Part, Request};
 use sluice_dialect::registry::{Probe, estimate_input_tokens};
 
 use crate::error::GatewayError;
@@ -29,7 +30,26 @@ pub fn upstream_body(
         .map_err(GatewayError::bad_request)?;
     request.model = upstream_model.to_string();
     request.stream = probe.stream;
+    drop_foreign_reasoning(&mut request);
     Ok(Bytes::from(upstream.encode_request(&request).to_string()))
+}
+
+/// Reasoning signatures are only valid for the provider that issued them, and the canonical
+/// form does not record which one that was: across dialects, Anthropic's `signature` would
+/// reach OpenAI as `encrypted_content` (and the reverse), which the upstream rejects. So a
+/// translated request keeps the reasoning text but not its signatures, and drops redacted
+/// reasoning. (Gemini thought signatures ride on tool calls and text parts, and are kept.)
+fn drop_foreign_reasoning(request: &mut Request) {
+    for message in &mut request.messages {
+        message
+            .parts
+            .retain(|p| !matches!(p, Part::RedactedThinking { .. }));
+        for part in &mut message.parts {
+            if let Part::Thinking { signature, .. } = part {
+                *signature = None;
+            }
+        }
+    }
 }
 
 /// A token count the gateway answers itself, for upstreams that cannot count: a documented
@@ -80,4 +100,48 @@ pub fn count_tokens_body(
         }
     }
     Ok(Bytes::from(body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sluice_dialect::canonical::{Message, Role};
+
+    #[test]
+    fn translated_requests_lose_reasoning_signatures_only() {
+        let call = Part::ToolCall {
+            id: "c".into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+            thought_signature: Some("gemini".into()),
+        };
+        let mut request = Request {
+            messages: vec![Message {
+                role: Role::Assistant,
+                parts: vec![
+                    Part::Thinking {
+                        text: "hmm".into(),
+                        signature: Some("anthropic-sig".into()),
+                    },
+                    Part::RedactedThinking {
+                        data: "opaque".into(),
+                    },
+                    call.clone(),
+                ],
+            }],
+            ..Default::default()
+        };
+        drop_foreign_reasoning(&mut request);
+        assert_eq!(
+            request.messages[0].parts,
+            vec![
+                Part::Thinking {
+                    text: "hmm".into(),
+                    signature: None
+                },
+                call
+            ]
+        );
+    }
 }

@@ -9,10 +9,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 
 /// Header carrying directives.
-pub(crate) const HEADER: &str = "x-mock";
+const HEADER: &str = "x-mock";
 
 const PREFIX: &str = "mock:";
 
@@ -38,6 +38,17 @@ pub(crate) struct Directives {
     pub(crate) words: Option<usize>,
     /// `cached=N`: cached prompt tokens to report.
     pub(crate) cached: Option<u64>,
+}
+
+/// Reads a request's directives and waits out its `latency_ms`: the first step of every
+/// endpoint, before authentication, so even a rejected request can be slowed down.
+pub(crate) async fn arrive(headers: &HeaderMap, body: &[u8]) -> Directives {
+    let header = headers.get(HEADER).and_then(|value| value.to_str().ok());
+    let directives = Directives::parse(header, &String::from_utf8_lossy(body));
+    if let Some(latency) = directives.latency {
+        tokio::time::sleep(latency).await;
+    }
+    directives
 }
 
 impl Directives {

@@ -6,6 +6,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::Value;
 
 /// An error the fake OpenAI upstream answers with.
 #[derive(Debug)]
@@ -112,6 +113,27 @@ impl OpenAiError {
         .with_code("empty_array")
     }
 
+    /// 400 (Responses): `previous_response_id` names a response the mock never stored (it
+    /// stores none).
+    pub(crate) fn previous_response_not_found(id: &str) -> Self {
+        Self::invalid_request(
+            StatusCode::BAD_REQUEST,
+            format!("Previous response with id '{id}' not found."),
+        )
+        .with_param("previous_response_id")
+        .with_code("previous_response_not_found")
+    }
+
+    /// 400 (Responses): a `function_call_output` item whose `call_id` matches no
+    /// `function_call` item of the input.
+    pub(crate) fn orphan_function_call_output(call_id: &str) -> Self {
+        Self::invalid_request(
+            StatusCode::BAD_REQUEST,
+            format!("No tool call found for function call output with call_id {call_id}."),
+        )
+        .with_param("input")
+    }
+
     /// 404: the model is not among the configured ones.
     pub(crate) fn model_not_found(model: &str) -> Self {
         Self::invalid_request(
@@ -193,6 +215,18 @@ impl OpenAiError {
         error.code = code;
         error.retry_after = retry_after;
         error
+    }
+}
+
+/// How OpenAI names a JSON value's type in `invalid_type` messages.
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

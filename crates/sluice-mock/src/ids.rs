@@ -1,4 +1,4 @@
-//! Random identifiers in the shapes OpenAI uses, and the clock.
+//! Random identifiers in the shapes each provider uses, opaque signatures, and the clock.
 //!
 //! Not cryptographic: a per-thread splitmix64 seeded from std's randomly keyed hasher, so minting
 //! an id costs a few nanoseconds and needs no dependency.
@@ -53,6 +53,56 @@ pub(crate) fn request_id() -> String {
     format!("req_{:016x}{:016x}", next_u64(), next_u64())
 }
 
+/// `hex` lowercase hexadecimal digits.
+fn hex(len: usize) -> String {
+    let mut out = String::with_capacity(len + 16);
+    while out.len() < len {
+        out.push_str(&format!("{:016x}", next_u64()));
+    }
+    out.truncate(len);
+    out
+}
+
+/// OpenAI Responses' item ids: `prefix` + `_` + 50 hex digits (`resp_…`, `msg_…`, `fc_…`, `rs_…`).
+pub(crate) fn responses_id(prefix: &str) -> String {
+    format!("{prefix}_{}", hex(50))
+}
+
+/// Anthropic's message id: `msg_01` + 22 alphanumerics.
+pub(crate) fn anthropic_message_id() -> String {
+    format!("msg_01{}", alphanumeric(22))
+}
+
+/// Anthropic's tool-use id: `toolu_01` + 22 alphanumerics.
+pub(crate) fn anthropic_tool_use_id() -> String {
+    format!("toolu_01{}", alphanumeric(22))
+}
+
+/// Anthropic's request id: `req_011C` + 20 alphanumerics.
+pub(crate) fn anthropic_request_id() -> String {
+    format!("req_011C{}", alphanumeric(20))
+}
+
+/// Gemini's `responseId`: 23 alphanumerics.
+pub(crate) fn gemini_response_id() -> String {
+    alphanumeric(23)
+}
+
+/// An opaque signature (Anthropic thinking, Gemini thought signatures, Responses encrypted
+/// reasoning): 96 random bytes in standard base64.
+pub(crate) fn signature() -> String {
+    const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(128);
+    // 96 bytes = 32 groups of 3 bytes = 128 characters, no padding needed.
+    for _ in 0..32 {
+        let bits = next_u64() & 0xFF_FFFF;
+        for shift in [18, 12, 6, 0] {
+            out.push(char::from(BASE64[((bits >> shift) & 0x3F) as usize]));
+        }
+    }
+    out
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
@@ -74,5 +124,24 @@ mod tests {
         assert_eq!(suffix.len(), 24);
         assert!(suffix.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_eq!(request_id().len(), 4 + 32);
+    }
+
+    #[test]
+    fn provider_ids_have_their_shapes() {
+        let response = responses_id("resp");
+        assert_eq!(response.len(), 5 + 50);
+        assert!(response[5..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(anthropic_message_id().len(), "msg_01".len() + 22);
+        assert!(anthropic_tool_use_id().starts_with("toolu_01"));
+        assert!(anthropic_request_id().starts_with("req_011C"));
+        assert_eq!(gemini_response_id().len(), 23);
+        let signature = signature();
+        assert_eq!(signature.len(), 128);
+        assert!(
+            signature
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        );
+        assert_ne!(signature, self::signature());
     }
 }

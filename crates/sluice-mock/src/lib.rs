@@ -1,18 +1,26 @@
 //! A faithful fake of upstream LLM provider APIs, for Sluice's integration tests, demo and
 //! benchmark.
 //!
-//! Today it speaks OpenAI Chat Completions (`POST /v1/chat/completions`, `GET /v1/models`);
-//! other dialects slot in as sibling modules of `openai_chat`. Replies are deterministic:
-//! `Hello from sluice-mock! You said: <last user text>`, or one tool call when tools are offered
-//! to a user turn.
+//! It speaks four dialects, one sibling module each, all answering alike (the `assistant` module decides what they say):
+//!
+//! | dialect | endpoints |
+//! |---|---|
+//! | OpenAI Chat Completions (`openai_chat`) | `POST /v1/chat/completions`, `GET /v1/models` |
+//! | OpenAI Responses (`openai_responses`) | `POST /v1/responses` |
+//! | Anthropic Messages (`anthropic`) | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` with `anthropic-version` |
+//! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
+//!
+//! Replies are deterministic: `Hello from sluice-mock! You said: <last user text>`, one function
+//! call when functions are offered to a user turn, `Tool result received: <result>` after a tool
+//! result.
 //!
 //! Faults are chosen per request by `mock:key=value` directives, found anywhere in the raw
 //! request body (so they survive a gateway's translation) or in the `x-mock` header (which
-//! overrides the body):
+//! overrides the body); every dialect honours them alike and shapes errors its own way:
 //!
 //! | directive | effect |
 //! |---|---|
-//! | `status=NNN` (400–599) | answer with that status and an OpenAI error body |
+//! | `status=NNN` (400–599) | answer with that status and the dialect's error body |
 //! | `retry_after=S` | with `status`: add `Retry-After: S` |
 //! | `latency_ms=N` | wait N ms before the response headers |
 //! | `chunk_delay_ms=N` | wait N ms between stream events |
@@ -26,11 +34,18 @@
 //! counters to clients running the mock as a separate process.
 #![forbid(unsafe_code)]
 
+mod anthropic;
+mod assistant;
 mod directives;
 mod errors;
+mod gemini;
 mod ids;
+mod models;
 mod openai_chat;
+mod openai_gate;
+mod openai_responses;
 mod record;
+mod sse;
 mod stream_body;
 
 use std::net::SocketAddr;
@@ -56,7 +71,9 @@ const BODY_LIMIT: usize = 64 * 1024 * 1024;
 pub struct MockConfig {
     /// Models served; empty = accept any model name.
     pub models: Vec<String>,
-    /// Upstream keys accepted as `Authorization: Bearer`; empty = accept any (and none).
+    /// Upstream keys accepted, each dialect reading them where its provider does (OpenAI:
+    /// `Authorization: Bearer`; Anthropic: `x-api-key` or `Authorization: Bearer`; Gemini:
+    /// `x-goog-api-key` or `?key=`); empty = accept any (and none).
     pub api_keys: Vec<String>,
     /// Record every request for later inspection (switch off for benchmarks).
     pub record: bool,
@@ -68,6 +85,32 @@ impl Default for MockConfig {
             models: Vec::new(),
             api_keys: Vec::new(),
             record: true,
+        }
+    }
+}
+
+impl MockConfig {
+    /// Whether `model` is served (any model when none are configured).
+    pub(crate) fn serves(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|served| served == model)
+    }
+
+    /// Whether requests must carry a key.
+    pub(crate) fn requires_key(&self) -> bool {
+        !self.api_keys.is_empty()
+    }
+
+    /// Whether `key` is one of the accepted keys.
+    pub(crate) fn accepts_key(&self, key: &str) -> bool {
+        self.api_keys.iter().any(|accepted| accepted == key)
+    }
+
+    /// The model ids listed by the model endpoints: the configured ones, or a default.
+    pub(crate) fn listed_models(&self) -> Vec<&str> {
+        if self.models.is_empty() {
+            vec![models::DEFAULT]
+        } else {
+            self.models.iter().map(String::as_str).collect()
         }
     }
 }
@@ -154,6 +197,10 @@ pub fn router(config: MockConfig) -> (Router, Recorder) {
     });
     let mut app = Router::new()
         .merge(openai_chat::routes())
+        .merge(openai_responses::routes())
+        .merge(anthropic::routes())
+        .merge(gemini::routes())
+        .merge(models::routes())
         .merge(record::routes())
         .fallback(unknown_url)
         .method_not_allowed_fallback(wrong_method)

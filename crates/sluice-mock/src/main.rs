@@ -9,7 +9,8 @@ use clap::Parser;
 use sluice_mock::{MockConfig, MockServer};
 use tracing_subscriber::EnvFilter;
 
-/// A faithful fake of the OpenAI Chat Completions API, for tests, demos and benchmarks.
+/// A faithful fake of the OpenAI (Chat Completions, Responses), Anthropic Messages and Gemini
+/// APIs, for tests, demos and benchmarks.
 #[derive(Debug, Parser)]
 #[command(name = "sluice-mock", version, about)]
 struct Cli {
@@ -19,7 +20,8 @@ struct Cli {
     /// Model to serve (repeatable); none = accept any model name.
     #[arg(long = "model", value_name = "NAME")]
     models: Vec<String>,
-    /// Upstream key to require as `Authorization: Bearer` (repeatable); none = accept any.
+    /// Upstream key to require, read where each provider reads it (`Authorization: Bearer`,
+    /// `x-api-key`, `x-goog-api-key` or `?key=`) (repeatable); none = accept any.
     #[arg(long = "api-key", value_name = "KEY")]
     api_keys: Vec<String>,
     /// Do not record requests (for benchmarks).

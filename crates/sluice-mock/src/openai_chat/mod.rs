@@ -1,4 +1,5 @@
-//! OpenAI Chat Completions: `POST /v1/chat/completions` (JSON or SSE) and `GET /v1/models`.
+//! OpenAI Chat Completions: `POST /v1/chat/completions` (JSON or SSE), and the OpenAI shape of
+//! `GET /v1/models` (which [`crate::models`] dispatches here).
 //!
 //! Every request goes: directives → `latency_ms` → auth → injected `status` → validation →
 //! model check → reply.
@@ -12,31 +13,23 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::directives::{self, Directives};
 use crate::errors::OpenAiError;
-use crate::{AppState, MockConfig, ids, stream_body};
+use crate::openai_gate::preflight;
+use crate::{AppState, ids, models, stream_body};
 use request::ChatRequest;
 use wire::{ChatCompletion, Meta};
 
-/// Listed by `GET /v1/models` when no models are configured.
-const DEFAULT_MODEL: &str = "mock-model";
-
-/// `created` of every listed model (fixed, so listings are deterministic).
-const MODEL_CREATED: u64 = 1_700_000_000;
-
 /// The Chat Completions endpoints.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/models", get(list_models))
+    Router::new().route("/v1/chat/completions", post(chat_completions))
 }
 
 async fn chat_completions(
@@ -57,7 +50,7 @@ async fn complete(
     let directives = preflight(&state.config, headers, body).await?;
     let json: Value = serde_json::from_slice(body).map_err(|_| OpenAiError::invalid_json())?;
     let request = ChatRequest::from_json(&json)?;
-    if !serves(&state.config, request.model) {
+    if !state.config.serves(request.model) {
         return Err(OpenAiError::model_not_found(request.model));
     }
     let (reply, usage) = reply::answer(&request, &directives);
@@ -79,48 +72,6 @@ async fn complete(
     Ok(response)
 }
 
-/// The steps every endpoint shares: read directives, wait, authenticate, inject a status.
-async fn preflight(
-    config: &MockConfig,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Directives, OpenAiError> {
-    let header = headers
-        .get(directives::HEADER)
-        .and_then(|value| value.to_str().ok());
-    let directives = Directives::parse(header, &String::from_utf8_lossy(body));
-    if let Some(latency) = directives.latency {
-        tokio::time::sleep(latency).await;
-    }
-    authorize(config, headers)?;
-    if let Some(status) = directives.status {
-        return Err(OpenAiError::injected(status, directives.retry_after));
-    }
-    Ok(directives)
-}
-
-fn authorize(config: &MockConfig, headers: &HeaderMap) -> Result<(), OpenAiError> {
-    if config.api_keys.is_empty() {
-        return Ok(());
-    }
-    let key = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|key| !key.is_empty())
-        .ok_or_else(OpenAiError::missing_api_key)?;
-    if config.api_keys.iter().any(|accepted| accepted == key) {
-        Ok(())
-    } else {
-        Err(OpenAiError::invalid_api_key(key))
-    }
-}
-
-fn serves(config: &MockConfig, model: &str) -> bool {
-    config.models.is_empty() || config.models.iter().any(|served| served == model)
-}
-
 #[derive(Serialize)]
 struct ModelList<'a> {
     object: &'static str,
@@ -135,21 +86,19 @@ struct Model<'a> {
     owned_by: &'static str,
 }
 
-async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(error) = preflight(&state.config, &headers, &[]).await {
+/// `GET /v1/models` in OpenAI's shape.
+pub(crate) async fn list_models(state: &AppState, headers: &HeaderMap) -> Response {
+    if let Err(error) = preflight(&state.config, headers, &[]).await {
         return error.into_response();
     }
-    let ids: Vec<&str> = if state.config.models.is_empty() {
-        vec![DEFAULT_MODEL]
-    } else {
-        state.config.models.iter().map(String::as_str).collect()
-    };
-    let data = ids
+    let data = state
+        .config
+        .listed_models()
         .into_iter()
         .map(|id| Model {
             id,
             object: "model",
-            created: MODEL_CREATED,
+            created: models::CREATED,
             owned_by: "sluice-mock",
         })
         .collect();

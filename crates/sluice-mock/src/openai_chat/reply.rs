@@ -1,16 +1,17 @@
-//! What the fake assistant answers: deterministic text or one tool call, and the token counts.
+//! Chat Completions' side of the fake assistant: the request as a [`Conversation`], and the
+//! answer as Chat shapes it (a tool call carries a `call_…` id and serialized arguments).
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+#[cfg(test)]
+use serde_json::json;
 
 use super::request::ChatRequest;
+#[cfg(test)]
+use crate::assistant::TOOL_CALL_TOKENS;
+pub(crate) use crate::assistant::Usage;
+use crate::assistant::{self, Answer, Conversation, Speaker, Tool, ToolChoice, Turn};
 use crate::directives::Directives;
 use crate::ids;
-
-/// Characters of user text echoed back.
-const ECHO_CHARS: usize = 200;
-
-/// Completion tokens reported for a tool call.
-const TOOL_CALL_TOKENS: u64 = 12;
 
 /// The assistant's answer.
 #[derive(Debug, PartialEq)]
@@ -32,17 +33,6 @@ pub(crate) struct ToolCall {
     pub(crate) arguments: String,
 }
 
-/// Token counts, deterministic estimates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Usage {
-    /// Prompt tokens, including the cached ones.
-    pub(crate) prompt: u64,
-    /// Completion tokens.
-    pub(crate) completion: u64,
-    /// Cached prompt tokens (`mock:cached=N`).
-    pub(crate) cached: u64,
-}
-
 impl Reply {
     /// OpenAI's `finish_reason` for this reply.
     pub(crate) fn finish_reason(&self) -> &'static str {
@@ -55,32 +45,57 @@ impl Reply {
 
 /// Decides the reply and its usage for a request.
 pub(crate) fn answer(request: &ChatRequest<'_>, directives: &Directives) -> (Reply, Usage) {
-    let reply = tool_call(request).map_or_else(
-        || Reply::Text(text_reply(request.messages, directives)),
-        Reply::ToolCall,
-    );
-    let prompt_chars: usize = request
-        .messages
-        .iter()
-        .flat_map(|message| text_parts(message.get("content")))
-        .map(|text| text.chars().count())
-        .sum();
-    let cached = directives.cached.unwrap_or(0);
-    let completion = match &reply {
-        Reply::Text(text) => text.split_whitespace().count() as u64,
-        Reply::ToolCall(_) => TOOL_CALL_TOKENS,
-    };
-    let usage = Usage {
-        // Prompt tokens include the cached ones, so never report fewer.
-        prompt: (prompt_chars.div_ceil(4) as u64).max(1).max(cached),
-        completion,
-        cached,
+    let (answer, usage) = assistant::answer(&conversation(request), directives);
+    let reply = match answer {
+        Answer::Text(text) => Reply::Text(text),
+        Answer::Call(call) => Reply::ToolCall(ToolCall {
+            id: ids::tool_call_id(),
+            arguments: call.arguments_json(),
+            name: call.name,
+        }),
     };
     (reply, usage)
 }
 
-fn role(message: &Value) -> Option<&str> {
-    message.get("role").and_then(Value::as_str)
+fn conversation<'a>(request: &ChatRequest<'a>) -> Conversation<'a> {
+    let turns = request
+        .messages
+        .iter()
+        .map(|message| {
+            let speaker = match message.get("role").and_then(Value::as_str) {
+                Some("user") => Speaker::User,
+                Some("tool") => Speaker::ToolResult,
+                _ => Speaker::Other,
+            };
+            Turn::new(speaker, text_parts(message.get("content")))
+        })
+        .collect();
+    let tools = request
+        .tools
+        .iter()
+        .filter_map(|tool| tool.get("function"))
+        .filter_map(|function| {
+            Some(Tool {
+                name: function.get("name")?.as_str()?,
+                parameters: function.get("parameters"),
+            })
+        })
+        .collect();
+    let tool_choice = match request.tool_choice {
+        Some(Value::String(choice)) if choice == "none" => ToolChoice::None,
+        Some(choice) => choice
+            .get("function")
+            .and_then(|function| function.get("name"))
+            .and_then(Value::as_str)
+            .map_or(ToolChoice::Auto, ToolChoice::Named),
+        None => ToolChoice::Auto,
+    };
+    Conversation {
+        turns,
+        tools,
+        tool_choice,
+        ..Conversation::default()
+    }
 }
 
 /// The text of a message's `content`: a string, or the `text` of its parts.
@@ -92,145 +107,6 @@ fn text_parts(content: Option<&Value>) -> Vec<&str> {
             .filter_map(|part| part.get("text").and_then(Value::as_str))
             .collect(),
         _ => Vec::new(),
-    }
-}
-
-fn message_text(message: &Value) -> String {
-    text_parts(message.get("content")).join(" ")
-}
-
-fn first_chars(text: &str, n: usize) -> &str {
-    text.char_indices()
-        .nth(n)
-        .map_or(text, |(at, _)| &text[..at])
-}
-
-fn text_reply(messages: &[Value], directives: &Directives) -> String {
-    if let Some(words) = directives.words {
-        return numbered_words(words);
-    }
-    match messages.last() {
-        Some(last) if role(last) == Some("tool") => format!(
-            "Tool result received: {}",
-            first_chars(&message_text(last), ECHO_CHARS)
-        ),
-        _ => {
-            let said = messages
-                .iter()
-                .rev()
-                .find(|message| role(message) == Some("user"))
-                .map(message_text)
-                .unwrap_or_default();
-            format!(
-                "Hello from sluice-mock! You said: {}",
-                first_chars(&said, ECHO_CHARS)
-            )
-        }
-    }
-}
-
-/// `w1 w2 … wN`.
-fn numbered_words(n: usize) -> String {
-    let mut text = String::with_capacity(n * 7);
-    for i in 1..=n {
-        if i > 1 {
-            text.push(' ');
-        }
-        text.push('w');
-        text.push_str(&i.to_string());
-    }
-    text
-}
-
-/// A call to the named (or first) tool, when tools are offered to a user turn.
-fn tool_call(request: &ChatRequest<'_>) -> Option<ToolCall> {
-    let last_is_user = request.messages.last().and_then(role) == Some("user");
-    let tool_choice = request.tool_choice;
-    if request.tools.is_empty()
-        || !last_is_user
-        || tool_choice.and_then(Value::as_str) == Some("none")
-    {
-        return None;
-    }
-    let functions = request.tools.iter().filter_map(|tool| tool.get("function"));
-    let named = tool_choice
-        .and_then(|choice| choice.get("function"))
-        .and_then(|function| function.get("name"))
-        .and_then(Value::as_str);
-    let (name, function) = match named {
-        Some(name) => (
-            name,
-            functions
-                .clone()
-                .find(|function| function_name(function) == Some(name)),
-        ),
-        None => {
-            let function = functions
-                .clone()
-                .find(|function| function_name(function).is_some())?;
-            (function_name(function)?, Some(function))
-        }
-    };
-    Some(ToolCall {
-        id: ids::tool_call_id(),
-        name: name.to_owned(),
-        arguments: fake_arguments(function.and_then(|function| function.get("parameters"))),
-    })
-}
-
-fn function_name(function: &Value) -> Option<&str> {
-    function.get("name").and_then(Value::as_str)
-}
-
-/// A JSON object with every required property set to a plausible value of its schema type.
-fn fake_arguments(parameters: Option<&Value>) -> String {
-    let properties = parameters.and_then(|schema| schema.get("properties"));
-    let required = parameters
-        .and_then(|schema| schema.get("required"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str);
-    let mut arguments = Map::new();
-    for name in required {
-        let schema = properties.and_then(|properties| properties.get(name));
-        arguments.insert(name.to_owned(), fake_value(name, schema));
-    }
-    Value::Object(arguments).to_string()
-}
-
-fn fake_value(name: &str, schema: Option<&Value>) -> Value {
-    if let Some(first) = schema
-        .and_then(|schema| schema.get("enum"))
-        .and_then(Value::as_array)
-        .and_then(|values| values.first())
-    {
-        return first.clone();
-    }
-    let kind = match schema.and_then(|schema| schema.get("type")) {
-        Some(Value::String(kind)) => kind.as_str(),
-        // `["string", "null"]`: the first non-null type.
-        Some(Value::Array(kinds)) => kinds
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|kind| *kind != "null")
-            .unwrap_or("null"),
-        _ => "string",
-    };
-    match kind {
-        "number" | "integer" => json!(1),
-        "boolean" => json!(true),
-        "array" => json!([]),
-        "object" => json!({}),
-        "null" => Value::Null,
-        _ => {
-            let lower = name.to_ascii_lowercase();
-            if lower.contains("location") || lower.contains("city") {
-                json!("Paris")
-            } else {
-                json!("test")
-            }
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::errors::OpenAiError;
+use crate::errors::{OpenAiError, json_type};
 
 /// A validated view into a request body.
 #[derive(Debug)]
@@ -72,17 +72,6 @@ impl<'a> ChatRequest<'a> {
                 .unwrap_or(false),
             include_usage,
         })
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -70,3 +70,71 @@ pub async fn error_body(response: reqwest::Response) -> Value {
     assert!(error["message"].is_string() && error["type"].is_string());
     error
 }
+
+/// POST `body` as JSON to `path` (from the server root, e.g. `/v1/messages`) with extra headers.
+pub async fn post(
+    server: &MockServer,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}{path}", server.addr()))
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request reaches the mock")
+}
+
+/// GET `path` (from the server root) with extra headers.
+pub async fn get(server: &MockServer, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(format!("http://{}{path}", server.addr()));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request reaches the mock")
+}
+
+/// The `(event name, JSON data)` pairs of an SSE body whose events are named (Anthropic,
+/// OpenAI Responses), checking the framing: `event:` line, `data:` line, blank line.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    assert!(
+        body.ends_with("\n\n"),
+        "SSE body must end with a blank line: {body:?}"
+    );
+    body.trim_end_matches("\n\n")
+        .split("\n\n")
+        .map(|event| {
+            let (name, data) = event
+                .split_once('\n')
+                .unwrap_or_else(|| panic!("event without two lines: {event:?}"));
+            let name = name
+                .strip_prefix("event: ")
+                .unwrap_or_else(|| panic!("first line is not `event: `: {event:?}"));
+            let data = data
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("second line is not `data: `: {event:?}"));
+            assert!(!data.contains('\n'), "one data line per event: {event:?}");
+            let json: Value = serde_json::from_str(data).expect("event data is JSON");
+            assert_eq!(json["type"], name, "data.type matches the event name");
+            (name.to_owned(), json)
+        })
+        .collect()
+}
+
+/// Reads a stream until the connection fails, asserting it does fail (not end cleanly), and
+/// returns what arrived before.
+pub async fn read_until_cut(mut response: reqwest::Response) -> String {
+    let mut received = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => panic!("clean end after {:?}", String::from_utf8_lossy(&received)),
+            Err(error) => {
+                assert!(error.is_body() || error.is_decode(), "{error:?}");
+                return String::from_utf8(received).expect("UTF-8 stream");
+            }
+        }
+    }
+}

@@ -182,7 +182,7 @@ enum Handled {
     Complete(Response),
     /// An upstream stream to relay; the relay takes over the ledger.
     Streaming {
-        relay: StreamRelay,
+        relay: Box<StreamRelay>,
         upstream: reqwest::Response,
     },
 }
@@ -283,14 +283,14 @@ async fn handle(
                     strip_usage: !probe.include_usage,
                 },
                 _ => Transform::Passthrough {
-                    decoder: upstream_dialect.stream_decoder(),
+                    decoder: Box::new(upstream_dialect.stream_decoder()),
                 },
             }
         } else {
             let options = encode_options(app, &probe.model, probe.include_usage);
             Transform::Translate {
-                decoder: upstream_dialect.stream_decoder(),
-                encoder: client.stream_encoder(&options),
+                decoder: Box::new(upstream_dialect.stream_decoder()),
+                encoder: Box::new(client.stream_encoder(&options)),
             }
         };
         let relay = StreamRelay {
@@ -303,7 +303,7 @@ async fn handle(
             admitted,
         };
         return Ok(Handled::Streaming {
-            relay,
+            relay: Box::new(relay),
             upstream: response,
         });
     }

@@ -1,0 +1,41 @@
+//! What both OpenAI dialects (Chat Completions and Responses) do before reading the body:
+//! directives and `latency_ms`, `Authorization: Bearer` authentication, an injected status.
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+
+use crate::MockConfig;
+use crate::directives::{self, Directives};
+use crate::errors::OpenAiError;
+
+/// Runs the shared steps; `Err` is the response to send instead.
+pub(crate) async fn preflight(
+    config: &MockConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Directives, OpenAiError> {
+    let directives = directives::arrive(headers, body).await;
+    authorize(config, headers)?;
+    if let Some(status) = directives.status {
+        return Err(OpenAiError::injected(status, directives.retry_after));
+    }
+    Ok(directives)
+}
+
+fn authorize(config: &MockConfig, headers: &HeaderMap) -> Result<(), OpenAiError> {
+    if !config.requires_key() {
+        return Ok(());
+    }
+    let key = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .ok_or_else(OpenAiError::missing_api_key)?;
+    if config.accepts_key(key) {
+        Ok(())
+    } else {
+        Err(OpenAiError::invalid_api_key(key))
+    }
+}

@@ -159,7 +159,7 @@ pub async fn proxy(
     match handled {
         Ok(Handled::Streaming { relay, upstream }) => {
             let provider = relay.provider.clone();
-            respond::sse_response(relay.into_body(upstream, ledger), &provider)
+            respond::sse_response((*relay).into_body(upstream, ledger), &provider)
         }
         Ok(Handled::Complete(response)) => {
             ledger.first_byte();

@@ -106,7 +106,7 @@ pub fn json_response(status: StatusCode, body: Bytes, provider: &str) -> Respons
 
 impl StreamRelay {
     /// Turns an upstream SSE response into the client's body stream.
-    pub fn into_body(self: Box<Self>, upstream: reqwest::Response, ledger: Ledger) -> Body {
+    pub fn into_body(self, upstream: reqwest::Response, ledger: Ledger) -> Body {
         let StreamRelay {
             provider,
             client,
@@ -115,7 +115,7 @@ impl StreamRelay {
             idle,
             shutdown,
             admitted,
-        } = *self;
+        } = self;
         let state = RelayState {
             provider,
             client,

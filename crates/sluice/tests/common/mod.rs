@@ -121,3 +121,43 @@ pub fn sse_data(body: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// A gateway with one provider of each upstream kind, all on one fake upstream:
+/// models `via-chat`, `via-responses`, `via-anthropic`, `via-gemini`.
+pub async fn matrix() -> Harness {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let base = format!("http://{}", mock.addr());
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+api-keys: [{CLIENT_KEY}]
+providers:
+  - {{name: up-chat, kind: openai-compatible, base-url: '{base}/v1', api-keys: [{UPSTREAM_KEY}], models: [{{name: mock-chat-model, alias: via-chat}}]}}
+  - {{name: up-responses, kind: openai-responses, base-url: '{base}/v1', api-keys: [{UPSTREAM_KEY}], models: [{{name: mock-responses-model, alias: via-responses}}]}}
+  - {{name: up-anthropic, kind: anthropic, base-url: '{base}', api-keys: [{UPSTREAM_KEY}], models: [{{name: claude-mock, alias: via-anthropic}}]}}
+  - {{name: up-gemini, kind: gemini, base-url: '{base}', api-keys: [{UPSTREAM_KEY}], models: [{{name: gemini-mock, alias: via-gemini}}]}}
+"
+    );
+    Harness::from_yaml(mock, &yaml).await
+}
+
+pub const UPSTREAMS: [&str; 4] = ["via-chat", "via-responses", "via-anthropic", "via-gemini"];
+
+/// The SSE events of a body as (event name, JSON data), skipping `[DONE]` and comments.
+pub fn sse_events(body: &str) -> Vec<(Option<String>, serde_json::Value)> {
+    body.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut name = None;
+            let mut data = None;
+            for line in block.lines() {
+                let line = line.trim_end_matches('\r');
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).ok();
+                }
+            }
+            data.map(|d| (name, d))
+        })
+        .collect()
+}

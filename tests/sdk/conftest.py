@@ -1,0 +1,327 @@
+"""Session fixtures: a real `sluice-mock` upstream and real `sluice` gateways on loopback ports.
+
+Binaries come from `target/debug/` (override with SLUICE_BIN / SLUICE_MOCK_BIN). Nothing here
+talks to anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx2
+import openai
+import pytest
+
+from _support import (
+    CLIENT_KEY,
+    DEAD_UPSTREAM_KEY,
+    MOCK_MODELS,
+    UPSTREAM_KEY,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 15.0
+MOCK_START_TIMEOUT_S = 10.0
+CLIENT_TIMEOUT_S = 10.0
+
+# A proxy configured in the environment must never see loopback traffic (neither ours nor the
+# gateway's own upstream calls, which inherit this environment).
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = ",".join(filter(None, ["127.0.0.1,localhost", os.environ.get(_var)]))
+
+
+def _binary(env_var: str, name: str) -> Path:
+    override = os.environ.get(env_var)
+    path = Path(override) if override else REPO_ROOT / "target" / "debug" / name
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"{name} binary not found at {path} "
+            f"(set {env_var} to override). Build it first: cargo build -p sluice -p sluice-mock",
+            pytrace=False,
+        )
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, limit: int = 4000) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "<no output captured>"
+    return text[-limit:] if text else "<empty>"
+
+
+@dataclass
+class ManagedProcess:
+    """A child process whose stdout/stderr are mirrored to files for failure messages."""
+
+    name: str
+    proc: subprocess.Popen
+    stdout_path: Path
+    stderr_path: Path
+    _lines: list[str] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    @classmethod
+    def start(cls, name: str, argv: list[str], logdir: Path) -> "ManagedProcess":
+        stdout_path = logdir / f"{name}.stdout.log"
+        stderr_path = logdir / f"{name}.stderr.log"
+        stderr_file = stderr_path.open("wb")
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            cwd=logdir,
+            start_new_session=True,
+        )
+        stderr_file.close()
+        mp = cls(name=name, proc=proc, stdout_path=stdout_path, stderr_path=stderr_path)
+        threading.Thread(target=mp._pump_stdout, name=f"{name}-stdout", daemon=True).start()
+        return mp
+
+    def _pump_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        with self.stdout_path.open("w") as sink:
+            for raw in self.proc.stdout:
+                line = raw.decode(errors="replace")
+                sink.write(line)
+                sink.flush()
+                with self._cond:
+                    self._lines.append(line)
+                    self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for_stdout(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self._lines[seen:]:
+                    m = pattern.search(line)
+                    if m:
+                        return m
+                seen = len(self._lines)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and seen == len(self._lines)):
+                    break
+                self._cond.wait(min(remaining, 0.1))
+        raise RuntimeError(
+            f"{self.name} did not print /{pattern.pattern}/ (waited up to {timeout}s) "
+            f"(exit code {self.proc.poll()}).\nstdout:\n{_tail(self.stdout_path)}\n"
+            f"stderr:\n{_tail(self.stderr_path)}"
+        )
+
+    def diagnostics(self) -> str:
+        return (
+            f"{self.name} exit code: {self.proc.poll()}\n"
+            f"{self.name} stderr:\n{_tail(self.stderr_path)}\n"
+            f"{self.name} stdout:\n{_tail(self.stdout_path)}"
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+@dataclass
+class MockUpstream:
+    """Handle on the running sluice-mock: its address and its record of received requests."""
+
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def clear(self) -> None:
+        r = httpx2.delete(f"{self.base_url}/__mock/requests", timeout=5)
+        assert r.status_code < 300, f"clearing the mock's request log failed: {r.status_code} {r.text}"
+
+    def requests(self) -> list[dict[str, Any]]:
+        r = httpx2.get(f"{self.base_url}/__mock/requests", timeout=5)
+        assert r.status_code == 200, f"reading the mock's request log failed: {r.status_code} {r.text}"
+        records = r.json()
+        for rec in records:
+            # Tolerate the body being recorded either as parsed JSON or as raw text.
+            body = rec.get("body")
+            if isinstance(body, str):
+                try:
+                    rec["body"] = json.loads(body) if body else None
+                except ValueError:
+                    pass
+        return records
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests() if str(r.get("path", "")).endswith("/chat/completions")]
+
+
+@dataclass
+class Gateway:
+    """Handle on a running sluice instance."""
+
+    port: int
+    process: ManagedProcess
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    def client(self, api_key: str = CLIENT_KEY, **kwargs: Any) -> openai.OpenAI:
+        kwargs.setdefault("max_retries", 0)
+        kwargs.setdefault("timeout", CLIENT_TIMEOUT_S)
+        return openai.OpenAI(base_url=self.base_url, api_key=api_key, **kwargs)
+
+
+def _start_gateway(name: str, config_yaml: str, port: int, logdir: Path) -> Gateway:
+    sluice = _binary("SLUICE_BIN", "sluice")
+    config_path = logdir / f"{name}.yaml"
+    config_path.write_text(config_yaml)
+    process = ManagedProcess.start(name, [str(sluice), "serve", "--config", str(config_path)], logdir)
+    gateway = Gateway(port=port, process=process)
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last = "no attempt made"
+    while time.monotonic() < deadline:
+        if process.proc.poll() is not None:
+            process.stop()
+            pytest.fail(
+                f"{name} exited before becoming ready.\nconfig:\n{config_yaml}\n{process.diagnostics()}",
+                pytrace=False,
+            )
+        try:
+            r = httpx2.get(f"{gateway.root_url}/readyz", timeout=1)
+            if r.status_code == 200:
+                return gateway
+            last = f"GET /readyz -> {r.status_code} {r.text[:300]}"
+        except httpx2.HTTPError as e:
+            last = f"GET /readyz -> {type(e).__name__}: {e}"
+        time.sleep(0.1)
+    process.stop()
+    pytest.fail(
+        f"{name} not ready within {READY_TIMEOUT_S}s (last: {last}).\nconfig:\n{config_yaml}\n"
+        f"{process.diagnostics()}",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sluice-sdk")
+
+
+@pytest.fixture(scope="session")
+def mock_upstream(logdir: Path) -> Iterator[MockUpstream]:
+    binary = _binary("SLUICE_MOCK_BIN", "sluice-mock")
+    argv = [str(binary), "--listen", "127.0.0.1:0"]
+    for model in MOCK_MODELS:
+        argv += ["--model", model]
+    argv += ["--api-key", UPSTREAM_KEY]
+    process = ManagedProcess.start("sluice-mock", argv, logdir)
+    banner = re.compile(r"sluice-mock listening on http://127\.0\.0\.1:(\d+)")
+    try:
+        m, failure = process.wait_for_stdout(banner, MOCK_START_TIMEOUT_S), None
+    except RuntimeError as e:
+        m, failure = None, str(e)
+    if m is None:
+        process.stop()
+        pytest.fail(failure or "sluice-mock did not start", pytrace=False)
+    try:
+        yield MockUpstream(port=int(m.group(1)))
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(mock_upstream: MockUpstream, logdir: Path) -> Iterator[Gateway]:
+    port = _free_port()
+    config = f"""\
+listen: 127.0.0.1:{port}
+api-keys: [{CLIENT_KEY}]
+providers:
+  - name: mock
+    kind: openai-compatible
+    platform: openai
+    base-url: http://127.0.0.1:{mock_upstream.port}/v1
+    api-keys: [{UPSTREAM_KEY}]
+    models:
+      - name: mock-model
+        alias: gpt-4o-mini
+      - name: mock-tools
+"""
+    gw = _start_gateway("sluice", config, port, logdir)
+    try:
+        yield gw
+    finally:
+        gw.process.stop()
+
+
+@pytest.fixture(scope="session")
+def dead_gateway(logdir: Path) -> Iterator[Gateway]:
+    """A second gateway whose only provider points at a port where nothing listens."""
+    port = _free_port()
+    config = f"""\
+listen: 127.0.0.1:{port}
+api-keys: [{CLIENT_KEY}]
+providers:
+  - name: dead
+    kind: openai-compatible
+    platform: openai
+    base-url: http://127.0.0.1:1/v1
+    api-keys: [{DEAD_UPSTREAM_KEY}]
+    models:
+      - name: dead-model
+"""
+    gw = _start_gateway("sluice-dead", config, port, logdir)
+    try:
+        yield gw
+    finally:
+        gw.process.stop()
+
+
+@pytest.fixture
+def mock(mock_upstream: MockUpstream) -> MockUpstream:
+    """The mock upstream with an empty request log, so a test sees only its own traffic."""
+    mock_upstream.clear()
+    return mock_upstream
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    c = gateway.client()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def http(gateway: Gateway) -> Iterator[httpx2.Client]:
+    """A raw HTTP client on the gateway's root, for what the SDK does not expose."""
+    with httpx2.Client(base_url=gateway.root_url, timeout=CLIENT_TIMEOUT_S, trust_env=False) as c:
+        yield c

@@ -171,6 +171,13 @@ impl Servers {
         }
     }
 
+    /// CPU time each server has used so far (mock, Sluice): all threads, from the kernel's
+    /// scheduler statistics. Unlike wall-clock throughput it does not depend on what else the
+    /// machine is doing, so it is the steadier measure of what a request costs.
+    pub fn cpu_time(&self) -> (Option<Duration>, Option<Duration>) {
+        (process_cpu(self.mock.id()), process_cpu(self.sluice.id()))
+    }
+
     /// Fails with the server's own output if either server has died since startup.
     pub fn ensure_alive(&mut self) -> Result<()> {
         if let Some(status) = self.mock.try_wait().context("checking on sluice-mock")? {
@@ -305,4 +312,15 @@ mod tests {
         assert!(yaml.contains("base-url: http://127.0.0.1:9090/v1\n"));
         assert!(yaml.contains("- name: mock-model\n        alias: bench-model\n"));
     }
+}
+
+/// Sum of `/proc/<pid>/task/*/schedstat` on-CPU nanoseconds.
+fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut total: u64 = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
 }

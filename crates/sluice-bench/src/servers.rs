@@ -291,6 +291,17 @@ fn log_tail(path: &Path) -> String {
     }
 }
 
+/// Sum of `/proc/<pid>/task/*/schedstat` on-CPU nanoseconds.
+fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut total: u64 = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,15 +323,4 @@ mod tests {
         assert!(yaml.contains("base-url: http://127.0.0.1:9090/v1\n"));
         assert!(yaml.contains("- name: mock-model\n        alias: bench-model\n"));
     }
-}
-
-/// Sum of `/proc/<pid>/task/*/schedstat` on-CPU nanoseconds.
-fn process_cpu(pid: Option<u32>) -> Option<Duration> {
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
-    let mut total: u64 = 0;
-    for task in tasks.flatten() {
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(Duration::from_nanos(total))
 }

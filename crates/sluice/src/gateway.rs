@@ -104,11 +104,22 @@ pub struct AppState {
     pub hard_stop: watch::Sender<bool>,
     /// Unix time the gateway started; the `created` of listed models.
     pub started_unix: u64,
+    /// The management plane: config file, management key, bans.
+    pub management: crate::management::Plane,
     draining: AtomicBool,
 }
 
 impl AppState {
     pub fn new(config: &Config, usage: UsageLog) -> anyhow::Result<AppState> {
+        Self::with_host(config, usage, crate::management::Host::default())
+    }
+
+    /// The state of a gateway whose config lives in a file (`host`).
+    pub fn with_host(
+        config: &Config,
+        usage: UsageLog,
+        host: crate::management::Host,
+    ) -> anyhow::Result<AppState> {
         let started_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -122,6 +133,7 @@ impl AppState {
             },
             hard_stop: watch::Sender::new(false),
             started_unix,
+            management: crate::management::Plane::new(config, host),
             draining: AtomicBool::new(false),
         })
     }

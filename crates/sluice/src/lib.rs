@@ -7,6 +7,7 @@ pub mod auth_files;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod management;
 pub mod peer;
 pub mod pipeline;
 pub mod providers;

@@ -10,6 +10,9 @@ cargo build --workspace --bins
 echo "==> cargo test"
 cargo test --workspace
 
+echo "==> seed 003's curl examples, verbatim, against the real binary (tests/management)"
+python3 tests/management/seed_curl.py
+
 echo "==> official SDK conformance (tests/sdk)"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

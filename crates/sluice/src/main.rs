@@ -102,10 +102,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Lists every problem; a problem with a key also gets the line that key is on (YAML syntax
+/// errors carry their own line and column).
 fn report(file: &std::path::Path, errors: &[ConfigError]) {
     eprintln!("sluice: invalid config {}:", file.display());
+    let text = std::fs::read_to_string(file).unwrap_or_default();
     for e in errors {
-        eprintln!("  - {e}");
+        let message = e.to_string();
+        if let Some((what, at)) = message.rsplit_once(" at line ") {
+            // yaml_serde's "<key>: <reason> at line L column C" → "line L, column C: <key>: …"
+            eprintln!(
+                "  - line {}: {what}",
+                at.replacen(" column ", ", column ", 1)
+            );
+            continue;
+        }
+        match sluice::management::yaml_doc::line_of(&text, &e.key) {
+            Some(line) => eprintln!("  - line {line}: {message}"),
+            None => eprintln!("  - {message}"),
+        }
     }
 }
 

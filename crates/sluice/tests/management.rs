@@ -1254,3 +1254,58 @@ async fn openapi_document_describes_every_management_endpoint() {
         }
     }
 }
+
+#[test]
+fn config_check_names_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = dir.path().join("check.yaml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["config", "check"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = check(
+        "listen: 127.0.0.1:1
+proxy-url: 'ftp://x'
+request-retry: 2
+claude-api-key:
+  - {api-key: sk-1}
+  - api-key: ''
+    base-url: nope
+openai-compatibility: [{name: a, base-url: 'https://a'}, {name: a, base-url: 'https://b'}]
+trusted-proxies: [10.0.0.0/8]
+",
+    );
+    assert!(!ok);
+    for expected in [
+        "line 2: proxy-url:",
+        "line 6: claude-api-key[1].api-key:",
+        "line 7: claude-api-key[1].base-url:",
+        "line 8: openai-compatibility[1].name: another provider already has this name",
+    ] {
+        assert!(stderr.contains(expected), "{expected} not in:\n{stderr}");
+    }
+    let (ok, stderr) = check("listen: 127.0.0.1:1\nrequest-retry: lots\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains("line 2, column 16: request-retry:"),
+        "{stderr}"
+    );
+    let (ok, stderr) =
+        check("listen: 127.0.0.1:1\nmanagement-ban: {max-failures: 0}\ntrusted-proxies: [nope]\n");
+    assert!(
+        !ok && stderr.contains("line 3") && stderr.contains("nope"),
+        "{stderr}"
+    );
+    let (ok, _) = check(
+        "remote-management-key: x\nallow-remote-management: true\ngenerative-language-api-key: [a]\n",
+    );
+    assert!(ok);
+}

@@ -139,6 +139,55 @@ fn trailing_comment(line: &str, key: &str) -> Option<String> {
     None
 }
 
+/// The 1-based line of a key path like `providers[1].base-url` in block-style YAML text: the
+/// deepest part of the path that could be found (at least the top-level key), if any.
+pub fn line_of(text: &str, path: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let top = path.split(['.', '[']).next().filter(|t| !t.is_empty())?;
+    let start = lines.iter().position(|l| is_key_line(l, top))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| is_top_level_key(l))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let mut found = start;
+    let rest = &path[top.len()..];
+    let Some(index) = rest
+        .strip_prefix('[')
+        .and_then(|r| r.split(']').next())
+        .and_then(|i| i.parse::<usize>().ok())
+    else {
+        return Some(found + 1);
+    };
+    let items: Vec<usize> = (start + 1..end)
+        .filter(|&i| lines[i].trim_start().starts_with("- ") || lines[i].trim() == "-")
+        .collect();
+    let indent = |i: usize| lines[i].len() - lines[i].trim_start().len();
+    let Some(first) = items.first().map(|&i| indent(i)) else {
+        return Some(found + 1);
+    };
+    let items: Vec<usize> = items.into_iter().filter(|&i| indent(i) == first).collect();
+    let Some(&item) = items.get(index) else {
+        return Some(found + 1);
+    };
+    found = item;
+    let item_end = items.get(index + 1).copied().unwrap_or(end);
+    if let Some(field) = rest
+        .split_once("].")
+        .map(|(_, f)| f.split(['.', '[']).next().unwrap_or(f))
+    {
+        let needle = format!("{field}:");
+        if let Some(i) = (item..item_end).find(|&i| {
+            let t = lines[i].trim_start().trim_start_matches("- ").trim_start();
+            t.starts_with(&needle)
+                || lines[i].contains(&format!(" {needle}"))
+                || lines[i].contains(&format!("{{{needle}"))
+        }) {
+            found = i;
+        }
+    }
+    Some(found + 1)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -207,6 +256,19 @@ providers:
         let text = "proxy-url: 'http://x/#frag' # note\ndebug: true\n";
         let (out, _) = set(text, "proxy-url", "''");
         assert_eq!(out, "proxy-url: '' # note\ndebug: true\n");
+    }
+
+    #[test]
+    fn lines_of_key_paths() {
+        let text = "listen: x\nproviders:\n  - name: a\n    base-url: u\n  - name: b\n    kind: k\n    base-url: v\nproxy-url: p\nclaude-api-key: [{api-key: ''}]\n";
+        assert_eq!(line_of(text, "listen"), Some(1));
+        assert_eq!(line_of(text, "providers[1].base-url"), Some(7));
+        assert_eq!(line_of(text, "providers[0]"), Some(3));
+        assert_eq!(line_of(text, "providers[5].name"), Some(2));
+        assert_eq!(line_of(text, "proxy-url"), Some(8));
+        assert_eq!(line_of(text, "claude-api-key[0].api-key"), Some(9));
+        assert_eq!(line_of(text, "nope"), None);
+        assert_eq!(line_of(text, ""), None);
     }
 
     #[test]

@@ -174,6 +174,9 @@ impl Serialize for TrustedProxy {
     }
 }
 
+/// Largest `request-retry` accepted.
+pub const MAX_REQUEST_RETRY: u32 = 100;
+
 pub(crate) fn default_request_retry() -> u32 {
     3
 }
@@ -293,6 +296,12 @@ pub(crate) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 err(at(&format!("models[{m}].alias")), "must contain no comma");
             }
         }
+    }
+    if config.request_retry > MAX_REQUEST_RETRY {
+        err(
+            "request-retry".into(),
+            &format!("must be at most {MAX_REQUEST_RETRY}"),
+        );
     }
     if config.auth_dir.trim().is_empty() {
         err("auth-dir".into(), "must not be empty");

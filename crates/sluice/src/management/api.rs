@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -46,6 +47,10 @@ pub trait Scalar: Send + Sync + 'static {
     const DELETE: bool = false;
     fn get(config: &Config) -> Self::Value;
     fn set(config: &mut Config, value: Self::Value);
+    /// The value's JSON schema, when the type alone says too little.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        Self::Value::schema()
+    }
     fn reset(_config: &mut Config) {}
 }
 
@@ -101,9 +106,27 @@ scalar!(/// `quota-exceeded.switch-project`
 scalar!(/// `quota-exceeded.switch-preview-model`
     SwitchPreviewModel: bool, "/quota-exceeded/switch-preview-model", "switch-preview-model" in "quota-exceeded",
     |c| c.quota_exceeded.switch_preview_model, |c, v| c.quota_exceeded.switch_preview_model = v);
-scalar!(/// `request-retry`
-    RequestRetry: u32, "/request-retry", "request-retry" in "request-retry",
-    |c| c.request_retry, |c, v| c.request_retry = v);
+/// `request-retry`
+pub struct RequestRetry;
+impl Scalar for RequestRetry {
+    type Value = u32;
+    const PATH: &'static str = "/request-retry";
+    const NAME: &'static str = "request-retry";
+    const FILE_KEY: &'static str = "request-retry";
+    fn get(c: &Config) -> u32 {
+        c.request_retry
+    }
+    fn set(c: &mut Config, v: u32) {
+        c.request_retry = v;
+    }
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(crate::settings::MAX_REQUEST_RETRY))
+            .into()
+    }
+}
 scalar!(/// `allow-localhost-unauthenticated`
     AllowLocalhost: bool, "/allow-localhost-unauthenticated", "allow-localhost-unauthenticated" in "allow-localhost-unauthenticated",
     |c| c.allow_localhost_unauthenticated, |c, v| c.allow_localhost_unauthenticated = v);
@@ -257,7 +280,7 @@ impl Api {
     }
 
     fn scalar<S: Scalar>(self) -> Self {
-        let value = S::Value::schema();
+        let value = S::schema();
         let mut methods = get(get_scalar::<S>)
             .put(set_scalar::<S>)
             .patch(set_scalar::<S>);
@@ -524,8 +547,9 @@ async fn patch_list<L: List>(State(app): State<Arc<AppState>>, body: Bytes) -> H
 
 async fn delete_list<L: List>(
     State(app): State<Arc<AppState>>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Handled {
+    let query = query_map(query)?;
     if let Some(index) = query.get("index") {
         let index: usize = index
             .trim()
@@ -562,6 +586,15 @@ async fn delete_list<L: List>(
     Ok(ok())
 }
 
+/// The query parameters; a query that cannot be decoded is a 400 in the management shape.
+fn query_map(
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, ManagementError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ManagementError::bad_query("invalid query").because(e.body_text()))
+}
+
 /// A checked auth file name from the query.
 fn file_name(query: &HashMap<String, String>) -> Result<String, ManagementError> {
     let name = query
@@ -581,8 +614,9 @@ async fn list_auth_files(State(app): State<Arc<AppState>>) -> Handled {
 
 async fn download_auth_file(
     State(app): State<Arc<AppState>>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Handled {
+    let query = query_map(query)?;
     let name = file_name(&query)?;
     let path = auth_files::path_of(&auth_dir(&app.runtime.load().config), &name);
     let bytes = match std::fs::read(&path) {
@@ -609,9 +643,10 @@ async fn download_auth_file(
 
 async fn upload_auth_file(
     State(app): State<Arc<AppState>>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     request: Request,
 ) -> Handled {
+    let query = query_map(query)?;
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -683,8 +718,9 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ManagementEr
 
 async fn delete_auth_files(
     State(app): State<Arc<AppState>>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Handled {
+    let query = query_map(query)?;
     let dir = auth_dir(&app.runtime.load().config);
     if query.get("all").is_some_and(|v| v == "true" || v == "1") {
         let files =

@@ -316,7 +316,13 @@ pub fn document() -> OpenApi {
     for (path, item) in items {
         paths = paths.path(path, item);
     }
+    // Types the derived schemas refer to by name.
     let components = ComponentsBuilder::new()
+        .schema_from::<crate::settings::CompatModel>()
+        .schema_from::<crate::settings::ApiKeyEntry>()
+        .schema_from::<crate::settings::OpenAiCompatibility>()
+        .schema_from::<crate::auth_files::TokenKind>()
+        .schema_from::<AuthFileInfo>()
         .security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

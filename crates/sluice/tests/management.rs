@@ -1023,6 +1023,23 @@ async fn auth_files_upload_list_download_delete() {
     let last = mock.requests().pop().unwrap();
     assert_eq!(last.header("authorization"), Some("Bearer claude-at"));
     assert_eq!(last.header("anthropic-beta"), Some("oauth-2025-04-20"));
+    // A client's own beta flags travel with the OAuth one.
+    let resp = m
+        .http
+        .post(m.proxy("/v1/messages"))
+        .bearer_auth(common::CLIENT_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "prompt-caching-2024-07-31")
+        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": common::user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let last = mock.requests().pop().unwrap();
+    assert_eq!(
+        last.header("anthropic-beta"),
+        Some("oauth-2025-04-20,prompt-caching-2024-07-31")
+    );
 
     let list = m.get("/auth-files").await;
     let files = list["files"].as_array().unwrap();

@@ -39,7 +39,10 @@ for _ in $(seq 1 200); do
 done
 
 status=0
-NO_PROXY=127.0.0.1 timeout 600 .venv-openapi/bin/st run "http://127.0.0.1:$port/openapi.json" \
+root=$(pwd)
+# schemathesis keeps a cache in its working directory: give it the temporary one.
+cd "$work"
+NO_PROXY=127.0.0.1 timeout 600 "$root/.venv-openapi/bin/st" run "http://127.0.0.1:$port/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection,ignored_auth \
   --max-examples 5 \

@@ -6,10 +6,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub use crate::settings::{
+    ApiKeyEntry, CompatModel, ManagementBan, OpenAiCompatibility, QuotaExceeded, TrustedProxy,
+};
 
 /// Environment variable holding the config path when `--config` is not given.
 pub const CONFIG_ENV: &str = "SLUICE_CONFIG";
@@ -56,6 +60,54 @@ pub struct Config {
     /// Upstream providers.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+
+    // Seed 003's keys, edited by the management API (types and checks: `settings.rs`).
+    /// Proxy for every upstream request (`http://`, `https://`, `socks5://`); empty = direct.
+    #[serde(default)]
+    pub proxy_url: String,
+    /// What to do when an upstream's quota is exhausted.
+    #[serde(default)]
+    pub quota_exceeded: QuotaExceeded,
+    /// Gemini (Generative Language API) keys: one `gemini` provider using them in turn.
+    #[serde(default)]
+    pub generative_language_api_key: Vec<String>,
+    /// Codex / OpenAI Responses keys: one `openai-responses` provider each.
+    #[serde(default)]
+    pub codex_api_key: Vec<ApiKeyEntry>,
+    /// Anthropic keys: one `anthropic` provider each.
+    #[serde(default)]
+    pub claude_api_key: Vec<ApiKeyEntry>,
+    /// Named OpenAI-compatible providers.
+    #[serde(default)]
+    pub openai_compatibility: Vec<OpenAiCompatibility>,
+    /// Attempts after a failed upstream call.
+    #[serde(default = "crate::settings::default_request_retry")]
+    pub request_retry: u32,
+    /// Loopback clients may call the proxy endpoints without a key.
+    #[serde(default)]
+    pub allow_localhost_unauthenticated: bool,
+    /// Log every proxied request's summary at info level.
+    #[serde(default)]
+    pub request_log: bool,
+    /// Accept management requests from non-loopback addresses. Not changeable through the API.
+    #[serde(default)]
+    pub allow_remote_management: bool,
+    /// The management key, bcrypt-hashed (a plaintext found at start is hashed and written
+    /// back). Empty = the management API refuses every request. Not changeable through the API.
+    #[serde(default)]
+    pub remote_management_key: String,
+    /// Directory of OAuth token files (relative to the config file's directory).
+    #[serde(default = "crate::settings::default_auth_dir")]
+    pub auth_dir: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or networks).
+    #[serde(default)]
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// Banning sources that present wrong management keys.
+    #[serde(default)]
+    pub management_ban: ManagementBan,
+    /// The config file's directory, when loaded from a file (not a key).
+    #[serde(skip)]
+    pub config_dir: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -252,7 +304,7 @@ fn parse_byte_size(s: &str) -> Result<u64, String> {
 }
 
 /// Durations as humantime strings (`30s`, `500ms`, `2m`) or whole seconds.
-mod duration {
+pub(crate) mod duration {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -311,7 +363,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             reason: reason.into(),
@@ -328,7 +380,20 @@ impl Config {
                 format!("cannot read {}: {e}", path.display()),
             )]
         })?;
-        Self::from_yaml(&text, |name| std::env::var(name).ok())
+        let mut config = Self::from_yaml(&text, |name| std::env::var(name).ok())?;
+        config.config_dir = path.parent().map(Path::to_path_buf);
+        Ok(config)
+    }
+
+    /// Parses YAML text without environment expansion or validation: the file's own values,
+    /// defaults filled in (what the management API shows and edits).
+    pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        if text.trim().is_empty() {
+            yaml_serde::from_str("{}")
+        } else {
+            yaml_serde::from_str(text)
+        }
+        .map_err(|e| vec![yaml_error(&e)])
     }
 
     /// Parses YAML text; `env` resolves `${VAR}` references and overrides.
@@ -336,12 +401,7 @@ impl Config {
         text: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, Vec<ConfigError>> {
-        let mut config: Config = if text.trim().is_empty() {
-            yaml_serde::from_str("{}")
-        } else {
-            yaml_serde::from_str(text)
-        }
-        .map_err(|e| vec![yaml_error(&e)])?;
+        let mut config = Self::parse(text)?;
         config.apply_env(&env).map_err(|e| vec![e])?;
         let errors = config.validate();
         if errors.is_empty() {
@@ -372,7 +432,7 @@ impl Config {
                 expand(value, &format!("providers[{p}].headers.{name}"), env)?;
             }
         }
-        Ok(())
+        crate::settings::apply_env(self, env)
     }
 
     /// Every semantic problem at once, so an operator fixes the file in one go.
@@ -467,12 +527,13 @@ impl Config {
         {
             err("demo-upstream.listen".into(), "must differ from `listen`");
         }
+        crate::settings::validate(self, &mut errors);
         errors
     }
 }
 
 /// Replaces a whole-value `${VAR}` reference with the variable's value.
-fn expand(
+pub(crate) fn expand(
     value: &mut String,
     key: &str,
     env: &impl Fn(&str) -> Option<String>,

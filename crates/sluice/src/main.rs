@@ -75,7 +75,11 @@ fn main() -> ExitCode {
             if let Some(listen) = listen {
                 loaded.listen = listen;
             }
-            init_logging(&loaded);
+            let log = init_logging(&loaded);
+            let host = sluice::management::Host {
+                config_path: Some(config),
+                log,
+            };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -86,7 +90,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(loaded)) {
+            match runtime.block_on(serve(loaded, host)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -98,20 +102,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// Lists every problem; a problem with a key also gets the line that key is on (YAML syntax
+/// errors carry their own line and column).
 fn report(file: &std::path::Path, errors: &[ConfigError]) {
     eprintln!("sluice: invalid config {}:", file.display());
+    let text = std::fs::read_to_string(file).unwrap_or_default();
     for e in errors {
-        eprintln!("  - {e}");
+        let message = e.to_string();
+        if let Some((what, at)) = message.rsplit_once(" at line ") {
+            // yaml_serde's "<key>: <reason> at line L column C" → "line L, column C: <key>: …"
+            eprintln!(
+                "  - line {}: {what}",
+                at.replacen(" column ", ", column ", 1)
+            );
+            continue;
+        }
+        match sluice::management::yaml_doc::line_of(&text, &e.key) {
+            Some(line) => eprintln!("  - line {line}: {message}"),
+            None => eprintln!("  - {message}"),
+        }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, host: sluice::management::Host) -> anyhow::Result<()> {
     if config.api_keys.is_empty() && !config.allow_anonymous {
         tracing::warn!(
             "no client `api-keys` configured and `allow-anonymous` is off: every proxied request will be refused with 401"
         );
     }
-    let server = sluice::server::start(config, vec![Box::new(TracingSink)]).await?;
+    let server = sluice::server::start_with(config, vec![Box::new(TracingSink)], host).await?;
     shutdown_signal().await;
     server.shutdown();
     server.wait().await
@@ -139,25 +158,35 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging(config: &Config) {
-    let level = if config.debug {
-        "debug"
-    } else {
-        config.log_level.as_str()
-    };
-    let directive = if level.contains('=') || level.contains(',') {
-        level.to_string()
-    } else {
-        format!("{level},hyper=warn,hyper_util=warn,h2=warn,reqwest=warn,rustls=warn")
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directive));
+/// Installs the log subscriber. Its filter can be replaced at run time (`debug` and
+/// `log-level` changes through the management API or the file) unless `RUST_LOG` fixes it.
+fn init_logging(config: &Config) -> Option<sluice::management::LogControl> {
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let fixed = from_env.is_some();
+    let filter =
+        from_env.unwrap_or_else(|| EnvFilter::new(sluice::management::log_directive(config)));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let control: sluice::management::LogControl = match config.log_format {
+        LogFormat::Json => {
+            let builder = builder.json().with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            std::sync::Arc::new(move |directive: &str| {
+                let _ = handle.reload(EnvFilter::new(directive));
+            })
+        }
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            std::sync::Arc::new(move |directive: &str| {
+                let _ = handle.reload(EnvFilter::new(directive));
+            })
+        }
+    };
+    (!fixed).then_some(control)
 }

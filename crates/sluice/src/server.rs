@@ -25,7 +25,10 @@ const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// All routes.
 pub fn router(state: Arc<AppState>) -> Router {
+    let management = crate::management::api::Api::all().into_router(state.clone());
     Router::new()
+        .nest("/v0/management", management)
+        .route("/openapi.json", get(crate::management::openapi::serve))
         .route("/v1/chat/completions", post(pipeline::chat_completions))
         .route("/v1/responses", post(pipeline::responses))
         .route("/v1/messages", post(pipeline::messages))
@@ -119,6 +122,7 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     _demo: Option<sluice_mock::MockServer>,
+    _watch: Option<crate::management::Watch>,
 }
 
 impl RunningServer {
@@ -138,6 +142,16 @@ impl RunningServer {
 pub async fn start(
     config: Config,
     sinks: Vec<Box<dyn UsageSink>>,
+) -> anyhow::Result<RunningServer> {
+    start_with(config, sinks, crate::management::Host::default()).await
+}
+
+/// [`start`] for a config that lives in a file: the management API persists to it and the
+/// file is watched for changes.
+pub async fn start_with(
+    config: Config,
+    sinks: Vec<Box<dyn UsageSink>>,
+    host: crate::management::Host,
 ) -> anyhow::Result<RunningServer> {
     let demo = match &config.demo_upstream {
         Some(demo) => {
@@ -164,7 +178,8 @@ pub async fn start(
         .map_err(|e| anyhow::anyhow!("listen: cannot bind {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let (usage, writer) = UsageLog::start(sinks);
-    let state = Arc::new(AppState::new(&config, usage.clone())?);
+    let state = Arc::new(AppState::with_host(&config, usage.clone(), host)?);
+    let watch = crate::management::Plane::start(&state).await?;
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace_period;
     let app = router(state.clone());
@@ -221,5 +236,6 @@ pub async fn start(
         stop,
         task,
         _demo: demo,
+        _watch: watch,
     })
 }

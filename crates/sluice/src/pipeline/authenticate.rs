@@ -21,6 +21,8 @@ pub struct ClientKeys {
     digests: Vec<[u8; 32]>,
     ids: Vec<String>,
     allow_anonymous: bool,
+    /// `allow-localhost-unauthenticated`: local callers may come without a key.
+    allow_local: bool,
 }
 
 impl ClientKeys {
@@ -37,7 +39,34 @@ impl ClientKeys {
             digests,
             ids,
             allow_anonymous,
+            allow_local: false,
         }
+    }
+
+    /// Lets local callers (loopback peers, see `crate::peer`) in without a key.
+    pub fn allow_loopback(mut self, allow: bool) -> Self {
+        self.allow_local = allow;
+        self
+    }
+
+    /// [`Self::authenticate`], letting a keyless local caller in when that is allowed. A
+    /// presented key is still checked.
+    pub fn authenticate_from(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        local: bool,
+    ) -> Result<Caller, GatewayError> {
+        if self.allow_local
+            && local
+            && presented_key(headers).is_none()
+            && query.and_then(query_key).is_none()
+        {
+            return Ok(Caller {
+                key_id: Some("localhost".into()),
+            });
+        }
+        self.authenticate(headers, query)
     }
 
     /// Authenticates a request by its headers (or Gemini's `?key=` query parameter).

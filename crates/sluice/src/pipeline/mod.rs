@@ -198,9 +198,11 @@ async fn handle(
     let client = endpoint.dialect;
     let counting = endpoint.operation == Operation::CountTokens;
     let runtime = app.runtime.load();
-    let caller = runtime
-        .keys
-        .authenticate(&parts.headers, parts.uri.query())?;
+    let caller = runtime.keys.authenticate_from(
+        &parts.headers,
+        parts.uri.query(),
+        is_local(&runtime, &parts.extensions, &parts.headers),
+    )?;
     ledger.with(|r| r.key_id = caller.key_id.clone());
 
     let bytes = read_body(body, app.limits.max_body_size).await?;
@@ -260,7 +262,7 @@ async fn handle(
         prepared.headers.insert("x-request-id", id);
     }
     let response = upstream::send(
-        &app.http,
+        &runtime.http,
         provider.name(),
         prepared,
         common.timeouts.first_byte,
@@ -353,6 +355,15 @@ async fn handle(
     )))
 }
 
+/// Whether the caller is on this machine (for `allow-localhost-unauthenticated`).
+fn is_local(
+    runtime: &crate::gateway::Runtime,
+    ext: &http::Extensions,
+    headers: &HeaderMap,
+) -> bool {
+    crate::peer::client_addr(ext, headers, &runtime.config.trusted_proxies).is_some_and(|c| c.local)
+}
+
 fn encode_options(app: &AppState, model: &str, include_usage: bool) -> EncodeOptions {
     EncodeOptions {
         model: model.to_string(),
@@ -415,10 +426,11 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
         Dialect::OpenAiChat
     };
     let runtime = app.runtime.load();
-    if let Err(e) = runtime
-        .keys
-        .authenticate(request.headers(), request.uri().query())
-    {
+    if let Err(e) = runtime.keys.authenticate_from(
+        request.headers(),
+        request.uri().query(),
+        is_local(&runtime, request.extensions(), request.headers()),
+    ) {
         return e.render(dialect);
     }
     let models = runtime.catalog.models();
@@ -448,10 +460,11 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
 /// `GET /v1beta/models`: Gemini's list.
 pub async fn list_gemini_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let runtime = app.runtime.load();
-    if let Err(e) = runtime
-        .keys
-        .authenticate(request.headers(), request.uri().query())
-    {
+    if let Err(e) = runtime.keys.authenticate_from(
+        request.headers(),
+        request.uri().query(),
+        is_local(&runtime, request.extensions(), request.headers()),
+    ) {
         return e.render(Dialect::Gemini);
     }
     let models: Vec<(String, String)> = runtime

@@ -50,7 +50,16 @@ impl Anthropic {
             version.unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION)),
         );
         if let Some(beta) = call.forwarded.get("anthropic-beta") {
-            headers.insert("anthropic-beta", beta.clone());
+            // A configured beta (an OAuth token's `oauth-2025-04-20`) is kept beside the
+            // client's own.
+            let merged = match headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
+                Some(own) => beta
+                    .to_str()
+                    .ok()
+                    .and_then(|b| HeaderValue::from_str(&format!("{own},{b}")).ok()),
+                None => None,
+            };
+            headers.insert("anthropic-beta", merged.unwrap_or_else(|| beta.clone()));
         }
         let url = match call.operation {
             Operation::Generate => self.messages_url.clone(),

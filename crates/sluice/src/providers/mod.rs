@@ -86,10 +86,10 @@ impl ProviderCommon {
             .headers
             .iter()
             .filter_map(|(k, v)| {
-                Some((
-                    HeaderName::from_bytes(k.as_bytes()).ok()?,
-                    HeaderValue::from_str(v).ok()?,
-                ))
+                // Configured headers may carry secrets (`${VAR}`, token files' Bearer).
+                let mut value = HeaderValue::from_str(v).ok()?;
+                value.set_sensitive(true);
+                Some((HeaderName::from_bytes(k.as_bytes()).ok()?, value))
             })
             .collect();
         Self {

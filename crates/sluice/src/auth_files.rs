@@ -1,0 +1,461 @@
+//! OAuth token files in `auth-dir` (seed 003's auth files): their names, the token shapes
+//! Sluice accepts (Claude, Codex, Qwen, Gemini), storing them privately, and the provider each
+//! one becomes.
+//!
+//! `Runtime::build` reads the directory through [`providers`], so start-up, reload and an
+//! upload or delete through the management API all load the pool the same way.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::config::{Config, ModelConfig, ProviderConfig, ProviderKind};
+use crate::settings::{
+    CLAUDE_BASE_URL, CLAUDE_MODELS, CODEX_MODELS, GEMINI_BASE_URL, GEMINI_MODELS, QWEN_MODELS,
+    auth_dir,
+};
+
+/// Longest file name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+/// Largest token file accepted, in bytes.
+pub const MAX_FILE_SIZE: usize = 256 * 1024;
+/// The Codex (ChatGPT account) Responses endpoint.
+pub const CODEX_OAUTH_BASE_URL: &str = "https://chatgpt.com/backend-api/codex";
+/// Qwen's fallback when a token file names no `resource_url`.
+pub const QWEN_FALLBACK_BASE_URL: &str = "https://dashscope.aliyuncs.com/compatible-mode/v1";
+/// The beta flag Anthropic requires with OAuth access tokens.
+const CLAUDE_OAUTH_BETA: &str = "oauth-2025-04-20";
+
+/// Which account a token file belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Claude,
+    Codex,
+    Qwen,
+    Gemini,
+}
+
+/// A validated token file.
+#[derive(Clone)]
+pub struct TokenFile {
+    pub kind: TokenKind,
+    access_token: String,
+    /// Upstream API root, from `resource_url` (Qwen) or an explicit `base_url`.
+    base_url: Option<String>,
+    account_id: Option<String>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks an auth file name: a plain `*.json` name, no directories, no hidden files.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.len() > MAX_NAME_LEN {
+        return Err("the name is too long (at most 128 bytes)");
+    }
+    let Some(stem) = name.strip_suffix(".json") else {
+        return Err("the name must end with .json");
+    };
+    if stem.is_empty() || name.starts_with('.') || name.contains("..") {
+        return Err("the name must be a plain file name");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c))
+    {
+        return Err("the name may hold only letters, digits and . _ - @ +");
+    }
+    Ok(())
+}
+
+/// Parses and validates a token file's contents.
+pub fn parse(bytes: &[u8]) -> Result<TokenFile, String> {
+    if bytes.len() > MAX_FILE_SIZE {
+        return Err(format!("larger than {MAX_FILE_SIZE} bytes"));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| "not a JSON object".to_string())?;
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("`{key}` must be a string")),
+        }
+    };
+    let nested_token = obj.get("token").and_then(Value::as_object);
+    let kind = match text("type")?.as_deref() {
+        Some("claude") => TokenKind::Claude,
+        Some("codex") => TokenKind::Codex,
+        Some("qwen") => TokenKind::Qwen,
+        Some("gemini") => TokenKind::Gemini,
+        Some(other) => {
+            return Err(format!(
+                "unknown token type `{other}` (expected claude, codex, qwen or gemini)"
+            ));
+        }
+        // Qwen Code's own credential file has no type, but a resource_url.
+        None if obj.contains_key("resource_url") => TokenKind::Qwen,
+        None if nested_token.is_some() => TokenKind::Gemini,
+        None => {
+            return Err(
+                "not a known token file: no `type` (claude, codex, qwen or gemini)".to_string(),
+            );
+        }
+    };
+    let access_token = match (kind, nested_token) {
+        (TokenKind::Gemini, Some(token)) => match token.get("access_token") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err("`token.access_token` must be a string".into()),
+            None => text("access_token")?,
+        },
+        _ => text("access_token")?,
+    }
+    .filter(|t| !t.trim().is_empty())
+    .ok_or_else(|| "`access_token` is missing or empty".to_string())?;
+    if http::HeaderValue::from_str(&access_token).is_err() {
+        return Err("`access_token` holds characters a header cannot carry".into());
+    }
+    for key in [
+        "refresh_token",
+        "email",
+        "expired",
+        "last_refresh",
+        "id_token",
+    ] {
+        text(key)?;
+    }
+    if let Some(v) = obj.get("expiry_date")
+        && !v.is_number()
+    {
+        return Err("`expiry_date` must be a number (milliseconds)".into());
+    }
+    let explicit = text("base_url")?.map(|u| upstream_root(&u)).transpose()?;
+    let base_url = match (kind, explicit) {
+        (_, Some(url)) => Some(url),
+        (TokenKind::Qwen, None) => match text("resource_url")? {
+            Some(r) if !r.trim().is_empty() => Some(format!("{}/v1", upstream_root(&r)?)),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(TokenFile {
+        kind,
+        access_token,
+        base_url,
+        account_id: text("account_id")?,
+    })
+}
+
+/// An upstream root from a host (`portal.qwen.ai`) or URL: HTTPS, or plain HTTP only to this
+/// machine (so a token never travels in the clear over a network).
+fn upstream_root(text: &str) -> Result<String, String> {
+    let text = text.trim().trim_end_matches('/');
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("https://{text}")
+    };
+    let url = reqwest::Url::parse(&with_scheme)
+        .map_err(|_| format!("`{text}` is not a host name or URL"))?;
+    let Some(host) = url.host_str() else {
+        return Err(format!("`{text}` has no host"));
+    };
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !scheme_ok || !url.username().is_empty() || url.query().is_some() {
+        return Err(format!(
+            "`{text}` must be an https:// address (http:// only to this machine), without credentials or query"
+        ));
+    }
+    Ok(with_scheme)
+}
+
+impl TokenFile {
+    /// The provider this token serves as, named after its file.
+    pub fn provider(&self, file_name: &str) -> ProviderConfig {
+        let models = |names: &[&str]| -> Vec<ModelConfig> {
+            names
+                .iter()
+                .map(|n| ModelConfig {
+                    name: (*n).to_string(),
+                    alias: None,
+                })
+                .collect()
+        };
+        let bearer = format!("Bearer {}", self.access_token);
+        let mut headers = std::collections::BTreeMap::new();
+        let (kind, platform, default_base, api_keys, model_list) = match self.kind {
+            TokenKind::Claude => {
+                headers.insert("authorization".to_string(), bearer);
+                headers.insert("anthropic-beta".to_string(), CLAUDE_OAUTH_BETA.to_string());
+                (
+                    ProviderKind::Anthropic,
+                    "claude-official",
+                    CLAUDE_BASE_URL,
+                    vec![],
+                    CLAUDE_MODELS,
+                )
+            }
+            TokenKind::Codex => {
+                if let Some(account) = &self.account_id {
+                    headers.insert("chatgpt-account-id".to_string(), account.clone());
+                }
+                (
+                    ProviderKind::OpenaiResponses,
+                    "codex",
+                    CODEX_OAUTH_BASE_URL,
+                    vec![self.access_token.clone()],
+                    CODEX_MODELS,
+                )
+            }
+            TokenKind::Qwen => (
+                ProviderKind::OpenaiCompatible,
+                "qwen",
+                QWEN_FALLBACK_BASE_URL,
+                vec![self.access_token.clone()],
+                QWEN_MODELS,
+            ),
+            TokenKind::Gemini => {
+                headers.insert("authorization".to_string(), bearer);
+                (
+                    ProviderKind::Gemini,
+                    "gemini",
+                    GEMINI_BASE_URL,
+                    vec![],
+                    GEMINI_MODELS,
+                )
+            }
+        };
+        ProviderConfig {
+            name: format!("auth-file:{file_name}"),
+            kind,
+            platform: Some(platform.to_string()),
+            base_url: self
+                .base_url
+                .clone()
+                .unwrap_or_else(|| default_base.to_string()),
+            api_keys,
+            models: models(model_list),
+            headers,
+            timeouts: Default::default(),
+        }
+    }
+}
+
+/// One file of the auth directory, as listed.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AuthFileInfo {
+    pub name: String,
+    pub size: u64,
+    /// Last modification, RFC 3339 (UTC).
+    pub modtime: String,
+    /// The token kind, when the file is a valid token file.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TokenKind>,
+}
+
+/// The `*.json` files of the auth directory with plain names, sorted by name.
+pub fn list(dir: &Path) -> std::io::Result<Vec<AuthFileInfo>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if check_name(&name).is_err() || !meta.is_file() {
+            continue;
+        }
+        let modtime = meta
+            .modified()
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+            .unwrap_or_default();
+        let kind = std::fs::read(entry.path())
+            .ok()
+            .and_then(|b| parse(&b).ok())
+            .map(|t| t.kind);
+        files.push(AuthFileInfo {
+            name,
+            size: meta.len(),
+            modtime,
+            kind,
+        });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// Writes a token file atomically with mode 0600 (the directory is created 0700).
+pub fn store(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    create_private_dir(dir)?;
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut file = private_file(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(name))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// The path of a (checked) auth file name.
+pub fn path_of(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// The providers of every valid token file in the config's `auth-dir`. Invalid files are
+/// skipped with a warning naming the file (never its contents).
+pub fn providers(config: &Config) -> Vec<ProviderConfig> {
+    let dir = auth_dir(config);
+    let Ok(files) = list(&dir) else {
+        return Vec::new();
+    };
+    files
+        .into_iter()
+        .filter_map(|info| {
+            let bytes = std::fs::read(dir.join(&info.name)).ok()?;
+            match parse(&bytes) {
+                Ok(token) => Some(token.provider(&info.name)),
+                Err(reason) => {
+                    tracing::warn!(file = %info.name, %reason, "auth file skipped: fix or delete it");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["acc1.json", "user@example.com.json", "claude-a_b+c.json"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "../x.json",
+            "a/b.json",
+            "a\\b.json",
+            ".json",
+            ".hidden.json",
+            "a..json",
+            "x.txt",
+            "x.json.bak",
+            "x y.json",
+            "",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_name(&format!("{}.json", "a".repeat(200))).is_err());
+    }
+
+    #[test]
+    fn token_shapes() {
+        let claude = parse(br#"{"type":"claude","access_token":"at","refresh_token":"rt","email":"a@b","expired":"2030-01-01T00:00:00Z"}"#).unwrap();
+        let p = claude.provider("c.json");
+        assert_eq!(p.kind, ProviderKind::Anthropic);
+        assert_eq!(p.headers["authorization"], "Bearer at");
+        assert_eq!(p.headers["anthropic-beta"], CLAUDE_OAUTH_BETA);
+        assert!(p.api_keys.is_empty());
+        assert!(format!("{claude:?}").find("at\"").is_none());
+
+        let qwen = parse(br#"{"access_token":"q","refresh_token":"r","token_type":"Bearer","resource_url":"portal.qwen.ai","expiry_date":1760000000000}"#).unwrap();
+        assert_eq!(qwen.kind, TokenKind::Qwen);
+        let p = qwen.provider("q.json");
+        assert_eq!(p.base_url, "https://portal.qwen.ai/v1");
+        assert_eq!(p.api_keys, ["q"]);
+        assert_eq!(p.name, "auth-file:q.json");
+
+        let gemini = parse(br#"{"type":"gemini","token":{"access_token":"g","refresh_token":"r","expiry":"x"},"project_id":"p"}"#).unwrap();
+        assert_eq!(
+            gemini.provider("g.json").headers["authorization"],
+            "Bearer g"
+        );
+
+        let codex = parse(br#"{"type":"codex","access_token":"c","account_id":"acct"}"#).unwrap();
+        let p = codex.provider("x.json");
+        assert_eq!(p.base_url, CODEX_OAUTH_BASE_URL);
+        assert_eq!(p.headers["chatgpt-account-id"], "acct");
+
+        for bad in [
+            &b"not json"[..],
+            br#"[1]"#,
+            br#"{"type":"claude"}"#,
+            br#"{"type":"claude","access_token":""}"#,
+            br#"{"type":"dropbox","access_token":"x"}"#,
+            br#"{"access_token":"x"}"#,
+            br#"{"type":"claude","access_token":"x","email":5}"#,
+            br#"{"type":"qwen","access_token":"x","resource_url":"http://evil.example"}"#,
+            br#"{"type":"qwen","access_token":"x","resource_url":"https://u:p@host"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let local =
+            parse(br#"{"type":"qwen","access_token":"x","resource_url":"http://127.0.0.1:9"}"#)
+                .unwrap();
+        assert_eq!(local.provider("l.json").base_url, "http://127.0.0.1:9/v1");
+    }
+
+    #[test]
+    fn stored_privately_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let auths = dir.path().join("auths");
+        store(&auths, "a.json", br#"{"type":"codex","access_token":"c"}"#).unwrap();
+        store(&auths, "a.json", br#"{"type":"claude","access_token":"c"}"#).unwrap();
+        std::fs::write(auths.join("notes.txt"), "x").unwrap();
+        let files = list(&auths).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].kind, Some(TokenKind::Claude));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(auths.join("a.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

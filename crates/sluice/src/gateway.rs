@@ -11,37 +11,92 @@ use crate::config::Config;
 use crate::pipeline::account::UsageLog;
 use crate::pipeline::admit::Admission;
 use crate::pipeline::authenticate::ClientKeys;
-use crate::pipeline::route::Catalog;
-use crate::providers::Provider;
+use crate::providers::{BuildContext, Provider};
+use crate::routing::Router;
+use crate::routing::catalog::{Catalog, ModelName};
+use crate::token_pool::TokenPool;
+use crate::transport::Clients;
 
-/// What a config change replaces: keys, providers and the model catalog.
+/// What a config change replaces: keys, providers, the model catalog and routing state.
 #[derive(Debug)]
 pub struct Runtime {
     pub keys: ClientKeys,
-    pub catalog: Catalog,
+    /// Catalog, health, rotation and sticky sessions.
+    pub router: Router,
+    /// Seed 000's token pool, when configured.
+    pub token_pool: Option<Arc<TokenPool>>,
 }
 
 impl Runtime {
     /// Builds the serving state from a validated config.
     pub fn build(config: &Config) -> anyhow::Result<Runtime> {
+        Self::build_from(config, None)
+    }
+
+    /// Builds the serving state for a reload, keeping the running token pool (and its
+    /// in-memory refresh state) when the pool settings did not change.
+    pub fn build_from(config: &Config, previous: Option<&Runtime>) -> anyhow::Result<Runtime> {
+        let token_pool = match &config.token_pool {
+            None => None,
+            Some(settings) => match previous.and_then(|p| p.token_pool.as_ref()) {
+                Some(pool) if pool.settings() == settings => Some(pool.clone()),
+                _ => Some(Arc::new(
+                    TokenPool::open(settings).map_err(anyhow::Error::msg)?,
+                )),
+            },
+        };
+        let clients = Clients::default();
+        let catalog =
+            build_catalog_with(config, &clients, token_pool.clone()).map_err(anyhow::Error::msg)?;
+        if let Some(pool) = &token_pool {
+            pool.attach(config, &clients).map_err(anyhow::Error::msg)?;
+        }
+        let mut keys = config.api_keys.clone();
+        if let Some(settings) = &config.token_pool {
+            keys.push(settings.service_key.clone());
+        }
         Ok(Runtime {
-            keys: ClientKeys::new(&config.api_keys, config.allow_anonymous),
-            catalog: build_catalog(config).map_err(anyhow::Error::msg)?,
+            keys: ClientKeys::new(&keys, config.allow_anonymous),
+            router: Router::new(config, catalog),
+            token_pool,
         })
+    }
+
+    /// The model catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.router.catalog
     }
 }
 
 /// The model catalog of every configured provider.
 pub fn build_catalog(config: &Config) -> Result<Catalog, String> {
+    build_catalog_with(config, &Clients::default(), None)
+}
+
+fn build_catalog_with(
+    config: &Config,
+    clients: &Clients,
+    pool: Option<Arc<TokenPool>>,
+) -> Result<Catalog, String> {
+    let ctx = BuildContext {
+        defaults: &config.timeouts,
+        proxy_url: &config.proxy_url,
+        clients,
+        pool,
+    };
     let mut providers = Vec::with_capacity(config.providers.len());
     for p in &config.providers {
-        let provider = Provider::from_config(p, &config.timeouts)?;
+        let provider = Provider::from_config(p, &ctx)?;
         let models = p
             .models
             .iter()
-            .map(|m| (m.name.clone(), m.alias.clone()))
+            .map(|m| ModelName {
+                name: m.name.clone(),
+                alias: m.alias.clone(),
+                preview: m.preview_model.clone(),
+            })
             .collect();
-        providers.push((provider, models));
+        providers.push((provider, models, p.priority, p.weight));
     }
     Ok(Catalog::new(&providers))
 }

@@ -8,4 +8,7 @@ pub mod error;
 pub mod gateway;
 pub mod pipeline;
 pub mod providers;
+pub mod routing;
 pub mod server;
+pub mod token_pool;
+pub mod transport;

@@ -43,6 +43,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/claude/v1/messages", post(pipeline::platform_claude))
         .route("/gemini/v1/chat", post(pipeline::platform_gemini))
+        .route(
+            "/v0/management/credentials",
+            get(crate::routing::status::handler),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(unknown_route)
@@ -95,7 +99,7 @@ async fn healthz() -> Response {
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let (status, state) = if app.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
-    } else if app.runtime.load().catalog.is_empty() {
+    } else if app.runtime.load().catalog().is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "no providers configured")
     } else {
         (StatusCode::OK, "ready")

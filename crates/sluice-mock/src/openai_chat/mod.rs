@@ -47,7 +47,7 @@ async fn complete(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OpenAiError> {
-    let directives = preflight(&state.config, headers, body).await?;
+    let directives = preflight(state, headers, body).await?;
     let json: Value = serde_json::from_slice(body).map_err(|_| OpenAiError::invalid_json())?;
     let request = ChatRequest::from_json(&json)?;
     if !state.config.serves(request.model) {
@@ -88,7 +88,7 @@ struct Model<'a> {
 
 /// `GET /v1/models` in OpenAI's shape.
 pub(crate) async fn list_models(state: &AppState, headers: &HeaderMap) -> Response {
-    if let Err(error) = preflight(&state.config, headers, &[]).await {
+    if let Err(error) = preflight(state, headers, &[]).await {
         return error.into_response();
     }
     let data = state

@@ -8,6 +8,7 @@
 //! | OpenAI Chat Completions (`openai_chat`) | `POST /v1/chat/completions`, `GET /v1/models` |
 //! | OpenAI Responses (`openai_responses`) | `POST /v1/responses` |
 //! | Anthropic Messages (`anthropic`) | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` with `anthropic-version` |
+//! | Qwen OAuth (`qwen_oauth`) | `POST /api/v1/oauth2/token` (`refresh_token` grant) |
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
 //!
 //! Replies are deterministic: `Hello from sluice-mock! You said: <last user text>`, one function
@@ -48,6 +49,7 @@ mod models;
 mod openai_chat;
 mod openai_gate;
 mod openai_responses;
+mod qwen_oauth;
 mod record;
 mod sse;
 mod stream_body;
@@ -235,6 +237,7 @@ fn router_with(config: MockConfig, faults: Faults) -> (Router, Recorder) {
         .merge(anthropic::routes())
         .merge(gemini::routes())
         .merge(models::routes())
+        .merge(qwen_oauth::routes())
         .merge(record::routes())
         .fallback(unknown_url)
         .method_not_allowed_fallback(wrong_method)

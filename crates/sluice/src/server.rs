@@ -47,6 +47,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v0/management/credentials",
             get(crate::routing::status::handler),
         )
+        .route(
+            "/api/upload-token",
+            post(crate::token_pool::api::upload_token),
+        )
+        .route(
+            "/api/token-status",
+            get(crate::token_pool::api::token_status),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(unknown_route)

@@ -82,7 +82,7 @@ pub async fn run(
         if attempts >= max_attempts {
             break;
         }
-        let pick = match plan.next_pick() {
+        let mut pick = match plan.next_pick() {
             Ok(pick) => pick,
             Err(exhausted) => {
                 if last_error.is_none() {
@@ -95,6 +95,11 @@ pub async fn run(
                 break;
             }
         };
+        if pick.credential.origin == Origin::Pool
+            && let Some(pool) = &pick.target.provider.common().pool
+        {
+            pick.credential = pool.fresh(&pick.credential).await;
+        }
         attempts += 1;
         let started = Instant::now();
         let common = pick.target.provider.common();

@@ -73,6 +73,11 @@ pub fn top_level(config: &Config, err: &mut Report<'_>) {
                     "providers".into(),
                     "only one provider may set `token-pool: true`",
                 );
+            } else if pooled.is_empty() {
+                err(
+                    "token-pool".into(),
+                    "no provider takes the pool's tokens: set `token-pool: true` on one",
+                );
             }
         }
         None if !pooled.is_empty() => err(

@@ -78,7 +78,7 @@ impl Faults {
         }
         let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let key = value("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| sigv4_key_id(v)))
             .or_else(|| value("x-api-key"))
             .or_else(|| value("x-goog-api-key"))
             .or_else(|| value("api-key"))?
@@ -100,6 +100,14 @@ impl Faults {
             .ok()
             .filter(|s| (400..=599).contains(&s.as_u16()))
     }
+}
+
+/// The access key id of a SigV4 `Authorization` value.
+pub(crate) fn sigv4_key_id(authorization: &str) -> Option<&str> {
+    authorization
+        .strip_prefix("AWS4-HMAC-SHA256 Credential=")?
+        .split('/')
+        .next()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -6,8 +6,10 @@
 //! | dialect | endpoints |
 //! |---|---|
 //! | OpenAI Chat Completions (`openai_chat`) | `POST /v1/chat/completions`, `GET /v1/models` |
+//! | Azure OpenAI (`openai_chat`) | `POST /openai/deployments/{deployment}/chat/completions?api-version=…` (`api-key`) |
 //! | OpenAI Responses (`openai_responses`) | `POST /v1/responses` |
 //! | Anthropic Messages (`anthropic`) | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` with `anthropic-version` |
+//! | AWS Bedrock, Anthropic models (`anthropic::bedrock`) | `POST /model/{id}/invoke`, `/model/{id}/invoke-with-response-stream` (SigV4 or API key; binary event-stream frames) |
 //! | Qwen OAuth (`qwen_oauth`) | `POST /api/v1/oauth2/token` (`refresh_token` grant) |
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
 //!
@@ -194,7 +196,10 @@ impl MockServer {
             .iter()
             .filter(|r| {
                 r.header("authorization")
-                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| directives::sigv4_key_id(v))
+                    })
                     .or_else(|| r.header("x-api-key"))
                     .or_else(|| r.header("x-goog-api-key"))
                     .or_else(|| r.header("api-key"))
@@ -235,6 +240,7 @@ fn router_with(config: MockConfig, faults: Faults) -> (Router, Recorder) {
         .merge(openai_chat::routes())
         .merge(openai_responses::routes())
         .merge(anthropic::routes())
+        .merge(anthropic::bedrock::routes())
         .merge(gemini::routes())
         .merge(models::routes())
         .merge(qwen_oauth::routes())

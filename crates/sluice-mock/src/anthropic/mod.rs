@@ -6,6 +6,7 @@
 //! → `anthropic-version` → injected `status` → validation → model check → reply. Every response
 //! carries a `request-id` header.
 
+pub(crate) mod bedrock;
 mod error;
 mod request;
 mod stream;

@@ -187,7 +187,7 @@ enum Handled {
     /// An upstream stream to relay; the relay takes over the ledger.
     Streaming {
         relay: Box<StreamRelay>,
-        upstream: reqwest::Response,
+        upstream: respond::UpstreamBody,
     },
 }
 
@@ -305,7 +305,7 @@ async fn handle(
             };
             return Ok(Handled::Streaming {
                 relay: Box::new(relay),
-                upstream: response,
+                upstream: provider.stream_body(response),
             });
         }
         Answer::Complete(body) => body,

@@ -25,6 +25,9 @@ use super::account::Ledger;
 use super::admit::Admitted;
 use super::upstream::describe;
 
+/// An upstream response body: chunks of SSE bytes.
+pub type UpstreamBody = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
 /// How upstream events become client events.
 pub enum Transform {
     /// OpenAI Chat on both sides: forward events; read usage; strip the usage the gateway (not
@@ -59,7 +62,7 @@ struct RelayState {
     shutdown: watch::Receiver<bool>,
     ledger: Option<Ledger>,
     _admitted: Admitted,
-    upstream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    upstream: UpstreamBody,
     parser: SseParser,
     usage: TokenUsage,
     /// The upstream said the answer is complete (a stop reason, `[DONE]`, `message_stop`…).
@@ -105,8 +108,8 @@ pub fn json_response(status: StatusCode, body: Bytes, provider: &str) -> Respons
 }
 
 impl StreamRelay {
-    /// Turns an upstream SSE response into the client's body stream.
-    pub fn into_body(self, upstream: reqwest::Response, ledger: Ledger) -> Body {
+    /// Turns an upstream SSE body into the client's body stream.
+    pub fn into_body(self, upstream: UpstreamBody, ledger: Ledger) -> Body {
         let StreamRelay {
             provider,
             client,
@@ -125,7 +128,7 @@ impl StreamRelay {
             shutdown,
             ledger: Some(ledger),
             _admitted: admitted,
-            upstream: Box::pin(upstream.bytes_stream()),
+            upstream,
             parser: SseParser::default(),
             usage: TokenUsage::default(),
             complete: false,

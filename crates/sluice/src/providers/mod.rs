@@ -5,6 +5,8 @@
 //! client.
 
 mod anthropic;
+mod azure;
+pub mod bedrock;
 mod gemini;
 mod openai_compatible;
 mod openai_responses;
@@ -17,6 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 use sluice_dialect::Dialect;
 
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
+use crate::pipeline::respond::UpstreamBody;
 use crate::token_pool::TokenPool;
 use crate::transport::{Clients, ProxySetting};
 
@@ -34,6 +37,8 @@ pub struct Credential {
     pub base_url: Option<String>,
     /// Where the credential came from.
     pub origin: Origin,
+    /// AWS keys for SigV4 (Bedrock); their `Debug` hides the secret.
+    pub sigv4: Option<Arc<aws_credential_types::Credentials>>,
 }
 
 /// Where a credential came from.
@@ -118,6 +123,7 @@ impl ProviderCommon {
                 http: http.clone(),
                 base_url: None,
                 origin: Origin::Config,
+                sigv4: None,
             }));
         }
         for (c, entry) in config.credentials.iter().enumerate() {
@@ -130,6 +136,7 @@ impl ProviderCommon {
                 http: client_for(entry.proxy_url.as_deref())?,
                 base_url: None,
                 origin: Origin::Config,
+                sigv4: None,
             }));
         }
         let pool = if config.token_pool {
@@ -144,6 +151,7 @@ impl ProviderCommon {
                 http: http.clone(),
                 base_url: None,
                 origin: Origin::Config,
+                sigv4: None,
             }));
         }
         let headers = config
@@ -201,7 +209,6 @@ impl ProviderCommon {
     }
 
     /// Adds configured credentials (kinds with credentials of their own, e.g. AWS keys).
-    #[allow(dead_code)] // Bedrock's AWS keys join here.
     fn add_credentials(&mut self, more: Vec<Arc<Credential>>) {
         self.credentials = self.credentials.iter().cloned().chain(more).collect();
     }
@@ -216,6 +223,7 @@ impl ProviderCommon {
             http: self.http.clone(),
             base_url: None,
             origin: Origin::Caller,
+            sigv4: None,
         }))
     }
 
@@ -234,6 +242,7 @@ impl ProviderCommon {
             http,
             base_url,
             origin: Origin::Pool,
+            sigv4: None,
         })
     }
 
@@ -324,6 +333,8 @@ pub enum Provider {
     OpenAiResponses(openai_responses::OpenAiResponses),
     Anthropic(anthropic::Anthropic),
     Gemini(gemini::Gemini),
+    Azure(azure::Azure),
+    Bedrock(bedrock::Bedrock),
 }
 
 impl Provider {
@@ -341,12 +352,8 @@ impl Provider {
             }
             ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic::new(config, ctx)?),
             ProviderKind::Gemini => Provider::Gemini(gemini::Gemini::new(config, ctx)?),
-            ProviderKind::AzureOpenai | ProviderKind::Bedrock => {
-                return Err(format!(
-                    "provider `{}`: kind {:?} is not built yet",
-                    config.name, config.kind
-                ));
-            }
+            ProviderKind::AzureOpenai => Provider::Azure(azure::Azure::new(config, ctx)?),
+            ProviderKind::Bedrock => Provider::Bedrock(bedrock::Bedrock::new(config, ctx)?),
         }))
     }
 
@@ -356,6 +363,8 @@ impl Provider {
             Provider::OpenAiResponses(p) => &p.common,
             Provider::Anthropic(p) => &p.common,
             Provider::Gemini(p) => &p.common,
+            Provider::Azure(p) => &p.common,
+            Provider::Bedrock(p) => &p.common,
         }
     }
 
@@ -366,9 +375,9 @@ impl Provider {
     /// The API dialect the upstream speaks.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Provider::OpenAiCompatible(_) => Dialect::OpenAiChat,
+            Provider::OpenAiCompatible(_) | Provider::Azure(_) => Dialect::OpenAiChat,
             Provider::OpenAiResponses(_) => Dialect::OpenAiResponses,
-            Provider::Anthropic(_) => Dialect::Anthropic,
+            Provider::Anthropic(_) | Provider::Bedrock(_) => Dialect::Anthropic,
             Provider::Gemini(_) => Dialect::Gemini,
         }
     }
@@ -390,6 +399,16 @@ impl Provider {
             Provider::OpenAiResponses(p) => p.request(call, credential, body),
             Provider::Anthropic(p) => p.request(call, credential, body),
             Provider::Gemini(p) => p.request(call, credential, body),
+            Provider::Azure(p) => p.request(call, credential, body),
+            Provider::Bedrock(p) => p.request(call, credential, body),
+        }
+    }
+
+    /// A 2xx stream's body as SSE bytes (Bedrock's binary event stream is decoded here).
+    pub fn stream_body(&self, response: reqwest::Response) -> UpstreamBody {
+        match self {
+            Provider::Bedrock(_) => bedrock::event_stream_to_sse(response),
+            _ => Box::pin(response.bytes_stream()),
         }
     }
 }

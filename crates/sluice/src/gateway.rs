@@ -33,8 +33,9 @@ impl Runtime {
         Self::build_from(config, None)
     }
 
-    /// Builds the serving state for a reload, keeping the running token pool (and its
-    /// in-memory refresh state) when the pool settings did not change.
+    /// Builds the serving state for a reload: keeps the running token pool when its settings did
+    /// not change, and the routing state (cooldowns, failure streaks, sticky sessions; not
+    /// disabled credentials, which get another chance).
     pub fn build_from(config: &Config, previous: Option<&Runtime>) -> anyhow::Result<Runtime> {
         let token_pool = match &config.token_pool {
             None => None,
@@ -55,9 +56,13 @@ impl Runtime {
         if let Some(settings) = &config.token_pool {
             keys.push(settings.service_key.clone());
         }
+        let router = Router::new(config, catalog);
+        if let Some(previous) = previous {
+            router.inherit(&previous.router);
+        }
         Ok(Runtime {
             keys: ClientKeys::new(&keys, config.allow_anonymous),
-            router: Router::new(config, catalog),
+            router,
             token_pool,
         })
     }

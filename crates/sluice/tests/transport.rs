@@ -218,3 +218,33 @@ providers:
     assert_eq!(record.failed_attempts[0].credential, "unresponsive#0");
     assert_eq!(record.failed_attempts[0].error, "upstream_connect_timeout");
 }
+
+#[tokio::test]
+async fn an_unreachable_proxy_fails_without_revealing_its_credentials() {
+    let upstream = MockServer::start(MockConfig::default()).await.unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+api-keys: [{CLIENT_KEY}]
+providers:
+  - {{name: p, kind: openai-compatible, base-url: '{base}', api-keys: [k], proxy-url: 'http://proxy-user:hunter2-secret@127.0.0.1:1', models: [{{name: m}}]}}
+",
+        base = upstream.base_url(),
+    );
+    let h = Harness::from_yaml(upstream, &yaml).await;
+    let resp = ask(&h, "m").await;
+    assert_eq!(resp.status(), 502);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("`p`"), "{text}");
+    assert!(!text.contains("hunter2"), "proxy password leaked: {text}");
+    assert!(h.mock.requests().is_empty(), "no way around the proxy");
+    let status = h
+        .http
+        .get(h.url("/v0/management/credentials"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!status.contains("hunter2"), "{status}");
+}

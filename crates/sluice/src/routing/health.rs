@@ -38,6 +38,14 @@ impl Clock {
         Instant::now() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
     }
 
+    /// Continues another clock (on a config reload).
+    pub fn inherit(&self, previous: &Clock) {
+        self.offset_ms.store(
+            previous.offset_ms.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
     /// Moves the clock forward (a test hook: production code never calls it).
     pub fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
@@ -254,6 +262,26 @@ impl Health {
                 state.last_error = Some("unauthorized".into());
             }
         }
+    }
+
+    /// Takes over another table's cooldown windows, streaks and counters (on a config reload).
+    /// Disabled states and probe leases are not carried: a reload is when an operator fixes a
+    /// key, and the next request may probe again.
+    pub fn inherit(&self, previous: &Health) {
+        let carried: Vec<(Arc<str>, CredentialState)> = previous
+            .lock()
+            .table
+            .iter()
+            .map(|(id, state)| {
+                let mut state = state.clone();
+                state.disabled = None;
+                for model in state.models.values_mut() {
+                    model.probe_until = None;
+                }
+                (id.clone(), state)
+            })
+            .collect();
+        self.lock().table.extend(carried);
     }
 
     /// Re-enables a disabled credential (after a successful token refresh).

@@ -95,6 +95,16 @@ impl Router {
         }
     }
 
+    /// Keeps what the running router learned (cooldowns, failure streaks, sessions) across a
+    /// config reload; disabled credentials get another chance.
+    pub fn inherit(&self, previous: &Router) {
+        self.clock.inherit(&previous.clock);
+        self.health.inherit(&previous.health);
+        if let (Some(new), Some(old)) = (&self.sticky, &previous.sticky) {
+            new.inherit(old, self.clock.now());
+        }
+    }
+
     /// The header naming a session, when sticky sessions are on.
     pub fn session_header(&self) -> Option<&http::HeaderName> {
         self.sticky.as_ref().map(|_| &self.session_header)

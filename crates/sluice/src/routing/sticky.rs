@@ -117,6 +117,30 @@ impl Sticky {
         );
     }
 
+    /// Takes over another table's live bindings (on a config reload).
+    pub fn inherit(&self, previous: &Sticky, now: Instant) {
+        let carried: Vec<(SessionKey, Binding)> = previous
+            .bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, b)| b.expires > now)
+            .map(|(k, b)| {
+                (
+                    *k,
+                    Binding {
+                        credential: b.credential.clone(),
+                        expires: b.expires,
+                    },
+                )
+            })
+            .collect();
+        self.bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(carried);
+    }
+
     /// Releases a session whose credential became unavailable.
     pub fn release(&self, key: &SessionKey) {
         self.bindings

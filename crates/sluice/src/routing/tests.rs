@@ -228,3 +228,40 @@ fn retry_after_headers() {
     date.insert("retry-after", "soon".parse().unwrap());
     assert_eq!(retry_after(&date), None);
 }
+
+#[test]
+fn a_reload_keeps_cooldowns_and_sessions_but_re_enables_disabled_credentials() {
+    let yaml = TWO_PROVIDERS.replace("providers:", "routing: {sticky-sessions: true}\nproviders:");
+    let old = router(&yaml);
+    cool(&old, "a#0", "shared", 60);
+    old.health.report(
+        "b#0",
+        "shared",
+        &Outcome::Unauthorized {
+            reason: "HTTP 401".into(),
+        },
+        old.clock.now(),
+    );
+    let mut plan = old.plan("shared", None, Some("s")).unwrap();
+    let p = plan.next_pick().unwrap();
+    old.bind_session(&plan, &p.credential.id);
+
+    let new = router(&yaml);
+    new.inherit(&old);
+    let now = new.clock.now();
+    assert!(
+        !new.health.availability("a#0", "shared", now).eligible(),
+        "still cooling"
+    );
+    assert!(
+        new.health.availability("b#0", "shared", now).eligible(),
+        "another chance"
+    );
+    assert_eq!(new.sessions(), 1);
+    new.clock.advance(Duration::from_secs(60));
+    assert!(
+        new.health
+            .availability("a#0", "shared", new.clock.now())
+            .eligible()
+    );
+}

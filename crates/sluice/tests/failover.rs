@@ -477,3 +477,35 @@ providers:
         );
     }
 }
+
+#[tokio::test]
+async fn a_stream_that_stalls_counts_against_its_credential() {
+    let h = pool(
+        "cooldown: {server-error-threshold: 1, server-error: 30s}",
+        "    timeouts: {idle: 200ms}",
+    )
+    .await;
+    h.mock.faults().set_for_key("key-a", "stall_after=2");
+    let body = h
+        .chat(json!({"model": "m", "messages": user("hi"), "stream": true}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let last: Value = serde_json::from_str(sse_data(&body).last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_idle_timeout");
+    // Not retried (the client had bytes), but key-a now cools down.
+    assert_eq!(h.mock.requests().len(), 1);
+    let status = credentials(&h).await;
+    assert_eq!(credential(&status, "p#0")["status"], "cooling");
+    assert_eq!(
+        credential(&status, "p#0")["models"][0]["reason"],
+        "server_error"
+    );
+    for _ in 0..3 {
+        assert_eq!(ask(&h, "m").await.status(), 200);
+    }
+    assert_eq!(h.mock.requests_with_key("key-a"), 1);
+}

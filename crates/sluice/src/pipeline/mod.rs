@@ -302,6 +302,10 @@ async fn handle(
                 idle: common.timeouts.idle,
                 shutdown: app.hard_stop.subscribe(),
                 admitted,
+                on_upstream_fault: routing::failover::stream_fault_reporter(
+                    app.runtime.load_full(),
+                    &served.pick,
+                ),
             };
             return Ok(Handled::Streaming {
                 relay: Box::new(relay),

@@ -51,6 +51,9 @@ pub struct StreamRelay {
     pub idle: Duration,
     pub shutdown: watch::Receiver<bool>,
     pub admitted: Admitted,
+    /// Called once if the upstream breaks, stalls or truncates the stream (not on shutdown):
+    /// the credential's health hears of it.
+    pub on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
 }
 
 struct RelayState {
@@ -62,6 +65,7 @@ struct RelayState {
     shutdown: watch::Receiver<bool>,
     ledger: Option<Ledger>,
     _admitted: Admitted,
+    on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
     upstream: UpstreamBody,
     parser: SseParser,
     usage: TokenUsage,
@@ -118,6 +122,7 @@ impl StreamRelay {
             idle,
             shutdown,
             admitted,
+            on_upstream_fault,
         } = self;
         let state = RelayState {
             provider,
@@ -128,6 +133,7 @@ impl StreamRelay {
             shutdown,
             ledger: Some(ledger),
             _admitted: admitted,
+            on_upstream_fault,
             upstream,
             parser: SseParser::default(),
             usage: TokenUsage::default(),
@@ -324,6 +330,11 @@ impl RelayState {
     /// Ends the stream with an error event in the client's dialect.
     fn fail(&mut self, message: String, code: &str) -> Option<Bytes> {
         tracing::warn!(provider = %self.provider, code, "{message}");
+        if code != "shutdown"
+            && let Some(report) = self.on_upstream_fault.take()
+        {
+            report();
+        }
         let error = StreamEvent::Error {
             error: ErrorBody::new(ErrorKind::Upstream, message).with_code(code),
         };

@@ -10,6 +10,7 @@
 //! | 401, 403 | refresh the token if it can be, else disable | yes (after a refresh: the same credential) |
 //! | 408, 5xx, timeout, connection or body failure | server-error streak | yes |
 //! | other 4xx (the caller's request) | success | never |
+//! | a 2xx stream that later breaks, stalls or ends early | server-error streak | never (the client has bytes) |
 //!
 //! A caller's own token (`allow-client-tokens`) is never cooled or disabled: its failures are
 //! the caller's, and a 401/403 with it is not retried.
@@ -223,6 +224,28 @@ async fn attempt(
         .await
         .map(Answer::Complete)
         .map_err(|e| (Failure::Server, e))
+}
+
+/// What a relayed stream calls when its upstream breaks, stalls or truncates it: the
+/// credential's server-error streak grows (no retry: the client already has bytes).
+pub fn stream_fault_reporter(
+    runtime: std::sync::Arc<crate::gateway::Runtime>,
+    pick: &Pick,
+) -> Option<Box<dyn FnOnce() + Send>> {
+    if pick.credential.origin == Origin::Caller {
+        return None;
+    }
+    let credential = pick.credential.id.clone();
+    let model = pick.target.upstream_model.clone();
+    Some(Box::new(move || {
+        let router = &runtime.router;
+        router.health.report(
+            &credential,
+            &model,
+            &Outcome::ServerError,
+            router.clock.now(),
+        );
+    }))
 }
 
 /// Refreshes an uploaded OAuth token after a 401/403; whether it worked.

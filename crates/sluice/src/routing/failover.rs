@@ -101,18 +101,19 @@ pub async fn run(
         {
             pick.credential = pool.fresh(&pick.credential).await;
         }
-        attempts += 1;
         let started = Instant::now();
         let common = pick.target.provider.common();
         ledger.with(|r| {
-            r.attempts = attempts;
             r.provider = Some(common.name.to_string());
             r.platform = Some(common.platform.to_string());
             r.credential = Some(pick.credential.id.to_string());
             r.model_served = Some(pick.target.upstream_model.to_string());
         });
         let mut guard = ProbeGuard::new(router, &pick);
+        // A request that cannot be built for this provider is the caller's: no attempt counted.
         let request = build(&pick)?;
+        attempts += 1;
+        ledger.with(|r| r.attempts = attempts);
         let (failure, error) = match attempt(&pick, request, stream).await {
             Ok(answer) => {
                 guard.report(Outcome::Success);

@@ -260,9 +260,13 @@ def mock_upstream(logdir: Path) -> Iterator[MockUpstream]:
 @pytest.fixture(scope="session")
 def gateway(mock_upstream: MockUpstream, logdir: Path) -> Iterator[Gateway]:
     port = _free_port()
+    # The error tests inject upstream 429s (with Retry-After) and 5xx into the one credential this
+    # gateway has; cooldowns of a millisecond keep those faults from cooling it down for the tests
+    # after them (cooldowns and failover have their own tests in crates/sluice/tests/failover.rs).
     config = f"""\
 listen: 127.0.0.1:{port}
 api-keys: [{CLIENT_KEY}]
+cooldown: {{quota-backoff: 1ms, quota-backoff-max: 1ms, server-error: 1ms}}
 providers:
   - name: mock
     kind: openai-compatible

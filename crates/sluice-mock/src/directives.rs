@@ -6,7 +6,9 @@
 //! override earlier ones and the header overrides the body. Unknown keys and malformed values are
 //! ignored.
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -38,13 +40,92 @@ pub(crate) struct Directives {
     pub(crate) words: Option<usize>,
     /// `cached=N`: cached prompt tokens to report.
     pub(crate) cached: Option<u64>,
+    /// `cycle=S1.S2…`: the Nth request carrying this same pattern answers with status
+    /// `S(N mod len)`; `200` means no fault.
+    pub(crate) cycle: Option<String>,
+}
+
+/// Faults set from outside the request, per server: directives for every request that
+/// authenticates with a given key, and the counters of `cycle` patterns. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    shared: Arc<FaultState>,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    by_key: Mutex<HashMap<String, String>>,
+    cycles: Mutex<HashMap<String, usize>>,
+}
+
+impl Faults {
+    /// Applies `directives` (as in the `x-mock` header) to every request carrying `key`
+    /// (`Authorization: Bearer`, `x-api-key`, `x-goog-api-key` or `api-key`), between the
+    /// body's directives and the header's.
+    pub fn set_for_key(&self, key: &str, directives: &str) {
+        lock(&self.shared.by_key).insert(key.to_owned(), directives.to_owned());
+    }
+
+    /// Stops applying directives to requests with `key`.
+    pub fn clear_key(&self, key: &str) {
+        lock(&self.shared.by_key).remove(key);
+    }
+
+    fn for_request(&self, headers: &HeaderMap) -> Option<String> {
+        let by_key = lock(&self.shared.by_key);
+        if by_key.is_empty() {
+            return None;
+        }
+        let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let key = value("authorization")
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| sigv4_key_id(v)))
+            .or_else(|| value("x-api-key"))
+            .or_else(|| value("x-goog-api-key"))
+            .or_else(|| value("api-key"))?
+            .trim();
+        by_key.get(key).cloned()
+    }
+
+    /// The status of a `cycle` pattern's next turn.
+    fn next_in_cycle(&self, pattern: &str) -> Option<StatusCode> {
+        let statuses: Vec<u16> = pattern.split('.').filter_map(|s| s.parse().ok()).collect();
+        if statuses.is_empty() {
+            return None;
+        }
+        let mut cycles = lock(&self.shared.cycles);
+        let turn = cycles.entry(pattern.to_owned()).or_default();
+        let status = statuses[*turn % statuses.len()];
+        *turn += 1;
+        StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| (400..=599).contains(&s.as_u16()))
+    }
+}
+
+/// The access key id of a SigV4 `Authorization` value.
+pub(crate) fn sigv4_key_id(authorization: &str) -> Option<&str> {
+    authorization
+        .strip_prefix("AWS4-HMAC-SHA256 Credential=")?
+        .split('/')
+        .next()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Reads a request's directives and waits out its `latency_ms`: the first step of every
 /// endpoint, before authentication, so even a rejected request can be slowed down.
-pub(crate) async fn arrive(headers: &HeaderMap, body: &[u8]) -> Directives {
+pub(crate) async fn arrive(faults: &Faults, headers: &HeaderMap, body: &[u8]) -> Directives {
     let header = headers.get(HEADER).and_then(|value| value.to_str().ok());
-    let directives = Directives::parse(header, &String::from_utf8_lossy(body));
+    let keyed = faults.for_request(headers);
+    let mut directives = Directives::parse(None, &String::from_utf8_lossy(body));
+    for extra in [keyed.as_deref(), header].into_iter().flatten() {
+        directives.apply_header(extra);
+    }
+    if let Some(pattern) = directives.cycle.clone() {
+        directives.status = faults.next_in_cycle(&pattern);
+    }
     if let Some(latency) = directives.latency {
         tokio::time::sleep(latency).await;
     }
@@ -60,13 +141,15 @@ impl Directives {
             rest = rest.get(at + PREFIX.len()..).unwrap_or_default();
             directives.apply(rest);
         }
-        for token in header
-            .unwrap_or_default()
-            .split(|c: char| c.is_whitespace() || c == ',')
-        {
-            directives.apply(token.strip_prefix(PREFIX).unwrap_or(token));
-        }
+        directives.apply_header(header.unwrap_or_default());
         directives
+    }
+
+    /// Applies header-style tokens (prefix optional, separated by spaces or commas).
+    fn apply_header(&mut self, text: &str) {
+        for token in text.split(|c: char| c.is_whitespace() || c == ',') {
+            self.apply(token.strip_prefix(PREFIX).unwrap_or(token));
+        }
     }
 
     /// Applies the `key=value` at the start of `text`, if there is one.
@@ -96,6 +179,7 @@ impl Directives {
                 number::<usize>(value).map(|n| n.min(MAX_WORDS)),
             ),
             "cached" => set(&mut self.cached, number(value)),
+            "cycle" => self.cycle = Some(value.to_owned()),
             _ => {}
         }
     }

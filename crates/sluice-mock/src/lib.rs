@@ -6,8 +6,11 @@
 //! | dialect | endpoints |
 //! |---|---|
 //! | OpenAI Chat Completions (`openai_chat`) | `POST /v1/chat/completions`, `GET /v1/models` |
+//! | Azure OpenAI (`openai_chat`) | `POST /openai/deployments/{deployment}/chat/completions?api-version=…` (`api-key`) |
 //! | OpenAI Responses (`openai_responses`) | `POST /v1/responses` |
 //! | Anthropic Messages (`anthropic`) | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` with `anthropic-version` |
+//! | AWS Bedrock, Anthropic models (`anthropic::bedrock`) | `POST /model/{id}/invoke`, `/model/{id}/invoke-with-response-stream` (SigV4 or API key; binary event-stream frames) |
+//! | Qwen OAuth (`qwen_oauth`) | `POST /api/v1/oauth2/token` (`refresh_token` grant) |
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
 //!
 //! Replies are deterministic: `Hello from sluice-mock! You said: <last user text>`, one function
@@ -28,6 +31,10 @@
 //! | `stall_after=N` | send nothing more after N stream events, never end |
 //! | `words=N` | reply `w1 w2 … wN` |
 //! | `cached=N` | report N cached prompt tokens |
+//! | `cycle=S1.S2…` | the Nth request with this pattern answers `S(N mod len)` (`200` = no fault) |
+//!
+//! [`MockServer::faults`] adds directives for every request carrying a given upstream key
+//! (between the body's and the header's), so one credential of several can be made to fail.
 //!
 //! Inspection: every request is recorded (unless [`MockConfig::record`] is off) and can be read
 //! back with [`MockServer::requests`] or `GET /__mock/requests`; `GET /__mock/stats` gives the
@@ -44,6 +51,7 @@ mod models;
 mod openai_chat;
 mod openai_gate;
 mod openai_responses;
+mod qwen_oauth;
 mod record;
 mod sse;
 mod stream_body;
@@ -59,6 +67,7 @@ use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use directives::Faults;
 pub use record::{RecordedRequest, Recorder};
 
 use errors::OpenAiError;
@@ -119,6 +128,7 @@ impl MockConfig {
 pub(crate) struct AppState {
     pub(crate) config: MockConfig,
     pub(crate) recorder: Recorder,
+    pub(crate) faults: Faults,
 }
 
 /// A running fake upstream; dropping it shuts the server down.
@@ -126,6 +136,7 @@ pub(crate) struct AppState {
 pub struct MockServer {
     addr: SocketAddr,
     recorder: Recorder,
+    faults: Faults,
     task: JoinHandle<()>,
 }
 
@@ -139,7 +150,8 @@ impl MockServer {
     pub async fn bind(addr: SocketAddr, config: MockConfig) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let (app, recorder) = router(config);
+        let faults = Faults::default();
+        let (app, recorder) = router_with(config, faults.clone());
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(nodelay(listener), app).await {
                 tracing::error!(%error, "sluice-mock server stopped; restart it");
@@ -148,6 +160,7 @@ impl MockServer {
         Ok(MockServer {
             addr,
             recorder,
+            faults,
             task,
         })
     }
@@ -172,6 +185,29 @@ impl MockServer {
         self.recorder.clear();
     }
 
+    /// Faults applied by key (e.g. make one upstream key answer 429).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// How many recorded requests carried `key` (as each provider sends it).
+    pub fn requests_with_key(&self, key: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| {
+                r.header("authorization")
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| directives::sigv4_key_id(v))
+                    })
+                    .or_else(|| r.header("x-api-key"))
+                    .or_else(|| r.header("x-goog-api-key"))
+                    .or_else(|| r.header("api-key"))
+                    == Some(key)
+            })
+            .count()
+    }
+
     /// Number of stream responses whose body was dropped before completion (client went away).
     pub fn cancelled_streams(&self) -> u64 {
         self.recorder.cancelled_streams()
@@ -189,18 +225,25 @@ impl Drop for MockServer {
 /// Build the router without binding (for embedding in another process's server, e.g. Sluice's
 /// demo upstream).
 pub fn router(config: MockConfig) -> (Router, Recorder) {
+    router_with(config, Faults::default())
+}
+
+fn router_with(config: MockConfig, faults: Faults) -> (Router, Recorder) {
     let recorder = Recorder::default();
     let record = config.record;
     let state = Arc::new(AppState {
         config,
         recorder: recorder.clone(),
+        faults,
     });
     let mut app = Router::new()
         .merge(openai_chat::routes())
         .merge(openai_responses::routes())
         .merge(anthropic::routes())
+        .merge(anthropic::bedrock::routes())
         .merge(gemini::routes())
         .merge(models::routes())
+        .merge(qwen_oauth::routes())
         .merge(record::routes())
         .fallback(unknown_url)
         .method_not_allowed_fallback(wrong_method)

@@ -4,18 +4,18 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
-use crate::MockConfig;
 use crate::directives::{self, Directives};
 use crate::errors::OpenAiError;
+use crate::{AppState, MockConfig};
 
 /// Runs the shared steps; `Err` is the response to send instead.
 pub(crate) async fn preflight(
-    config: &MockConfig,
+    state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Directives, OpenAiError> {
-    let directives = directives::arrive(headers, body).await;
-    authorize(config, headers)?;
+    let directives = directives::arrive(&state.faults, headers, body).await;
+    authorize(&state.config, headers)?;
     if let Some(status) = directives.status {
         return Err(OpenAiError::injected(status, directives.retry_after));
     }

@@ -308,3 +308,42 @@ async fn wait_for_cancelled(server: &MockServer, expected: u64) {
     }
     assert_eq!(server.cancelled_streams(), expected);
 }
+
+#[tokio::test]
+async fn faults_by_key_hit_only_that_key() {
+    let server = start().await;
+    server
+        .faults()
+        .set_for_key("key-a", "status=429 retry_after=3");
+    let a = chat_with_key(&server, Some("key-a"), &user_request("hi")).await;
+    assert_eq!(a.status(), 429);
+    assert_eq!(a.headers()["retry-after"], "3");
+    let b = chat_with_key(&server, Some("key-b"), &user_request("hi")).await;
+    assert_eq!(b.status(), 200);
+    // The request's own header still overrides.
+    let overridden = reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.base_url()))
+        .bearer_auth("key-a")
+        .header("x-mock", "status=503")
+        .json(&user_request("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overridden.status(), 503);
+    server.faults().clear_key("key-a");
+    let a = chat_with_key(&server, Some("key-a"), &user_request("hi")).await;
+    assert_eq!(a.status(), 200);
+    assert_eq!(server.requests_with_key("key-a"), 3);
+    assert_eq!(server.requests_with_key("key-b"), 1);
+}
+
+#[tokio::test]
+async fn cycle_patterns_take_turns() {
+    let server = start().await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = chat_with_key(&server, None, &user_request("mock:cycle=429.200.500")).await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [429, 200, 500, 429, 200, 500]);
+}

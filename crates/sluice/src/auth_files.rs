@@ -193,6 +193,7 @@ impl TokenFile {
                 .map(|n| ModelConfig {
                     name: (*n).to_string(),
                     alias: None,
+                    ..Default::default()
                 })
                 .collect()
         };
@@ -252,6 +253,7 @@ impl TokenFile {
             models: models(model_list),
             headers,
             timeouts: Default::default(),
+            ..Default::default()
         }
     }
 }

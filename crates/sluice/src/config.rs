@@ -108,6 +108,138 @@ pub struct Config {
     /// The config file's directory, when loaded from a file (not a key).
     #[serde(skip)]
     pub config_dir: Option<PathBuf>,
+    /// How a credential is chosen among those serving a model.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// How long failing credentials step aside.
+    #[serde(default)]
+    pub cooldown: CooldownConfig,
+    /// Seed 000's upstream token pool and its admin endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_pool: Option<TokenPoolConfig>,
+}
+
+/// Credential selection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// How requests spread over the credentials of one priority tier.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Keep a session on the credential that served it, for warm prompt caches.
+    #[serde(default)]
+    pub sticky_sessions: bool,
+    /// How long a session stays bound after its last request.
+    #[serde(default = "default_sticky_ttl", with = "duration")]
+    pub sticky_ttl: Duration,
+    /// The request header naming the session (Anthropic's `metadata.user_id` is used too).
+    #[serde(default = "default_session_header")]
+    pub session_header: String,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::default(),
+            sticky_sessions: false,
+            sticky_ttl: default_sticky_ttl(),
+            session_header: default_session_header(),
+        }
+    }
+}
+fn default_sticky_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_session_header() -> String {
+    "x-session-id".into()
+}
+
+/// How requests spread over the credentials of one priority tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Every credential in turn.
+    #[default]
+    RoundRobin,
+    /// Providers in proportion to their `weight`, their credentials in turn.
+    Weighted,
+    /// The first available credential, in config order, until it steps aside.
+    FillFirst,
+}
+
+/// Cooldown windows. Every window ends by itself; the next request after it is the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CooldownConfig {
+    /// First cooldown after a quota error (429) without `Retry-After`; doubles with each
+    /// consecutive one.
+    #[serde(default = "default_quota_backoff", with = "duration")]
+    pub quota_backoff: Duration,
+    /// Longest quota cooldown, also capping the upstream's `Retry-After`.
+    #[serde(default = "default_quota_backoff_max", with = "duration")]
+    pub quota_backoff_max: Duration,
+    /// Consecutive 5xx answers or timeouts before a credential cools down.
+    #[serde(default = "default_server_error_threshold")]
+    pub server_error_threshold: u32,
+    /// The cooldown after them.
+    #[serde(default = "default_server_error", with = "duration")]
+    pub server_error: Duration,
+}
+
+impl Default for CooldownConfig {
+    fn default() -> Self {
+        Self {
+            quota_backoff: default_quota_backoff(),
+            quota_backoff_max: default_quota_backoff_max(),
+            server_error_threshold: default_server_error_threshold(),
+            server_error: default_server_error(),
+        }
+    }
+}
+fn default_quota_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_quota_backoff_max() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn default_server_error_threshold() -> u32 {
+    3
+}
+fn default_server_error() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Seed 000's token pool: upstream tokens uploaded through `/api/upload-token`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TokenPoolConfig {
+    /// Guards `/api/upload-token` and `/api/token-status`; must start with `sk-`. Also accepted
+    /// as a client key on the proxy endpoints.
+    pub service_key: String,
+    /// Directory of `token-pool.json` (created with mode 0600).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// Where Qwen OAuth tokens are refreshed (`refresh_token` grant).
+    #[serde(default = "default_refresh_url")]
+    pub refresh_url: String,
+    /// The OAuth client id sent with a refresh.
+    #[serde(default = "default_qwen_client_id")]
+    pub client_id: String,
+    /// Refresh a token this long before it expires.
+    #[serde(default = "default_refresh_ahead", with = "duration")]
+    pub refresh_ahead: Duration,
+}
+fn default_data_dir() -> String {
+    "data".into()
+}
+fn default_refresh_url() -> String {
+    "https://chat.qwen.ai/api/v1/oauth2/token".into()
+}
+fn default_qwen_client_id() -> String {
+    "f0304373b74a44d2b584a3fb70ca9e56".into()
+}
+fn default_refresh_ahead() -> Duration {
+    Duration::from_secs(5 * 60)
 }
 
 fn default_listen() -> SocketAddr {
@@ -175,6 +307,12 @@ pub struct TimeoutOverrides {
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    pub connect: Option<Duration>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub first_byte: Option<Duration>,
     #[serde(
         default,
@@ -207,6 +345,14 @@ pub enum ProviderKind {
     Anthropic,
     /// Google's Gemini API (AI Studio keys).
     Gemini,
+    /// Azure OpenAI: deployments, `api-key` header, `api-version`.
+    AzureOpenai,
+    /// AWS Bedrock's Anthropic models: SigV4 (or a Bedrock API key), binary event streams.
+    Bedrock,
+    /// Qwen: DashScope API keys (OpenAI-compatible) and uploaded Qwen OAuth tokens.
+    Qwen,
+    /// Codex with API keys (OpenAI Responses).
+    Codex,
 }
 
 /// One upstream provider.
@@ -220,7 +366,9 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub platform: Option<String>,
     /// API root: `https://api.openai.com/v1` (OpenAI kinds), `https://api.anthropic.com`,
-    /// `https://generativelanguage.googleapis.com`.
+    /// `https://generativelanguage.googleapis.com`, `https://{resource}.openai.azure.com`.
+    /// Optional for `qwen`, `codex` and `bedrock`, which have a default.
+    #[serde(default)]
     pub base_url: String,
     /// Upstream credentials, used in turn. May be empty for keyless servers (Ollama, vLLM).
     #[serde(default)]
@@ -233,21 +381,128 @@ pub struct ProviderConfig {
     /// Overrides of the global `timeouts`.
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// Tier: providers with a higher priority serve first; lower tiers take over when every
+    /// credential above is unavailable.
+    #[serde(default)]
+    pub priority: i32,
+    /// Share of traffic within a tier under the `weighted` strategy.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Proxy for this provider's traffic, overriding the global `proxy-url` (`direct` = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+    /// Credentials with their own settings, used in turn after `api-keys`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialConfig>,
+    /// Seed 000: a Bearer without the `sk-` prefix is forwarded here as the caller's own
+    /// upstream token.
+    #[serde(default)]
+    pub allow_client_tokens: bool,
+    /// Seed 000: tokens uploaded through `/api/upload-token` are this provider's credentials.
+    #[serde(default)]
+    pub token_pool: bool,
+    /// Azure OpenAI's `api-version` query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// AWS region (Bedrock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// One upstream credential with its own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// The key (Bedrock: an Amazon Bedrock API key, sent as a Bearer token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// AWS access key id (Bedrock SigV4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// AWS secret access key (Bedrock SigV4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    /// AWS session token for temporary credentials (Bedrock SigV4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    /// Proxy for this credential's traffic, overriding the provider's and the global one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+}
+
+impl Default for ProviderConfig {
+    /// Every optional setting at the default the YAML gives it (`weight: 1`).
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kind: ProviderKind::OpenaiCompatible,
+            platform: None,
+            base_url: String::new(),
+            api_keys: Vec::new(),
+            models: Vec::new(),
+            headers: BTreeMap::new(),
+            timeouts: TimeoutOverrides::default(),
+            priority: 0,
+            weight: default_weight(),
+            proxy_url: None,
+            credentials: Vec::new(),
+            allow_client_tokens: false,
+            token_pool: false,
+            api_version: None,
+            region: None,
+        }
+    }
 }
 
 impl ProviderConfig {
+    /// The API root: `base-url`, or the kind's default when it has one.
+    pub fn effective_base_url(&self) -> String {
+        if !self.base_url.trim().is_empty() {
+            return self.base_url.trim().to_string();
+        }
+        match self.kind {
+            ProviderKind::Qwen => "https://dashscope.aliyuncs.com/compatible-mode/v1".into(),
+            ProviderKind::Codex => "https://api.openai.com/v1".into(),
+            ProviderKind::Bedrock => format!(
+                "https://bedrock-runtime.{}.amazonaws.com",
+                self.region.as_deref().unwrap_or("us-east-1")
+            ),
+            _ => String::new(),
+        }
+    }
+
+    /// Whether the kind sends its key as `Authorization: Bearer` (and so can forward a
+    /// caller's own token).
+    pub fn bearer_auth(&self) -> bool {
+        matches!(
+            self.kind,
+            ProviderKind::OpenaiCompatible
+                | ProviderKind::OpenaiResponses
+                | ProviderKind::Qwen
+                | ProviderKind::Codex
+        )
+    }
+
     /// The platform label, defaulted by kind.
     pub fn platform(&self) -> &str {
         self.platform.as_deref().unwrap_or(match self.kind {
             ProviderKind::OpenaiCompatible | ProviderKind::OpenaiResponses => "openai",
             ProviderKind::Anthropic => "claude-console",
             ProviderKind::Gemini => "gemini",
+            ProviderKind::AzureOpenai => "azure-openai",
+            ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Qwen => "qwen",
+            ProviderKind::Codex => "codex",
         })
     }
 }
 
 /// A model a provider serves.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ModelConfig {
     /// The upstream's model name.
@@ -255,6 +510,13 @@ pub struct ModelConfig {
     /// The name clients may use instead; requests are rewritten to `name`.
     #[serde(default)]
     pub alias: Option<String>,
+    /// Azure OpenAI: the deployment serving this model (defaults to `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// The model to fall back to when no credential of this one can take a request
+    /// (`quota-exceeded.switch-preview-model`); any model name or alias the gateway serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_model: Option<String>,
 }
 
 /// A size in bytes, written as a number or with a unit (`512KiB`, `20MiB`, `1GB`).
@@ -431,6 +693,27 @@ impl Config {
             for (name, value) in provider.headers.iter_mut() {
                 expand(value, &format!("providers[{p}].headers.{name}"), env)?;
             }
+            if let Some(proxy) = provider.proxy_url.as_mut() {
+                expand(proxy, &format!("providers[{p}].proxy-url"), env)?;
+            }
+            for (c, credential) in provider.credentials.iter_mut().enumerate() {
+                let at = |k: &str| format!("providers[{p}].credentials[{c}].{k}");
+                for (name, value) in [
+                    ("api-key", &mut credential.api_key),
+                    ("access-key-id", &mut credential.access_key_id),
+                    ("secret-access-key", &mut credential.secret_access_key),
+                    ("session-token", &mut credential.session_token),
+                    ("proxy-url", &mut credential.proxy_url),
+                ] {
+                    if let Some(value) = value.as_mut() {
+                        expand(value, &at(name), env)?;
+                    }
+                }
+            }
+        }
+        expand(&mut self.proxy_url, "proxy-url", env)?;
+        if let Some(pool) = self.token_pool.as_mut() {
+            expand(&mut pool.service_key, "token-pool.service-key", env)?;
         }
         crate::settings::apply_env(self, env)
     }
@@ -470,7 +753,7 @@ impl Config {
             } else if !names.insert(provider.name.as_str()) {
                 err(at("name"), "another provider already has this name");
             }
-            match reqwest::Url::parse(&provider.base_url) {
+            match reqwest::Url::parse(&provider.effective_base_url()) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
                 Ok(_) => err(
                     at("base-url"),
@@ -512,6 +795,7 @@ impl Config {
                 }
             }
             for (name, d) in [
+                ("connect", provider.timeouts.connect),
                 ("first-byte", provider.timeouts.first_byte),
                 ("idle", provider.timeouts.idle),
             ] {
@@ -519,7 +803,9 @@ impl Config {
                     err(at(&format!("timeouts.{name}")), "must be greater than zero");
                 }
             }
+            crate::routing::validate::provider(self, p, provider, &mut err);
         }
+        crate::routing::validate::top_level(self, &mut err);
         if self
             .demo_upstream
             .as_ref()

@@ -11,17 +11,23 @@ use crate::config::Config;
 use crate::pipeline::account::UsageLog;
 use crate::pipeline::admit::Admission;
 use crate::pipeline::authenticate::ClientKeys;
-use crate::pipeline::route::Catalog;
-use crate::providers::Provider;
+use crate::providers::{BuildContext, Provider};
+use crate::routing::Router;
+use crate::routing::catalog::{Catalog, ModelName};
+use crate::token_pool::TokenPool;
+use crate::transport::Clients;
 
-/// What a config change replaces: keys, providers, the model catalog and the upstream client.
+/// What a config change replaces: keys, providers, the model catalog and routing state.
 #[derive(Debug)]
 pub struct Runtime {
     pub keys: ClientKeys,
-    pub catalog: Catalog,
-    /// One pooled client for every upstream (keep-alive, HTTP/2 where the upstream offers
-    /// it), going through `proxy-url` when set.
-    pub http: reqwest::Client,
+    /// Catalog, health, rotation and sticky sessions.
+    pub router: Router,
+    /// Seed 000's token pool, when configured.
+    pub token_pool: Option<Arc<TokenPool>>,
+    /// Upstream clients by (proxy, connect timeout); kept across reloads so open connections
+    /// survive a config change that does not touch them.
+    pub clients: Arc<Clients>,
     /// The (validated, environment-expanded) config this runtime was built from.
     pub config: Arc<Config>,
 }
@@ -29,61 +35,86 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the serving state from a validated config.
     pub fn build(config: &Config) -> anyhow::Result<Runtime> {
-        Self::build_after(config, None)
+        Self::build_from(config, None)
     }
 
-    /// The same, for a reload: keeps the previous upstream client (and its open connections)
-    /// when the settings it was built from did not change.
-    pub fn build_after(config: &Config, previous: Option<&Runtime>) -> anyhow::Result<Runtime> {
-        let http = match previous {
-            Some(old)
-                if old.config.proxy_url == config.proxy_url
-                    && old.config.timeouts.connect == config.timeouts.connect =>
-            {
-                old.http.clone()
-            }
-            _ => upstream_client(config)?,
+    /// Builds the serving state for a reload: keeps the running token pool when its settings did
+    /// not change, the upstream clients whose settings did not change, and the routing state
+    /// (cooldowns, failure streaks, sticky sessions; not disabled credentials, which get another
+    /// chance).
+    pub fn build_from(config: &Config, previous: Option<&Runtime>) -> anyhow::Result<Runtime> {
+        let token_pool = match &config.token_pool {
+            None => None,
+            Some(settings) => match previous.and_then(|p| p.token_pool.as_ref()) {
+                Some(pool) if pool.settings() == settings => Some(pool.clone()),
+                _ => Some(Arc::new(
+                    TokenPool::open(settings).map_err(anyhow::Error::msg)?,
+                )),
+            },
         };
+        let clients = previous.map(|p| p.clients.clone()).unwrap_or_default();
+        let catalog =
+            build_catalog_with(config, &clients, token_pool.clone()).map_err(anyhow::Error::msg)?;
+        if let Some(pool) = &token_pool {
+            pool.attach(config, &clients).map_err(anyhow::Error::msg)?;
+        }
+        let mut keys = config.api_keys.clone();
+        if let Some(settings) = &config.token_pool {
+            keys.push(settings.service_key.clone());
+        }
+        let router = Router::new(config, catalog);
+        if let Some(previous) = previous {
+            router.inherit(&previous.router);
+        }
         Ok(Runtime {
-            keys: ClientKeys::new(&config.api_keys, config.allow_anonymous)
+            keys: ClientKeys::new(&keys, config.allow_anonymous)
                 .allow_loopback(config.allow_localhost_unauthenticated),
-            catalog: build_catalog(config).map_err(anyhow::Error::msg)?,
-            http,
+            router,
+            token_pool,
+            clients,
             config: Arc::new(config.clone()),
         })
     }
-}
 
-/// The shared upstream client, through `proxy-url` when set.
-fn upstream_client(config: &Config) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(config.timeouts.connect)
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")));
-    if !config.proxy_url.is_empty() {
-        // The error would print the URL, which may carry the proxy's password.
-        let proxy = reqwest::Proxy::all(&config.proxy_url)
-            .map_err(|_| anyhow::anyhow!("proxy-url: not a usable proxy URL"))?;
-        builder = builder.proxy(proxy);
+    /// The model catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.router.catalog
     }
-    Ok(builder.build()?)
 }
 
 /// The model catalog of every configured provider: the `providers:` list, then the providers
 /// of seed 003's key lists, then those of the token files in `auth-dir`.
 pub fn build_catalog(config: &Config) -> Result<Catalog, String> {
+    build_catalog_with(config, &Clients::default(), None)
+}
+
+fn build_catalog_with(
+    config: &Config,
+    clients: &Clients,
+    pool: Option<Arc<TokenPool>>,
+) -> Result<Catalog, String> {
+    let ctx = BuildContext {
+        defaults: &config.timeouts,
+        proxy_url: &config.proxy_url,
+        clients,
+        pool,
+    };
     let seeded = crate::settings::seed_providers(config);
     let from_files = crate::auth_files::providers(config);
-    let mut providers = Vec::with_capacity(config.providers.len() + seeded.len());
+    let mut providers =
+        Vec::with_capacity(config.providers.len() + seeded.len() + from_files.len());
     for p in config.providers.iter().chain(&seeded).chain(&from_files) {
-        let provider = Provider::from_config(p, &config.timeouts)?;
+        let provider = Provider::from_config(p, &ctx)?;
         let models = p
             .models
             .iter()
-            .map(|m| (m.name.clone(), m.alias.clone()))
+            .map(|m| ModelName {
+                name: m.name.clone(),
+                alias: m.alias.clone(),
+                preview: m.preview_model.clone(),
+            })
             .collect();
-        providers.push((provider, models));
+        providers.push((provider, models, p.priority, p.weight));
     }
     Ok(Catalog::new(&providers))
 }

@@ -11,5 +11,8 @@ pub mod management;
 pub mod peer;
 pub mod pipeline;
 pub mod providers;
+pub mod routing;
 pub mod server;
 pub mod settings;
+pub mod token_pool;
+pub mod transport;

@@ -46,6 +46,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/claude/v1/messages", post(pipeline::platform_claude))
         .route("/gemini/v1/chat", post(pipeline::platform_gemini))
+        .route(
+            "/api/upload-token",
+            post(crate::token_pool::api::upload_token),
+        )
+        .route(
+            "/api/token-status",
+            get(crate::token_pool::api::token_status),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(unknown_route)
@@ -98,7 +106,7 @@ async fn healthz() -> Response {
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let (status, state) = if app.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
-    } else if app.runtime.load().catalog.is_empty() {
+    } else if app.runtime.load().catalog().is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "no providers configured")
     } else {
         (StatusCode::OK, "ready")

@@ -225,18 +225,8 @@ pub(crate) fn apply_env(
 
 /// Checks of the seed keys, appended to `errors`.
 pub(crate) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
+    // `proxy-url` is checked with the other proxy settings, in `routing::validate`.
     let mut err = |key: String, reason: &str| errors.push(ConfigError::new(key, reason));
-    if !config.proxy_url.is_empty() {
-        match reqwest::Url::parse(&config.proxy_url) {
-            Ok(url)
-                if matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h")
-                    && url.host().is_some() => {}
-            _ => err(
-                "proxy-url".into(),
-                "must be empty or a proxy URL like http://host:port or socks5://user:pass@host:port",
-            ),
-        }
-    }
     let key_ok = |k: &str| !k.trim().is_empty() && http::HeaderValue::from_str(k).is_ok();
     for (i, k) in config.generative_language_api_key.iter().enumerate() {
         if !key_ok(k) {
@@ -325,6 +315,7 @@ pub fn seed_providers(config: &Config) -> Vec<ProviderConfig> {
             .map(|n| ModelConfig {
                 name: (*n).to_string(),
                 alias: None,
+                ..Default::default()
             })
             .collect()
     };
@@ -338,6 +329,7 @@ pub fn seed_providers(config: &Config) -> Vec<ProviderConfig> {
             models: Vec::new(),
             headers: Default::default(),
             timeouts: Default::default(),
+            ..Default::default()
         };
     let mut out = Vec::new();
     if !config.generative_language_api_key.is_empty() {
@@ -394,6 +386,7 @@ pub fn seed_providers(config: &Config) -> Vec<ProviderConfig> {
                 .map(|m| ModelConfig {
                     name: m.name.clone(),
                     alias: (!m.alias.is_empty() && m.alias != m.name).then(|| m.alias.clone()),
+                    ..Default::default()
                 })
                 .collect(),
             ..provider(

@@ -232,8 +232,9 @@ async fn errors_come_back_in_the_callers_shape() {
 
 #[tokio::test]
 async fn anthropic_overload_keeps_529_for_every_client() {
-    let h = matrix().await;
     for client in CLIENTS {
+        // A fresh gateway each time: repeated 5xx would cool the only credential down.
+        let h = matrix().await;
         let resp = client
             .request(&h, "via-anthropic", "mock:status=529", false)
             .send()

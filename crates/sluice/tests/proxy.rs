@@ -286,6 +286,9 @@ async fn upstream_errors_keep_their_status() {
     );
 
     for status in [400u16, 401, 403, 404, 500, 503] {
+        // A fresh gateway each time: 401/403 disable the only credential, 5xx count toward a
+        // cooldown.
+        let h = Harness::start().await;
         let resp = h
             .chat(
                 json!({"model": "mock-model", "messages": user(&format!("mock:status={status}"))}),
@@ -296,11 +299,14 @@ async fn upstream_errors_keep_their_status() {
         assert_eq!(resp.status().as_u16(), status);
         let body: Value = resp.json().await.unwrap();
         assert!(body["error"]["message"].is_string(), "{body}");
+        let records = h.records().await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].status, status);
     }
     let records = h.records().await;
     assert_eq!(
         records.iter().map(|r| r.status).collect::<Vec<_>>(),
-        vec![429, 400, 401, 403, 404, 500, 503]
+        vec![429]
     );
 }
 

@@ -33,6 +33,11 @@ impl AnthropicError {
         }
     }
 
+    /// The status and message (Bedrock words the same problems its own way).
+    pub(crate) fn into_parts(self) -> (StatusCode, String) {
+        (self.status, self.message)
+    }
+
     /// 400 `invalid_request_error` with the API's wording (`<field path>: <problem>`).
     pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message)

@@ -6,6 +6,7 @@
 //! → `anthropic-version` → injected `status` → validation → model check → reply. Every response
 //! carries a `request-id` header.
 
+pub(crate) mod bedrock;
 mod error;
 mod request;
 mod stream;
@@ -52,7 +53,7 @@ async fn count_tokens(
 
 /// `GET /v1/models` in Anthropic's shape.
 pub(crate) async fn list_models(state: &AppState, headers: &HeaderMap) -> Response {
-    with_request_id(gate(&state.config, headers, &[]).await.map(|_| {
+    with_request_id(gate(state, headers, &[]).await.map(|_| {
         let ids = state.config.listed_models();
         let list = ModelList {
             first_id: ids.first().copied(),
@@ -66,7 +67,7 @@ pub(crate) async fn list_models(state: &AppState, headers: &HeaderMap) -> Respon
 
 /// `GET /v1/models/{id}` in Anthropic's shape.
 pub(crate) async fn get_model(state: &AppState, headers: &HeaderMap, id: &str) -> Response {
-    let result = match gate(&state.config, headers, &[]).await {
+    let result = match gate(state, headers, &[]).await {
         Err(error) => Err(error),
         Ok(_) if !state.config.serves(id) => Err(AnthropicError::not_found(format!("model: {id}"))),
         Ok(_) => Ok(Json(Model::new(id)).into_response()),
@@ -90,7 +91,7 @@ async fn create(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, AnthropicError> {
-    let directives = gate(&state.config, headers, body).await?;
+    let directives = gate(state, headers, body).await?;
     let json = parse(body)?;
     let request = MessagesRequest::from_json(&json, Endpoint::Messages)?;
     if !state.config.serves(request.model) {
@@ -121,7 +122,7 @@ async fn count(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, AnthropicError> {
-    let directives = gate(&state.config, headers, body).await?;
+    let directives = gate(state, headers, body).await?;
     let json = parse(body)?;
     let request = MessagesRequest::from_json(&json, Endpoint::CountTokens)?;
     if !state.config.serves(request.model) {
@@ -142,12 +143,12 @@ fn parse(body: &[u8]) -> Result<Value, AnthropicError> {
 
 /// Directives, latency, authentication, version header, injected status.
 async fn gate(
-    config: &MockConfig,
+    state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Directives, AnthropicError> {
-    let directives = directives::arrive(headers, body).await;
-    authorize(config, headers)?;
+    let directives = directives::arrive(&state.faults, headers, body).await;
+    authorize(&state.config, headers)?;
     check_version(headers)?;
     if let Some(status) = directives.status {
         return Err(AnthropicError::injected(status, directives.retry_after));

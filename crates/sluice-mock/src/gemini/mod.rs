@@ -85,7 +85,7 @@ pub(crate) async fn list_models(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Response {
-    match gate(&state.config, headers, query, &[]).await {
+    match gate(state, headers, query, &[]).await {
         Err(error) => error.into_response(),
         Ok(_) => {
             let models = state.config.listed_models().into_iter().map(Model::new);
@@ -104,7 +104,7 @@ pub(crate) async fn get_model(
     query: Option<&str>,
     model: &str,
 ) -> Response {
-    match gate(&state.config, headers, query, &[]).await {
+    match gate(state, headers, query, &[]).await {
         Err(error) => error.into_response(),
         Ok(_) if !state.config.serves(model) => {
             GeminiError::not_found(format!("models/{model} is not found")).into_response()
@@ -127,7 +127,7 @@ pub(crate) async fn act(
     } else {
         "v1"
     };
-    let result = match gate(&state.config, headers, query, body).await {
+    let result = match gate(state, headers, query, body).await {
         Err(error) => Err(error),
         Ok(directives) => {
             let call = Call {
@@ -254,13 +254,13 @@ fn parse(body: &[u8]) -> Result<Value, GeminiError> {
 
 /// Directives, latency, authentication, injected status.
 async fn gate(
-    config: &MockConfig,
+    state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
     body: &[u8],
 ) -> Result<Directives, GeminiError> {
-    let directives = directives::arrive(headers, body).await;
-    authorize(config, headers, query)?;
+    let directives = directives::arrive(&state.faults, headers, body).await;
+    authorize(&state.config, headers, query)?;
     if let Some(status) = directives.status {
         return Err(GeminiError::injected(status, directives.retry_after));
     }

@@ -12,9 +12,9 @@ mod wire;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -27,9 +27,74 @@ use crate::{AppState, ids, models, stream_body};
 use request::ChatRequest;
 use wire::{ChatCompletion, Meta};
 
-/// The Chat Completions endpoints.
+/// The Chat Completions endpoints (OpenAI's, and Azure OpenAI's on deployments).
 pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/chat/completions", post(chat_completions))
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_chat_completions),
+        )
+}
+
+/// Azure OpenAI: `POST /openai/deployments/{deployment}/chat/completions?api-version=…` with
+/// the key in `api-key`. The deployment stands for the model (used when the body names none);
+/// a missing `api-version` is a 400 and a wrong key a 401, as Azure answers them.
+async fn azure_chat_completions(
+    State(state): State<Arc<AppState>>,
+    Path(deployment): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let has_version = query.as_deref().unwrap_or_default().split('&').any(|pair| {
+        pair.strip_prefix("api-version=")
+            .is_some_and(|v| !v.is_empty())
+    });
+    if !has_version {
+        return azure_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+    }
+    let key = headers
+        .get("api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if state.config.requires_key() && !state.config.accepts_key(&key) {
+        return azure_error(
+            StatusCode::UNAUTHORIZED,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+        );
+    }
+    // From here on it is OpenAI's Chat Completions, with the deployment as the model.
+    let mut headers = headers;
+    headers.remove("api-key");
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) {
+        headers.insert(axum::http::header::AUTHORIZATION, value);
+    }
+    let body = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(mut fields)) if !fields.contains_key("model") => {
+            fields.insert("model".into(), Value::String(deployment));
+            Bytes::from(Value::Object(fields).to_string())
+        }
+        _ => body,
+    };
+    complete(&state, &headers, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn azure_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
 async fn chat_completions(
@@ -47,7 +112,7 @@ async fn complete(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OpenAiError> {
-    let directives = preflight(&state.config, headers, body).await?;
+    let directives = preflight(state, headers, body).await?;
     let json: Value = serde_json::from_slice(body).map_err(|_| OpenAiError::invalid_json())?;
     let request = ChatRequest::from_json(&json)?;
     if !state.config.serves(request.model) {
@@ -88,7 +153,7 @@ struct Model<'a> {
 
 /// `GET /v1/models` in OpenAI's shape.
 pub(crate) async fn list_models(state: &AppState, headers: &HeaderMap) -> Response {
-    if let Err(error) = preflight(&state.config, headers, &[]).await {
+    if let Err(error) = preflight(state, headers, &[]).await {
         return error.into_response();
     }
     let data = state

@@ -45,7 +45,7 @@ async fn create(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OpenAiError> {
-    let directives = preflight(&state.config, headers, body).await?;
+    let directives = preflight(state, headers, body).await?;
     let json: Value = serde_json::from_slice(body).map_err(|_| OpenAiError::invalid_json())?;
     let request = ResponsesRequest::from_json(&json)?;
     if !state.config.serves(request.model) {

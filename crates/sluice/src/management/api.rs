@@ -251,6 +251,7 @@ impl Api {
         .list::<ClaudeKeys>()
         .list::<OpenAiCompat>()
         .auth_files()
+        .credentials()
     }
 
     /// The router, nested under `/v0/management` behind [`access::guard`].
@@ -265,6 +266,19 @@ impl Api {
         self.router = self.router.route(path, methods);
         self.ops.extend(ops);
         self
+    }
+
+    /// Live credential health (cooldowns, probes, disabled credentials, sticky sessions).
+    fn credentials(self) -> Self {
+        self.route(
+            "/credentials",
+            get(crate::routing::status::handler),
+            vec![Op::get(
+                "/credentials",
+                "Health of every credential: cooling, probing, disabled (with reason), sticky sessions",
+                Reply::json(serde_json::Value::schema()),
+            )],
+        )
     }
 
     fn config(self) -> Self {

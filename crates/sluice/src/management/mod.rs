@@ -229,7 +229,7 @@ impl Plane {
     pub async fn rebuild(&self, app: &AppState) -> Result<(), ManagementError> {
         let _write = self.write.lock().await;
         let old = app.runtime.load_full();
-        let runtime = Runtime::build_after(&old.config, Some(&old))
+        let runtime = Runtime::build_from(&old.config, Some(&old))
             .map_err(|e| ManagementError::save_failed(format!("{e:#}")))?;
         app.runtime.store(Arc::new(runtime));
         Ok(())
@@ -258,7 +258,7 @@ impl Plane {
         let old = app.runtime.load_full();
         // The listen address may come from `--listen`; it cannot change anyway.
         effective.listen = old.config.listen;
-        let runtime = Runtime::build_after(&effective, Some(&old))
+        let runtime = Runtime::build_from(&effective, Some(&old))
             .map_err(|e| vec![ConfigError::new("", format!("{e:#}"))])?;
         let previous = self.applied.load_full();
         warn_restart_only(&previous.raw, &raw);

@@ -34,6 +34,27 @@ pub struct UsageRecord {
     pub latency_ms: f64,
     /// Time until the first byte of the answer went to the client.
     pub ttft_ms: Option<f64>,
+    /// Upstream attempts made (0 when none was: refused before routing, answered locally, or
+    /// every credential cooling). `provider`/`credential` name the last one, whose answer the
+    /// client got.
+    pub attempts: u32,
+    /// The attempts before it, which failed and were retried elsewhere: with the last attempt,
+    /// every upstream call of the request, each on the credential it went to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_attempts: Vec<FailedAttempt>,
+}
+
+/// An upstream attempt that failed before another credential took over.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FailedAttempt {
+    pub provider: String,
+    pub credential: String,
+    /// Model as sent upstream.
+    pub model: String,
+    /// The upstream's status, or the gateway's (502/504) for a transport failure.
+    pub status: u16,
+    pub error: String,
+    pub latency_ms: f64,
 }
 
 /// Somewhere records go (logs today; the store with the keys issue).
@@ -67,9 +88,26 @@ impl UsageSink for TracingSink {
                 reasoning_tokens = r.usage.reasoning_tokens,
                 latency_ms = r.latency_ms,
                 ttft_ms = r.ttft_ms,
+                attempts = r.attempts,
+                failed_attempts = %FailedList(&r.failed_attempts),
                 "usage"
             );
         }
+    }
+}
+
+/// `credential:status:error` per failed attempt, comma-separated.
+struct FailedList<'a>(&'a [FailedAttempt]);
+
+impl std::fmt::Display for FailedList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}:{}:{}", a.credential, a.status, a.error)?;
+        }
+        Ok(())
     }
 }
 
@@ -192,6 +230,8 @@ impl Ledger {
                 usage: TokenUsage::default(),
                 latency_ms: 0.0,
                 ttft_ms: None,
+                attempts: 0,
+                failed_attempts: Vec::new(),
             }),
         }
     }

@@ -11,7 +11,6 @@ pub mod account;
 pub mod admit;
 pub mod authenticate;
 pub mod respond;
-pub mod route;
 pub mod translate;
 pub mod upstream;
 
@@ -30,6 +29,7 @@ use sluice_dialect::{Dialect, ErrorBody, ErrorKind, openai_chat};
 use crate::error::GatewayError;
 use crate::gateway::AppState;
 use crate::providers::{Operation, UpstreamCall};
+use crate::routing::{self, failover::Answer};
 use account::Ledger;
 use respond::{StreamRelay, Transform};
 
@@ -156,7 +156,9 @@ pub async fn proxy(
     let request_id = crate::server::request_id(&parts.headers);
     let mut ledger = Ledger::open(&app.usage, request_id, endpoint.label, started);
     let handled = handle(app, endpoint, &parts, body, path, &mut ledger).await;
-    match handled {
+    let mut attempts = 0;
+    ledger.with(|r| attempts = r.attempts);
+    let mut response = match handled {
         Ok(Handled::Streaming { relay, upstream }) => {
             let provider = relay.provider.clone();
             respond::sse_response((*relay).into_body(upstream, ledger), &provider)
@@ -175,7 +177,9 @@ pub async fn proxy(
             ledger.finish(error.status.as_u16(), Some(code));
             error.render(endpoint.dialect)
         }
-    }
+    };
+    routing::failover::tag_attempts(&mut response, attempts);
+    response
 }
 
 enum Handled {
@@ -183,7 +187,7 @@ enum Handled {
     /// An upstream stream to relay; the relay takes over the ledger.
     Streaming {
         relay: Box<StreamRelay>,
-        upstream: reqwest::Response,
+        upstream: respond::UpstreamBody,
     },
 }
 
@@ -198,7 +202,8 @@ async fn handle(
     let client = endpoint.dialect;
     let counting = endpoint.operation == Operation::CountTokens;
     let runtime = app.runtime.load();
-    let caller = runtime.keys.authenticate_from(
+    let (caller, own_token) = crate::token_pool::authenticate(
+        &runtime,
         &parts.headers,
         parts.uri.query(),
         is_local(&runtime, &parts.extensions, &parts.headers),
@@ -220,97 +225,99 @@ async fn handle(
         return Err(GatewayError::shutting_down());
     }
 
-    let route = runtime.catalog.resolve(&probe.model, endpoint.platform)?;
-    let provider = route.target.provider.clone();
-    let common = provider.common();
-    let upstream_dialect = provider.dialect();
-    let upstream_model = route.target.upstream_model.clone();
-    ledger.with(|r| {
-        r.provider = Some(common.name.to_string());
-        r.platform = Some(common.platform.to_string());
-        r.model_served = Some(upstream_model.to_string());
-    });
+    let router = &runtime.router;
+    let session = router
+        .session_header()
+        .and_then(|header| routing::sticky::session_of(header, &parts.headers, client, &bytes));
+    let mut plan = router.plan(&probe.model, endpoint.platform, session.as_deref())?;
+    if let Some(token) = own_token {
+        plan = plan.with_caller_token(token);
+    }
 
-    if counting && !provider.counts_tokens() {
+    if counting && !plan.restrict(|t| t.provider.counts_tokens()) {
         let tokens = translate::local_token_count(client, &bytes)?;
         ledger.with(|r| r.usage.input_tokens = tokens);
         let body = Bytes::from(client.count_tokens_response(tokens).to_string());
+        let served_by = plan
+            .entry()
+            .targets
+            .first()
+            .map(|t| t.provider.name().to_string())
+            .unwrap_or_default();
         return Ok(Handled::Complete(respond::json_response(
             StatusCode::OK,
             body,
-            provider.name(),
+            &served_by,
         )));
     }
 
-    let upstream_body = if counting {
-        translate::count_tokens_body(client, upstream_dialect, &bytes, &probe, &upstream_model)?
-    } else {
-        translate::upstream_body(client, upstream_dialect, &bytes, &probe, &upstream_model)?
-    };
-    let credential = common.next_credential();
-    ledger.with(|r| r.credential = Some(credential.id.to_string()));
-    let call = UpstreamCall {
-        operation: endpoint.operation,
-        model: &upstream_model,
-        stream: probe.stream,
-        forwarded: &forwarded_headers(client, upstream_dialect, &parts.headers),
-    };
-    let mut prepared = provider
-        .request(&call, credential, upstream_body)
-        .map_err(|e| GatewayError::upstream_failed(provider.name(), &e))?;
-    if let Ok(id) = http::HeaderValue::from_str(ledger.request_id()) {
-        prepared.headers.insert("x-request-id", id);
-    }
-    let response = upstream::send(
-        &runtime.http,
-        provider.name(),
-        prepared,
-        common.timeouts.first_byte,
-    )
-    .await?;
-    if !response.status().is_success() {
-        return Err(upstream::error_from_response(
-            provider.name(),
-            upstream_dialect,
-            response,
-            common.timeouts.idle,
-        )
-        .await);
-    }
-
-    if probe.stream {
-        let transform = if client == upstream_dialect {
-            match client {
-                Dialect::OpenAiChat => Transform::ChatPassthrough {
-                    strip_usage: !probe.include_usage,
-                },
-                _ => Transform::Passthrough {
-                    decoder: Box::new(upstream_dialect.stream_decoder()),
-                },
-            }
+    let request_id = ledger.request_id().to_string();
+    let served = routing::failover::run(router, &mut plan, ledger, probe.stream, |pick| {
+        let provider = &pick.target.provider;
+        let upstream_dialect = provider.dialect();
+        let model = &pick.target.upstream_model;
+        let upstream_body = if counting {
+            translate::count_tokens_body(client, upstream_dialect, &bytes, &probe, model)?
         } else {
-            let options = encode_options(app, &probe.model, probe.include_usage);
-            Transform::Translate {
-                decoder: Box::new(upstream_dialect.stream_decoder()),
-                encoder: Box::new(client.stream_encoder(&options)),
-            }
+            translate::upstream_body(client, upstream_dialect, &bytes, &probe, model)?
         };
-        let relay = StreamRelay {
-            provider: provider.name().to_string(),
-            client,
-            encode: encode_options(app, &probe.model, probe.include_usage),
-            transform,
-            idle: common.timeouts.idle,
-            shutdown: app.hard_stop.subscribe(),
-            admitted,
+        let call = UpstreamCall {
+            operation: endpoint.operation,
+            model,
+            stream: probe.stream,
+            forwarded: &forwarded_headers(client, upstream_dialect, &parts.headers),
         };
-        return Ok(Handled::Streaming {
-            relay: Box::new(relay),
-            upstream: response,
-        });
-    }
+        let mut prepared = provider
+            .request(&call, &pick.credential, upstream_body)
+            .map_err(|e| GatewayError::upstream_failed(provider.name(), &e))?;
+        if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+            prepared.headers.insert("x-request-id", id);
+        }
+        Ok(prepared)
+    })
+    .await?;
+    let provider = served.pick.target.provider.clone();
+    let common = provider.common();
+    let upstream_dialect = provider.dialect();
 
-    let body = upstream::read_body(provider.name(), response, common.timeouts.idle).await?;
+    let body = match served.answer {
+        Answer::Stream(response) => {
+            let transform = if client == upstream_dialect {
+                match client {
+                    Dialect::OpenAiChat => Transform::ChatPassthrough {
+                        strip_usage: !probe.include_usage,
+                    },
+                    _ => Transform::Passthrough {
+                        decoder: Box::new(upstream_dialect.stream_decoder()),
+                    },
+                }
+            } else {
+                let options = encode_options(app, &probe.model, probe.include_usage);
+                Transform::Translate {
+                    decoder: Box::new(upstream_dialect.stream_decoder()),
+                    encoder: Box::new(client.stream_encoder(&options)),
+                }
+            };
+            let relay = StreamRelay {
+                provider: provider.name().to_string(),
+                client,
+                encode: encode_options(app, &probe.model, probe.include_usage),
+                transform,
+                idle: common.timeouts.idle,
+                shutdown: app.hard_stop.subscribe(),
+                admitted,
+                on_upstream_fault: routing::failover::stream_fault_reporter(
+                    app.runtime.load_full(),
+                    &served.pick,
+                ),
+            };
+            return Ok(Handled::Streaming {
+                relay: Box::new(relay),
+                upstream: provider.stream_body(response),
+            });
+        }
+        Answer::Complete(body) => body,
+    };
     drop(admitted);
     let (body, usage) = if counting {
         let tokens = count_from_upstream(upstream_dialect, &body);
@@ -426,14 +433,15 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
         Dialect::OpenAiChat
     };
     let runtime = app.runtime.load();
-    if let Err(e) = runtime.keys.authenticate_from(
+    if let Err(e) = crate::token_pool::authenticate(
+        &runtime,
         request.headers(),
         request.uri().query(),
         is_local(&runtime, request.extensions(), request.headers()),
     ) {
         return e.render(dialect);
     }
-    let models = runtime.catalog.models();
+    let models = runtime.catalog().models();
     let body = if anthropic {
         let created = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(app.started_unix),
@@ -468,7 +476,7 @@ pub async fn list_gemini_models(State(app): State<Arc<AppState>>, request: Reque
         return e.render(Dialect::Gemini);
     }
     let models: Vec<(String, String)> = runtime
-        .catalog
+        .catalog()
         .models()
         .map(|(id, _)| (id.to_string(), id.to_string()))
         .collect();

@@ -25,6 +25,9 @@ use super::account::Ledger;
 use super::admit::Admitted;
 use super::upstream::describe;
 
+/// An upstream response body: chunks of SSE bytes.
+pub type UpstreamBody = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
 /// How upstream events become client events.
 pub enum Transform {
     /// OpenAI Chat on both sides: forward events; read usage; strip the usage the gateway (not
@@ -48,6 +51,9 @@ pub struct StreamRelay {
     pub idle: Duration,
     pub shutdown: watch::Receiver<bool>,
     pub admitted: Admitted,
+    /// Called once if the upstream breaks, stalls or truncates the stream (not on shutdown):
+    /// the credential's health hears of it.
+    pub on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
 }
 
 struct RelayState {
@@ -59,7 +65,8 @@ struct RelayState {
     shutdown: watch::Receiver<bool>,
     ledger: Option<Ledger>,
     _admitted: Admitted,
-    upstream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
+    upstream: UpstreamBody,
     parser: SseParser,
     usage: TokenUsage,
     /// The upstream said the answer is complete (a stop reason, `[DONE]`, `message_stop`…).
@@ -105,8 +112,8 @@ pub fn json_response(status: StatusCode, body: Bytes, provider: &str) -> Respons
 }
 
 impl StreamRelay {
-    /// Turns an upstream SSE response into the client's body stream.
-    pub fn into_body(self, upstream: reqwest::Response, ledger: Ledger) -> Body {
+    /// Turns an upstream SSE body into the client's body stream.
+    pub fn into_body(self, upstream: UpstreamBody, ledger: Ledger) -> Body {
         let StreamRelay {
             provider,
             client,
@@ -115,6 +122,7 @@ impl StreamRelay {
             idle,
             shutdown,
             admitted,
+            on_upstream_fault,
         } = self;
         let state = RelayState {
             provider,
@@ -125,7 +133,8 @@ impl StreamRelay {
             shutdown,
             ledger: Some(ledger),
             _admitted: admitted,
-            upstream: Box::pin(upstream.bytes_stream()),
+            on_upstream_fault,
+            upstream,
             parser: SseParser::default(),
             usage: TokenUsage::default(),
             complete: false,
@@ -321,6 +330,11 @@ impl RelayState {
     /// Ends the stream with an error event in the client's dialect.
     fn fail(&mut self, message: String, code: &str) -> Option<Bytes> {
         tracing::warn!(provider = %self.provider, code, "{message}");
+        if code != "shutdown"
+            && let Some(report) = self.on_upstream_fault.take()
+        {
+            report();
+        }
         let error = StreamEvent::Error {
             error: ErrorBody::new(ErrorKind::Upstream, message).with_code(code),
         };

@@ -23,6 +23,12 @@ pub async fn send(
         .send();
     match tokio::time::timeout(first_byte, call).await {
         Err(_) => Err(GatewayError::upstream_timeout(provider, first_byte)),
+        Ok(Err(e)) if e.is_connect() && e.is_timeout() => {
+            let mut error = GatewayError::upstream_failed(provider, "connecting timed out");
+            error.status = StatusCode::GATEWAY_TIMEOUT;
+            error.body = error.body.with_code("upstream_connect_timeout");
+            Err(error)
+        }
         Ok(Err(e)) if e.is_timeout() => Err(GatewayError::upstream_timeout(provider, first_byte)),
         Ok(Err(e)) => Err(GatewayError::upstream_failed(provider, &describe(e))),
         Ok(Ok(response)) => Ok(response),

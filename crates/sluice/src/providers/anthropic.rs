@@ -7,8 +7,9 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
+use super::BuildContext;
 use super::{Credential, Operation, ProviderCommon, UpstreamCall, UpstreamRequest};
-use crate::config::{ProviderConfig, Timeouts};
+use crate::config::ProviderConfig;
 
 /// The API version Sluice speaks when the client did not name one.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -21,13 +22,13 @@ pub struct Anthropic {
 }
 
 impl Anthropic {
-    pub fn new(config: &ProviderConfig, defaults: &Timeouts) -> Result<Self, String> {
+    pub fn new(config: &ProviderConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
         let common = ProviderCommon::from_config(
             config,
-            defaults,
+            ctx,
             HeaderName::from_static("x-api-key"),
             str::to_string,
-        );
+        )?;
         let messages_url = common.url("/v1/messages")?;
         let count_url = common.url("/v1/messages/count_tokens")?;
         Ok(Self {

@@ -7,8 +7,9 @@
 use bytes::Bytes;
 use http::HeaderName;
 
+use super::BuildContext;
 use super::{Credential, Operation, ProviderCommon, UpstreamCall, UpstreamRequest};
-use crate::config::{ProviderConfig, Timeouts};
+use crate::config::ProviderConfig;
 
 #[derive(Debug)]
 pub struct Gemini {
@@ -16,13 +17,13 @@ pub struct Gemini {
 }
 
 impl Gemini {
-    pub fn new(config: &ProviderConfig, defaults: &Timeouts) -> Result<Self, String> {
+    pub fn new(config: &ProviderConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
         let common = ProviderCommon::from_config(
             config,
-            defaults,
+            ctx,
             HeaderName::from_static("x-goog-api-key"),
             str::to_string,
-        );
+        )?;
         common.url("/v1beta/models")?;
         Ok(Self { common })
     }

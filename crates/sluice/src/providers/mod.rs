@@ -5,12 +5,13 @@
 //! client.
 
 mod anthropic;
+mod azure;
+pub mod bedrock;
 mod gemini;
 mod openai_compatible;
 mod openai_responses;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,21 +19,58 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 use sluice_dialect::Dialect;
 
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
+use crate::pipeline::respond::UpstreamBody;
+use crate::token_pool::TokenPool;
+use crate::transport::{Clients, ProxySetting};
 
 /// One upstream secret and the id it is known by in logs and usage records.
 #[derive(Debug)]
 pub struct Credential {
-    /// `provider#index`: names the credential without revealing it.
+    /// `provider#index` (`provider#pool-<digest>` for uploaded tokens, `provider#caller` for a
+    /// caller's own token): names the credential without revealing it.
     pub id: Arc<str>,
     /// The header carrying the secret; its value is marked sensitive so it is never printed.
     pub auth: Option<(HeaderName, HeaderValue)>,
+    /// The client its requests go through (its proxy and connect timeout).
+    pub http: reqwest::Client,
+    /// An API root of its own, replacing the provider's (a Qwen token's `resource_url`).
+    pub base_url: Option<String>,
+    /// Where the credential came from.
+    pub origin: Origin,
+    /// AWS keys for SigV4 (Bedrock); their `Debug` hides the secret.
+    pub sigv4: Option<Arc<aws_credential_types::Credentials>>,
+}
+
+/// Where a credential came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The config file.
+    Config,
+    /// Uploaded through `/api/upload-token`.
+    Pool,
+    /// The caller's own upstream token (`allow-client-tokens`): its failures are the caller's.
+    Caller,
 }
 
 /// Effective timeouts after applying per-provider overrides.
 #[derive(Debug, Clone, Copy)]
 pub struct ProviderTimeouts {
+    pub connect: Duration,
     pub first_byte: Duration,
     pub idle: Duration,
+}
+
+/// What building a provider needs besides its own config.
+#[derive(Debug)]
+pub struct BuildContext<'a> {
+    /// The global `timeouts`.
+    pub defaults: &'a Timeouts,
+    /// The global `proxy-url`.
+    pub proxy_url: &'a str,
+    /// The upstream clients, one per distinct (proxy, connect timeout).
+    pub clients: &'a Clients,
+    /// Seed 000's token pool, given to the provider that sets `token-pool: true`.
+    pub pool: Option<Arc<TokenPool>>,
 }
 
 /// What every provider kind shares.
@@ -41,47 +79,81 @@ pub struct ProviderCommon {
     pub name: Arc<str>,
     pub platform: Arc<str>,
     pub timeouts: ProviderTimeouts,
-    pub credentials: Vec<Credential>,
+    credentials: Arc<[Arc<Credential>]>,
     /// Extra headers from the config, sent with every request.
     pub headers: HeaderMap,
     /// The API root, without a trailing slash.
     pub base_url: String,
-    next_credential: AtomicUsize,
+    /// Forward a caller's own (non-`sk-`) Bearer token as the upstream credential.
+    pub allow_client_tokens: bool,
+    /// The uploaded tokens this provider also uses.
+    pub pool: Option<Arc<TokenPool>>,
+    /// The client for the provider's own proxy setting (caller tokens, pool tokens).
+    pub http: reqwest::Client,
+    auth_header: HeaderName,
+    auth_format: fn(&str) -> String,
 }
 
 impl ProviderCommon {
     /// `auth_header` names the header a kind sends its key in; `format` shapes the value.
     fn from_config(
         config: &ProviderConfig,
-        defaults: &Timeouts,
+        ctx: &BuildContext<'_>,
         auth_header: HeaderName,
-        format: impl Fn(&str) -> String,
-    ) -> Self {
-        let credential = |i: Option<usize>, key: Option<&str>| {
-            let auth = key.and_then(|k| {
-                let mut value = HeaderValue::from_str(&format(k)).ok()?;
-                value.set_sensitive(true);
-                Some((auth_header.clone(), value))
-            });
-            let id = match i {
-                Some(i) => format!("{}#{i}", config.name),
-                None => format!("{}#anonymous", config.name),
+        format: fn(&str) -> String,
+    ) -> Result<Self, String> {
+        let connect = config.timeouts.connect.unwrap_or(ctx.defaults.connect);
+        let client_for = |proxy: Option<&str>| {
+            let setting = ProxySetting::resolve(proxy, config.proxy_url.as_deref(), ctx.proxy_url);
+            ctx.clients
+                .get(&setting, connect)
+                .map_err(|e| format!("provider `{}`: {e}", config.name))
+        };
+        let http = client_for(None)?;
+        let sensitive = |value: String| {
+            let mut value = HeaderValue::from_str(&value).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        };
+        let mut credentials = Vec::new();
+        for (i, key) in config.api_keys.iter().enumerate() {
+            credentials.push(Arc::new(Credential {
+                id: format!("{}#{i}", config.name).into(),
+                auth: sensitive(format(key)).map(|v| (auth_header.clone(), v)),
+                http: http.clone(),
+                base_url: None,
+                origin: Origin::Config,
+                sigv4: None,
+            }));
+        }
+        for (c, entry) in config.credentials.iter().enumerate() {
+            let Some(key) = entry.api_key.as_deref() else {
+                continue; // AWS keys: the Bedrock provider builds those itself
             };
-            Credential {
-                id: id.into(),
-                auth,
-            }
-        };
-        let credentials = if config.api_keys.is_empty() {
-            vec![credential(None, None)]
+            credentials.push(Arc::new(Credential {
+                id: format!("{}#{}", config.name, config.api_keys.len() + c).into(),
+                auth: sensitive(format(key)).map(|v| (auth_header.clone(), v)),
+                http: client_for(entry.proxy_url.as_deref())?,
+                base_url: None,
+                origin: Origin::Config,
+                sigv4: None,
+            }));
+        }
+        let pool = if config.token_pool {
+            ctx.pool.clone()
         } else {
-            config
-                .api_keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| credential(Some(i), Some(k)))
-                .collect()
+            None
         };
+        if credentials.is_empty() && pool.is_none() && config.kind != ProviderKind::Bedrock {
+            credentials.push(Arc::new(Credential {
+                id: format!("{}#anonymous", config.name).into(),
+                auth: None,
+                http: http.clone(),
+                base_url: None,
+                origin: Origin::Config,
+                sigv4: None,
+            }));
+        }
         let headers = config
             .headers
             .iter()
@@ -92,24 +164,95 @@ impl ProviderCommon {
                 Some((HeaderName::from_bytes(k.as_bytes()).ok()?, value))
             })
             .collect();
-        Self {
+        Ok(Self {
             name: config.name.as_str().into(),
             platform: config.platform().into(),
             timeouts: ProviderTimeouts {
-                first_byte: config.timeouts.first_byte.unwrap_or(defaults.first_byte),
-                idle: config.timeouts.idle.unwrap_or(defaults.idle),
+                connect,
+                first_byte: config
+                    .timeouts
+                    .first_byte
+                    .unwrap_or(ctx.defaults.first_byte),
+                idle: config.timeouts.idle.unwrap_or(ctx.defaults.idle),
             },
-            credentials,
+            credentials: credentials.into(),
             headers,
-            base_url: config.base_url.trim_end_matches('/').to_string(),
-            next_credential: AtomicUsize::new(0),
+            base_url: config
+                .effective_base_url()
+                .trim_end_matches('/')
+                .to_string(),
+            allow_client_tokens: config.allow_client_tokens,
+            pool,
+            http,
+            auth_header,
+            auth_format: format,
+        })
+    }
+
+    /// Every credential the provider can use now: the configured ones, then uploaded tokens.
+    pub fn credentials(&self) -> Arc<[Arc<Credential>]> {
+        match &self.pool {
+            None => self.credentials.clone(),
+            Some(pool) => {
+                let uploaded = pool.credentials();
+                if self.credentials.is_empty() {
+                    uploaded
+                } else {
+                    self.credentials
+                        .iter()
+                        .chain(uploaded.iter())
+                        .cloned()
+                        .collect()
+                }
+            }
         }
     }
 
-    /// The next credential in turn.
-    pub fn next_credential(&self) -> &Credential {
-        let i = self.next_credential.fetch_add(1, Ordering::Relaxed) % self.credentials.len();
-        &self.credentials[i]
+    /// Adds configured credentials (kinds with credentials of their own, e.g. AWS keys).
+    fn add_credentials(&mut self, more: Vec<Arc<Credential>>) {
+        self.credentials = self.credentials.iter().cloned().chain(more).collect();
+    }
+
+    /// A credential for a caller's own upstream token (`allow-client-tokens`).
+    pub fn caller_credential(&self, token: &str) -> Option<Arc<Credential>> {
+        let mut value = HeaderValue::from_str(&(self.auth_format)(token)).ok()?;
+        value.set_sensitive(true);
+        Some(Arc::new(Credential {
+            id: format!("{}#caller", self.name).into(),
+            auth: Some((self.auth_header.clone(), value)),
+            http: self.http.clone(),
+            base_url: None,
+            origin: Origin::Caller,
+            sigv4: None,
+        }))
+    }
+
+    /// A credential for an uploaded token (the pool calls this).
+    pub fn bearer_credential(
+        id: Arc<str>,
+        token: &str,
+        base_url: Option<String>,
+        http: reqwest::Client,
+    ) -> Option<Credential> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+        value.set_sensitive(true);
+        Some(Credential {
+            id,
+            auth: Some((header::AUTHORIZATION, value)),
+            http,
+            base_url,
+            origin: Origin::Pool,
+            sigv4: None,
+        })
+    }
+
+    /// The API root for a credential: its own, or the provider's.
+    fn root<'a>(&'a self, credential: &'a Credential) -> &'a str {
+        credential
+            .base_url
+            .as_deref()
+            .unwrap_or(&self.base_url)
+            .trim_end_matches('/')
     }
 
     /// Headers every request carries: JSON content, the credential, the configured extras.
@@ -137,7 +280,16 @@ impl ProviderCommon {
     }
 
     fn url(&self, path: &str) -> Result<reqwest::Url, String> {
-        reqwest::Url::parse(&format!("{}{path}", self.base_url)).map_err(|e| {
+        self.url_at(&self.base_url, path)
+    }
+
+    /// A URL under a credential's API root.
+    fn credential_url(&self, credential: &Credential, path: &str) -> Result<reqwest::Url, String> {
+        self.url_at(self.root(credential), path)
+    }
+
+    fn url_at(&self, root: &str, path: &str) -> Result<reqwest::Url, String> {
+        reqwest::Url::parse(&format!("{root}{path}")).map_err(|e| {
             format!(
                 "provider `{}`: cannot build the upstream URL: {e}",
                 self.name
@@ -181,25 +333,27 @@ pub enum Provider {
     OpenAiResponses(openai_responses::OpenAiResponses),
     Anthropic(anthropic::Anthropic),
     Gemini(gemini::Gemini),
+    Azure(azure::Azure),
+    Bedrock(bedrock::Bedrock),
 }
 
 impl Provider {
     /// Builds a provider from its (validated) config.
     pub fn from_config(
         config: &ProviderConfig,
-        defaults: &Timeouts,
+        ctx: &BuildContext<'_>,
     ) -> Result<Arc<Provider>, String> {
         Ok(Arc::new(match config.kind {
-            ProviderKind::OpenaiCompatible => Provider::OpenAiCompatible(
-                openai_compatible::OpenAiCompatible::new(config, defaults)?,
-            ),
-            ProviderKind::OpenaiResponses => {
-                Provider::OpenAiResponses(openai_responses::OpenAiResponses::new(config, defaults)?)
+            ProviderKind::OpenaiCompatible | ProviderKind::Qwen => {
+                Provider::OpenAiCompatible(openai_compatible::OpenAiCompatible::new(config, ctx)?)
             }
-            ProviderKind::Anthropic => {
-                Provider::Anthropic(anthropic::Anthropic::new(config, defaults)?)
+            ProviderKind::OpenaiResponses | ProviderKind::Codex => {
+                Provider::OpenAiResponses(openai_responses::OpenAiResponses::new(config, ctx)?)
             }
-            ProviderKind::Gemini => Provider::Gemini(gemini::Gemini::new(config, defaults)?),
+            ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic::new(config, ctx)?),
+            ProviderKind::Gemini => Provider::Gemini(gemini::Gemini::new(config, ctx)?),
+            ProviderKind::AzureOpenai => Provider::Azure(azure::Azure::new(config, ctx)?),
+            ProviderKind::Bedrock => Provider::Bedrock(bedrock::Bedrock::new(config, ctx)?),
         }))
     }
 
@@ -209,6 +363,8 @@ impl Provider {
             Provider::OpenAiResponses(p) => &p.common,
             Provider::Anthropic(p) => &p.common,
             Provider::Gemini(p) => &p.common,
+            Provider::Azure(p) => &p.common,
+            Provider::Bedrock(p) => &p.common,
         }
     }
 
@@ -219,9 +375,9 @@ impl Provider {
     /// The API dialect the upstream speaks.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Provider::OpenAiCompatible(_) => Dialect::OpenAiChat,
+            Provider::OpenAiCompatible(_) | Provider::Azure(_) => Dialect::OpenAiChat,
             Provider::OpenAiResponses(_) => Dialect::OpenAiResponses,
-            Provider::Anthropic(_) => Dialect::Anthropic,
+            Provider::Anthropic(_) | Provider::Bedrock(_) => Dialect::Anthropic,
             Provider::Gemini(_) => Dialect::Gemini,
         }
     }
@@ -243,6 +399,16 @@ impl Provider {
             Provider::OpenAiResponses(p) => p.request(call, credential, body),
             Provider::Anthropic(p) => p.request(call, credential, body),
             Provider::Gemini(p) => p.request(call, credential, body),
+            Provider::Azure(p) => p.request(call, credential, body),
+            Provider::Bedrock(p) => p.request(call, credential, body),
+        }
+    }
+
+    /// A 2xx stream's body as SSE bytes (Bedrock's binary event stream is decoded here).
+    pub fn stream_body(&self, response: reqwest::Response) -> UpstreamBody {
+        match self {
+            Provider::Bedrock(_) => bedrock::event_stream_to_sse(response),
+            _ => Box::pin(response.bytes_stream()),
         }
     }
 }

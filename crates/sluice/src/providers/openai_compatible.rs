@@ -5,8 +5,9 @@
 use bytes::Bytes;
 use http::header;
 
+use super::BuildContext;
 use super::{Credential, ProviderCommon, UpstreamCall, UpstreamRequest};
-use crate::config::{ProviderConfig, Timeouts};
+use crate::config::ProviderConfig;
 
 #[derive(Debug)]
 pub struct OpenAiCompatible {
@@ -15,10 +16,10 @@ pub struct OpenAiCompatible {
 }
 
 impl OpenAiCompatible {
-    pub fn new(config: &ProviderConfig, defaults: &Timeouts) -> Result<Self, String> {
-        let common = ProviderCommon::from_config(config, defaults, header::AUTHORIZATION, |k| {
+    pub fn new(config: &ProviderConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
+        let common = ProviderCommon::from_config(config, ctx, header::AUTHORIZATION, |k| {
             format!("Bearer {k}")
-        });
+        })?;
         let chat_url = common.url("/chat/completions")?;
         Ok(Self { common, chat_url })
     }
@@ -30,10 +31,12 @@ impl OpenAiCompatible {
         body: Bytes,
     ) -> Result<UpstreamRequest, String> {
         let headers = self.common.base_headers(credential, call.stream);
-        Ok(UpstreamRequest {
-            url: self.chat_url.clone(),
-            headers,
-            body,
-        })
+        let url = match credential.base_url {
+            None => self.chat_url.clone(),
+            Some(_) => self
+                .common
+                .credential_url(credential, "/chat/completions")?,
+        };
+        Ok(UpstreamRequest { url, headers, body })
     }
 }

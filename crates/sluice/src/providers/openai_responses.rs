@@ -6,8 +6,9 @@
 use bytes::Bytes;
 use http::header;
 
+use super::BuildContext;
 use super::{Credential, ProviderCommon, UpstreamCall, UpstreamRequest};
-use crate::config::{ProviderConfig, Timeouts};
+use crate::config::ProviderConfig;
 
 #[derive(Debug)]
 pub struct OpenAiResponses {
@@ -16,10 +17,10 @@ pub struct OpenAiResponses {
 }
 
 impl OpenAiResponses {
-    pub fn new(config: &ProviderConfig, defaults: &Timeouts) -> Result<Self, String> {
-        let common = ProviderCommon::from_config(config, defaults, header::AUTHORIZATION, |k| {
+    pub fn new(config: &ProviderConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
+        let common = ProviderCommon::from_config(config, ctx, header::AUTHORIZATION, |k| {
             format!("Bearer {k}")
-        });
+        })?;
         let responses_url = common.url("/responses")?;
         Ok(Self {
             common,
@@ -34,10 +35,10 @@ impl OpenAiResponses {
         body: Bytes,
     ) -> Result<UpstreamRequest, String> {
         let headers = self.common.base_headers(credential, call.stream);
-        Ok(UpstreamRequest {
-            url: self.responses_url.clone(),
-            headers,
-            body,
-        })
+        let url = match credential.base_url {
+            None => self.responses_url.clone(),
+            Some(_) => self.common.credential_url(credential, "/responses")?,
+        };
+        Ok(UpstreamRequest { url, headers, body })
     }
 }

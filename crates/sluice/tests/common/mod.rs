@@ -10,6 +10,9 @@ use sluice_mock::{MockConfig, MockServer};
 
 pub const CLIENT_KEY: &str = "sk-test-client-key";
 pub const UPSTREAM_KEY: &str = "upstream-secret-key";
+/// The management key of every harness (its bcrypt hash, cost 4, is in the config).
+pub const MGMT_KEY: &str = "mgmt-test-key";
+const MGMT_KEY_HASH: &str = "$2b$04$KuaAEhV2210QIvOQ4dciGOfEby.1NGCSLqAvFplHFUBIW5l1Ax596";
 
 pub struct Harness {
     pub mock: MockServer,
@@ -57,6 +60,13 @@ impl Harness {
     }
 
     pub async fn from_yaml(mock: MockServer, yaml: &str) -> Harness {
+        let with_key;
+        let yaml = if yaml.contains("remote-management-key") {
+            yaml
+        } else {
+            with_key = format!("{yaml}\nremote-management-key: '{MGMT_KEY_HASH}'\n");
+            with_key.as_str()
+        };
         let config =
             Config::from_yaml(yaml, |_| None).unwrap_or_else(|e| panic!("config: {e:?}\n{yaml}"));
         let usage = MemorySink::default();
@@ -73,6 +83,13 @@ impl Harness {
             usage,
             http,
         }
+    }
+
+    /// A management API request with the harness's management key.
+    pub fn management(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(&format!("/v0/management{path}")))
+            .header("x-management-key", MGMT_KEY)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,376 @@
+//! The attempt loop: send to the credential the plan picks; on a failure that another
+//! credential could absorb, tell the health table, note the failed attempt in the usage record,
+//! and try the next pick — up to `request-retry` extra attempts, and only before anything has
+//! reached the client (a stream is handed over only once its upstream answered 2xx).
+//!
+//! | upstream answer | health | retried? |
+//! |---|---|---|
+//! | 2xx | success | — |
+//! | 429, 402 | quota cooldown (`Retry-After` / `retry-after-ms`, else backoff) | if `quota-exceeded.switch-project` |
+//! | 401, 403 | refresh the token if it can be, else disable | yes (after a refresh: the same credential) |
+//! | 408, 5xx, timeout, connection or body failure | server-error streak | yes |
+//! | other 4xx (the caller's request) | success | never |
+//! | a 2xx stream that later breaks, stalls or ends early | server-error streak | never (the client has bytes) |
+//!
+//! A caller's own token (`allow-client-tokens`) is never cooled or disabled: its failures are
+//! the caller's, and a 401/403 with it is not retried.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use sluice_dialect::{ErrorBody, ErrorKind};
+
+use super::health::Outcome;
+use super::{Exhausted, Pick, Plan, Router, seconds_until};
+use crate::error::{ErrorExtra, Fault, GatewayError};
+use crate::pipeline::account::{FailedAttempt, Ledger};
+use crate::pipeline::upstream;
+use crate::providers::{Origin, UpstreamRequest};
+
+/// What the upstream answered, once an attempt succeeded.
+#[derive(Debug)]
+pub enum Answer {
+    /// A 2xx stream, headers received, body not read.
+    Stream(reqwest::Response),
+    /// A complete 2xx body.
+    Complete(Bytes),
+}
+
+/// The attempt that succeeded.
+#[derive(Debug)]
+pub struct Served {
+    pub pick: Pick,
+    pub answer: Answer,
+}
+
+/// How one failed attempt is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Quota(Option<Duration>),
+    Auth,
+    Server,
+    /// The caller's request was at fault: the credential is fine and retrying cannot help.
+    Caller,
+}
+
+impl Failure {
+    fn of_status(status: StatusCode, retry_after: Option<Duration>) -> Self {
+        match status.as_u16() {
+            429 | 402 => Failure::Quota(retry_after),
+            401 | 403 => Failure::Auth,
+            408 => Failure::Server,
+            s if s >= 500 => Failure::Server,
+            _ => Failure::Caller,
+        }
+    }
+}
+
+/// Runs attempts until one succeeds or none may follow. `build` prepares the request for a
+/// pick (its body depends on the provider's dialect); an error from it is the caller's and ends
+/// the loop.
+pub async fn run(
+    router: &Router,
+    plan: &mut Plan<'_>,
+    ledger: &mut Ledger,
+    stream: bool,
+    mut build: impl FnMut(&Pick) -> Result<UpstreamRequest, GatewayError>,
+) -> Result<Served, GatewayError> {
+    let max_attempts = router.retry.request_retry.saturating_add(1);
+    let mut attempts: u32 = 0;
+    let mut last_error: Option<GatewayError> = None;
+    loop {
+        if attempts >= max_attempts {
+            break;
+        }
+        let mut pick = match plan.next_pick() {
+            Ok(pick) => pick,
+            Err(exhausted) => {
+                if last_error.is_none() {
+                    return Err(exhausted_error(
+                        &exhausted,
+                        &plan.entry().name,
+                        router.clock.now(),
+                    ));
+                }
+                break;
+            }
+        };
+        if pick.credential.origin == Origin::Pool
+            && let Some(pool) = &pick.target.provider.common().pool
+        {
+            pick.credential = pool.fresh(&pick.credential).await;
+        }
+        let started = Instant::now();
+        let common = pick.target.provider.common();
+        ledger.with(|r| {
+            r.provider = Some(common.name.to_string());
+            r.platform = Some(common.platform.to_string());
+            r.credential = Some(pick.credential.id.to_string());
+            r.model_served = Some(pick.target.upstream_model.to_string());
+        });
+        let mut guard = ProbeGuard::new(router, &pick);
+        // A request that cannot be built for this provider is the caller's: no attempt counted.
+        let request = build(&pick)?;
+        attempts += 1;
+        ledger.with(|r| r.attempts = attempts);
+        let (failure, error) = match attempt(&pick, request, stream).await {
+            Ok(answer) => {
+                guard.report(Outcome::Success);
+                drop(guard);
+                router.bind_session(plan, &pick.credential.id);
+                return Ok(Served { pick, answer });
+            }
+            Err(failed) => failed,
+        };
+        let outcome = match failure {
+            Failure::Caller => Outcome::Success,
+            Failure::Quota(retry_after) => Outcome::Quota { retry_after },
+            Failure::Server => Outcome::ServerError,
+            Failure::Auth => {
+                if refresh(&pick).await {
+                    router.health.enable(&pick.credential.id);
+                    plan.allow_again(&pick.credential.id);
+                    Outcome::Abandoned
+                } else {
+                    Outcome::Unauthorized {
+                        reason: disable_reason(&error),
+                    }
+                }
+            }
+        };
+        let own_token = pick.credential.origin == Origin::Caller;
+        if !own_token {
+            if let Outcome::Unauthorized { reason } = &outcome {
+                tracing::warn!(
+                    credential = %pick.credential.id,
+                    %reason,
+                    "upstream refused the credential: disabled until the config is reloaded; replace or fix the key"
+                );
+            }
+            guard.report(outcome);
+        }
+        drop(guard);
+        let retryable = match failure {
+            Failure::Caller => false,
+            Failure::Quota(_) => router.retry.switch_project,
+            Failure::Auth => !own_token,
+            Failure::Server => true,
+        };
+        tracing::debug!(
+            credential = %pick.credential.id,
+            status = error.status.as_u16(),
+            retryable,
+            "upstream attempt failed"
+        );
+        if !retryable {
+            return Err(error);
+        }
+        ledger.with(|r| {
+            r.failed_attempts.push(FailedAttempt {
+                provider: common.name.to_string(),
+                credential: pick.credential.id.to_string(),
+                model: pick.target.upstream_model.to_string(),
+                status: error.status.as_u16(),
+                error: error_code(&error),
+                latency_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            });
+        });
+        last_error = Some(error);
+    }
+    // The last failure is what the client sees; its attempt is the record's own, not a
+    // "failed attempt before the answer".
+    ledger.with(|r| {
+        r.failed_attempts.pop();
+    });
+    Err(last_error.unwrap_or_else(|| {
+        exhausted_error(&Exhausted::NoneLeft, &plan.entry().name, router.clock.now())
+    }))
+}
+
+/// One attempt: send, then for a non-stream read the whole body (a body that breaks off is
+/// still retryable: nothing reached the client yet).
+async fn attempt(
+    pick: &Pick,
+    request: UpstreamRequest,
+    stream: bool,
+) -> Result<Answer, (Failure, GatewayError)> {
+    let provider = pick.target.provider.as_ref();
+    let common = provider.common();
+    let response = upstream::send(
+        &pick.credential.http,
+        provider.name(),
+        request,
+        common.timeouts.first_byte,
+    )
+    .await
+    .map_err(|e| (Failure::Server, e))?;
+    let status = response.status();
+    if !status.is_success() {
+        let retry_after = super::retry_after(response.headers());
+        let failure = Failure::of_status(status, retry_after);
+        let error = upstream::error_from_response(
+            provider.name(),
+            provider.dialect(),
+            response,
+            common.timeouts.idle,
+        )
+        .await;
+        return Err((failure, error));
+    }
+    if stream {
+        return Ok(Answer::Stream(response));
+    }
+    upstream::read_body(provider.name(), response, common.timeouts.idle)
+        .await
+        .map(Answer::Complete)
+        .map_err(|e| (Failure::Server, e))
+}
+
+/// What a relayed stream calls when its upstream breaks, stalls or truncates it: the
+/// credential's server-error streak grows (no retry: the client already has bytes).
+pub fn stream_fault_reporter(
+    runtime: std::sync::Arc<crate::gateway::Runtime>,
+    pick: &Pick,
+) -> Option<Box<dyn FnOnce() + Send>> {
+    if pick.credential.origin == Origin::Caller {
+        return None;
+    }
+    let credential = pick.credential.id.clone();
+    let model = pick.target.upstream_model.clone();
+    Some(Box::new(move || {
+        let router = &runtime.router;
+        router.health.report(
+            &credential,
+            &model,
+            &Outcome::ServerError,
+            router.clock.now(),
+        );
+    }))
+}
+
+/// Refreshes an uploaded OAuth token after a 401/403; whether it worked.
+async fn refresh(pick: &Pick) -> bool {
+    if pick.credential.origin != Origin::Pool {
+        return false;
+    }
+    match &pick.target.provider.common().pool {
+        Some(pool) => pool.refresh_after_rejection(&pick.credential.id).await,
+        None => false,
+    }
+}
+
+/// Reports a probe's outcome, or its abandonment when the request goes away mid-attempt, so a
+/// probe lease never outlives its attempt.
+struct ProbeGuard<'a> {
+    router: &'a Router,
+    pick: &'a Pick,
+    reported: bool,
+}
+
+impl<'a> ProbeGuard<'a> {
+    fn new(router: &'a Router, pick: &'a Pick) -> Self {
+        Self {
+            router,
+            pick,
+            reported: pick.credential.origin == Origin::Caller,
+        }
+    }
+
+    fn report(&mut self, outcome: Outcome) {
+        if self.reported {
+            return;
+        }
+        self.reported = true;
+        self.router.health.report(
+            &self.pick.credential.id,
+            &self.pick.target.upstream_model,
+            &outcome,
+            self.router.clock.now(),
+        );
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.pick.probe {
+            self.report(Outcome::Abandoned);
+        }
+    }
+}
+
+/// Why a credential is disabled, in words without secrets: the status and the upstream's code.
+fn disable_reason(error: &GatewayError) -> String {
+    let code = error
+        .body
+        .code
+        .clone()
+        .unwrap_or_else(|| error.body.kind.openai_type().to_string());
+    format!("upstream answered HTTP {} ({code})", error.status.as_u16())
+}
+
+fn error_code(error: &GatewayError) -> String {
+    error
+        .body
+        .code
+        .clone()
+        .unwrap_or_else(|| error.body.kind.openai_type().to_string())
+}
+
+/// The error when no attempt could be made at all.
+pub fn exhausted_error(exhausted: &Exhausted, model: &str, now: Instant) -> GatewayError {
+    match exhausted {
+        Exhausted::Cooling { until } => {
+            let secs = seconds_until(*until, now);
+            let mut e = GatewayError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                Fault::Upstream,
+                ErrorBody::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "Every credential serving `{model}` is cooling down after upstream rate limits or errors; retry in {secs} s."
+                    ),
+                )
+                .with_code("credentials_cooling_down"),
+            );
+            e.extra = Some(Box::new(ErrorExtra {
+                retry_after: HeaderValue::from_str(&secs.to_string()).ok(),
+                upstream_body: None,
+            }));
+            e
+        }
+        Exhausted::Disabled { reason } => GatewayError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Fault::Upstream,
+            ErrorBody::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "Every credential serving `{model}` is disabled ({reason}); the operator must fix or replace them."
+                ),
+            )
+            .with_code("credentials_disabled"),
+        ),
+        Exhausted::NoneLeft => GatewayError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Fault::Upstream,
+            ErrorBody::new(
+                ErrorKind::Overloaded,
+                format!("No upstream credential is available for `{model}`."),
+            )
+            .with_code("no_credentials"),
+        ),
+    }
+}
+
+/// The dialect an error for this request renders in is decided by the pipeline; this only says
+/// which header carries the attempt count.
+pub const ATTEMPTS_HEADER: &str = "x-sluice-attempts";
+
+/// Adds `x-sluice-attempts` to a response (absent when no upstream attempt was made).
+pub fn tag_attempts(response: &mut axum::response::Response, attempts: u32) {
+    if attempts > 0
+        && let Ok(v) = HeaderValue::from_str(&attempts.to_string())
+    {
+        response.headers_mut().insert(ATTEMPTS_HEADER, v);
+    }
+}

@@ -1,0 +1,71 @@
+//! `GET /v0/management/credentials`: every credential's health as JSON — status (active,
+//! cooling, disabled with its reason), per-model cooldowns with the time left, attempt and
+//! failure counts, last use. Ids only, never secrets.
+//! Served under `/v0/management`, behind the management guard.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::Router;
+use super::health::CredentialReport;
+use crate::gateway::AppState;
+use crate::providers::Origin;
+
+/// One credential in the listing.
+#[derive(Debug, Serialize)]
+pub struct CredentialStatus {
+    pub id: String,
+    pub provider: String,
+    pub platform: String,
+    /// `config` or `pool`.
+    pub origin: &'static str,
+    /// `active`, `cooling` or `disabled`.
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub health: CredentialReport,
+}
+
+/// The whole listing.
+#[derive(Debug, Serialize)]
+pub struct CredentialsStatus {
+    pub credentials: Vec<CredentialStatus>,
+    /// Live sticky-session bindings.
+    pub sticky_sessions: usize,
+}
+
+/// The health of every credential of every provider, in config order.
+pub fn credentials(router: &Router) -> CredentialsStatus {
+    let now = router.clock.now();
+    let mut credentials = Vec::new();
+    for provider in router.catalog.providers() {
+        let common = provider.common();
+        for credential in common.credentials().iter() {
+            let health = router.health.report_for(&credential.id, now);
+            credentials.push(CredentialStatus {
+                id: credential.id.to_string(),
+                provider: common.name.to_string(),
+                platform: common.platform.to_string(),
+                origin: match credential.origin {
+                    Origin::Config => "config",
+                    Origin::Pool => "pool",
+                    Origin::Caller => "caller",
+                },
+                status: health.status(),
+                health,
+            });
+        }
+    }
+    CredentialsStatus {
+        credentials,
+        sticky_sessions: router.sessions(),
+    }
+}
+
+/// `GET /v0/management/credentials`, behind the management guard.
+pub async fn handler(State(app): State<Arc<AppState>>) -> Response {
+    let runtime = app.runtime.load();
+    axum::Json(credentials(&runtime.router)).into_response()
+}

@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::pipeline::account::UsageLog;
 use crate::pipeline::admit::Admission;
 use crate::pipeline::authenticate::ClientKeys;
 use crate::pipeline::route::Catalog;
+use crate::pricing::PriceTable;
 use crate::providers::Provider;
 
 /// What a config change replaces: keys, providers and the model catalog.
@@ -19,6 +21,8 @@ use crate::providers::Provider;
 pub struct Runtime {
     pub keys: ClientKeys,
     pub catalog: Catalog,
+    /// Model prices: built in, with the config's `prices` on top.
+    pub prices: Arc<PriceTable>,
 }
 
 impl Runtime {
@@ -27,6 +31,7 @@ impl Runtime {
         Ok(Runtime {
             keys: ClientKeys::new(&config.api_keys, config.allow_anonymous),
             catalog: build_catalog(config).map_err(anyhow::Error::msg)?,
+            prices: Arc::new(PriceTable::new(&config.prices)),
         })
     }
 }
@@ -59,6 +64,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub usage: UsageLog,
     pub admission: Admission,
+    /// Users, stored keys, per-key limits (seed 004).
+    pub accounts: Arc<Accounts>,
     pub limits: Limits,
     /// Set when the shutdown grace period is over: open streams end with an error event.
     pub hard_stop: watch::Sender<bool>,
@@ -68,7 +75,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &Config, usage: UsageLog) -> anyhow::Result<AppState> {
+    pub fn new(
+        config: &Config,
+        usage: UsageLog,
+        accounts: Arc<Accounts>,
+    ) -> anyhow::Result<AppState> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeouts.connect)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
@@ -84,6 +95,7 @@ impl AppState {
             http,
             usage,
             admission: Admission::new(config.max_concurrent_requests),
+            accounts,
             limits: Limits {
                 max_body_size: config.max_body_size.0,
             },

@@ -45,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/gemini/v1/chat", post(pipeline::platform_gemini))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::api::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
@@ -139,6 +140,21 @@ pub async fn start(
     config: Config,
     sinks: Vec<Box<dyn UsageSink>>,
 ) -> anyhow::Result<RunningServer> {
+    start_with_clock(config, sinks, Arc::new(crate::limits::SystemClock)).await
+}
+
+/// [`start`] with the clock that per-key limits, expiry and usage days follow (tests move it).
+pub async fn start_with_clock(
+    config: Config,
+    mut sinks: Vec<Box<dyn UsageSink>>,
+    clock: Arc<dyn crate::limits::Clock>,
+) -> anyhow::Result<RunningServer> {
+    let accounts = crate::accounts::Accounts::open(&config, clock).await?;
+    sinks.push(Box::new(crate::store::sink::StoreSink::start(
+        accounts.store.clone(),
+        accounts.calendar,
+    )));
+    let refresh = accounts.spawn_refresh();
     let demo = match &config.demo_upstream {
         Some(demo) => {
             let mock_config = sluice_mock::MockConfig {
@@ -164,7 +180,7 @@ pub async fn start(
         .map_err(|e| anyhow::anyhow!("listen: cannot bind {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let (usage, writer) = UsageLog::start(sinks);
-    let state = Arc::new(AppState::new(&config, usage.clone())?);
+    let state = Arc::new(AppState::new(&config, usage.clone(), accounts)?);
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace_period;
     let app = router(state.clone());
@@ -208,6 +224,7 @@ pub async fn start(
             }
         };
         usage.flush().await;
+        refresh.abort();
         drop(usage);
         drop(task_state);
         writer.abort();

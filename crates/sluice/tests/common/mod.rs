@@ -16,6 +16,8 @@ pub struct Harness {
     pub server: RunningServer,
     pub usage: MemorySink,
     pub http: reqwest::Client,
+    /// The store's data directory (a fresh temporary one unless the config names one).
+    pub data_dir: tempfile::TempDir,
 }
 
 /// Config text for a gateway in front of `mock`; `extra` is appended at the top level and
@@ -57,8 +59,12 @@ impl Harness {
     }
 
     pub async fn from_yaml(mock: MockServer, yaml: &str) -> Harness {
-        let config =
+        let mut config =
             Config::from_yaml(yaml, |_| None).unwrap_or_else(|e| panic!("config: {e:?}\n{yaml}"));
+        let data_dir = tempfile::tempdir().unwrap();
+        if !yaml.contains("data-dir:") {
+            config.data_dir = data_dir.path().to_path_buf();
+        }
         let usage = MemorySink::default();
         let server = sluice::server::start(config, vec![Box::new(usage.clone())])
             .await
@@ -72,6 +78,7 @@ impl Harness {
             server,
             usage,
             http,
+            data_dir,
         }
     }
 

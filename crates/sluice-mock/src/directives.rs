@@ -38,6 +38,9 @@ pub(crate) struct Directives {
     pub(crate) words: Option<usize>,
     /// `cached=N`: cached prompt tokens to report.
     pub(crate) cached: Option<u64>,
+    /// `usage=none`: report no usage at all (OpenAI Chat), as servers that ignore
+    /// `stream_options.include_usage` do.
+    pub(crate) omit_usage: bool,
 }
 
 /// Reads a request's directives and waits out its `latency_ms`: the first step of every
@@ -96,6 +99,7 @@ impl Directives {
                 number::<usize>(value).map(|n| n.min(MAX_WORDS)),
             ),
             "cached" => set(&mut self.cached, number(value)),
+            "usage" => self.omit_usage = value == "none",
             _ => {}
         }
     }

@@ -28,6 +28,7 @@
 //! | `stall_after=N` | send nothing more after N stream events, never end |
 //! | `words=N` | reply `w1 w2 … wN` |
 //! | `cached=N` | report N cached prompt tokens |
+//! | `usage=none` | OpenAI Chat only: report no usage (non-stream body or stream), like servers that ignore `include_usage` |
 //!
 //! Inspection: every request is recorded (unless [`MockConfig::record`] is off) and can be read
 //! back with [`MockServer::requests`] or `GET /__mock/requests`; `GET /__mock/stats` gives the

@@ -129,3 +129,44 @@ impl UsageSink for StoreSink {
         self.tx.send(Message::Flush(done)).ok().map(|()| wait)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::pipeline::account::{Ledger, UsageLog};
+    use crate::store::UsageFilter;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn a_flush_returns_only_once_every_record_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let sink = StoreSink::start(store.clone(), Calendar::default());
+        let (log, _writer) = UsageLog::start(vec![Box::new(sink)]);
+        for i in 0..1200 {
+            let mut ledger = Ledger::open(
+                &log,
+                format!("r{i}"),
+                "openai.chat",
+                std::time::Instant::now(),
+            );
+            ledger.with(|r| {
+                r.usage.output_tokens = 2;
+                r.cost_nanos = 5;
+            });
+            ledger.finish(200, None);
+        }
+        log.flush().await;
+        let all = UsageFilter {
+            start_day: "0000-01-01".into(),
+            end_day: "9999-12-31".into(),
+            ..Default::default()
+        };
+        let totals = store.usage_totals(&all).await.unwrap();
+        assert_eq!(
+            (totals.requests, totals.output_tokens, totals.cost_nanos),
+            (1200, 2400, 6000)
+        );
+    }
+}

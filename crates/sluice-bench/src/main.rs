@@ -180,14 +180,22 @@ async fn run(cli: &Cli) -> Result<()> {
             ));
         }
         eprintln!("sluice-bench: {}: measuring", scenario.name);
+        let cpu_before = servers.cpu_time();
         let outcome = run_checked(&client, &target, measured, &mut servers).await?;
+        let cpu_after = servers.cpu_time();
         failures.extend(describe_failures(
             scenario.name,
             "measured",
             &outcome,
             time_limit,
         ));
-        let summary = summarize(scenario.name, concurrency, outcome);
+        let mut summary = summarize(scenario.name, concurrency, outcome);
+        let per_request = |before: Option<Duration>, after: Option<Duration>| {
+            let spent = after?.checked_sub(before?)?;
+            (summary.requests > 0).then(|| spent.as_secs_f64() * 1e6 / summary.requests as f64)
+        };
+        summary.mock_cpu_us = per_request(cpu_before.0, cpu_after.0);
+        summary.sluice_cpu_us = per_request(cpu_before.1, cpu_after.1);
         eprintln!(
             "sluice-bench: {}: {:.0} req/s, p50 {} ms",
             summary.name,
@@ -305,6 +313,8 @@ fn summarize(name: &str, concurrency: usize, outcome: PhaseOutcome) -> ScenarioS
         p99_us: latencies.percentile_us(99.0),
         p50_ttfb_us: ttfb.and_then(|t| t.percentile_us(50.0)),
         errors,
+        sluice_cpu_us: None,
+        mock_cpu_us: None,
     }
 }
 

@@ -116,6 +116,12 @@ pub fn signed_ms(us: Option<i64>) -> String {
     )
 }
 
+/// CPU microseconds per request, or "-" when not measured or negligible (idle server).
+fn cpu(us: Option<f64>) -> String {
+    us.filter(|us| *us >= 0.5)
+        .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"))
+}
+
 /// The per-scenario table.
 pub fn scenario_table(rows: &[ScenarioSummary]) -> Table {
     Table {
@@ -128,6 +134,8 @@ pub fn scenario_table(rows: &[ScenarioSummary]) -> Table {
             ("p99 ms", Align::Right),
             ("p50 TTFB ms", Align::Right),
             ("errors", Align::Right),
+            ("Sluice CPU µs/req", Align::Right),
+            ("mock CPU µs/req", Align::Right),
         ],
         rows: rows
             .iter()
@@ -141,6 +149,8 @@ pub fn scenario_table(rows: &[ScenarioSummary]) -> Table {
                     ms(s.p99_us),
                     ms(s.p50_ttfb_us),
                     s.errors.to_string(),
+                    cpu(s.sluice_cpu_us),
+                    cpu(s.mock_cpu_us),
                 ]
             })
             .collect(),
@@ -303,6 +313,8 @@ mod tests {
             p99_us: Some(p50_us * 3),
             p50_ttfb_us: ttfb,
             errors: 0,
+            sluice_cpu_us: ttfb.map(|_| 41.6),
+            mock_cpu_us: Some(12.2),
         }
     }
 
@@ -314,9 +326,9 @@ mod tests {
         ];
         let text = scenario_table(&rows).render(Layout::Plain);
         let expected = "\
-scenario           requests  concurrency  req/s  p50 ms  p99 ms  p50 TTFB ms  errors
-direct non-stream     20000           32  12345    2.50    7.50            -       0
-sluice stream         20000           32    988   12.00   36.00         1.25       0
+scenario           requests  concurrency  req/s  p50 ms  p99 ms  p50 TTFB ms  errors  Sluice CPU µs/req  mock CPU µs/req
+direct non-stream     20000           32  12345    2.50    7.50            -       0                  -               12
+sluice stream         20000           32    988   12.00   36.00         1.25       0                 42               12
 ";
         assert_eq!(text, expected);
     }

@@ -177,6 +177,13 @@ impl Servers {
         }
     }
 
+    /// CPU time each server has used so far (mock, Sluice): all threads, from the kernel's
+    /// scheduler statistics. Unlike wall-clock throughput it does not depend on what else the
+    /// machine is doing, so it is the steadier measure of what a request costs.
+    pub fn cpu_time(&self) -> (Option<Duration>, Option<Duration>) {
+        (process_cpu(self.mock.id()), process_cpu(self.sluice.id()))
+    }
+
     /// Signs in as the bench admin and creates a stored API key (seed 004) with generous limits,
     /// so every limit is checked and counted but none refuses: requests per minute and per day,
     /// and a monthly quota that reserves and settles each request's cost.
@@ -355,6 +362,17 @@ fn log_tail(path: &Path) -> String {
         }
         Err(e) => format!("(could not read {}: {e})", path.display()),
     }
+}
+
+/// Sum of `/proc/<pid>/task/*/schedstat` on-CPU nanoseconds.
+fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut total: u64 = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
 }
 
 #[cfg(test)]

@@ -49,6 +49,10 @@ pub struct ScenarioSummary {
     /// Only streaming scenarios measure time to first byte.
     pub p50_ttfb_us: Option<u32>,
     pub errors: u64,
+    /// CPU time Sluice spent per request in the measured phase (µs); `None` off Linux.
+    pub sluice_cpu_us: Option<f64>,
+    /// CPU time the fake upstream spent per request (µs).
+    pub mock_cpu_us: Option<f64>,
 }
 
 /// Sluice's throughput as a percentage of the direct throughput.
@@ -74,6 +78,8 @@ mod tests {
             p50_us,
             p99_us: None,
             p50_ttfb_us: None,
+            sluice_cpu_us: None,
+            mock_cpu_us: None,
             errors: 0,
         }
     }

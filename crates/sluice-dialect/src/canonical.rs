@@ -47,6 +47,16 @@ pub struct SystemBlock {
     pub cache_control: Option<Value>,
 }
 
+impl SystemBlock {
+    /// A block without a cache marker.
+    pub(crate) fn text(text: impl Into<String>) -> SystemBlock {
+        SystemBlock {
+            text: text.into(),
+            cache_control: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -551,6 +561,19 @@ pub fn extract_thought_signature(id: &str) -> (String, Option<String>) {
         standard.push('=');
     }
     (base.to_string(), Some(standard))
+}
+
+/// A tool result's content for dialects whose tool results carry only text: its text parts,
+/// one per line (images and anything else are left out).
+pub(crate) fn tool_result_text(content: &[Part]) -> String {
+    content
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Parses tool arguments for dialects that want an object; invalid or non-object JSON becomes `{}`.

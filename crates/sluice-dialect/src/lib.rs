@@ -11,6 +11,7 @@ pub mod error;
 pub mod gemini;
 pub mod json_edit;
 pub mod openai_chat;
+mod openai_common;
 pub mod openai_responses;
 pub mod registry;
 pub mod sse;

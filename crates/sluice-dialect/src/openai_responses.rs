@@ -15,7 +15,7 @@
 //!   `function_call`, thinking → `reasoning`); streamed and complete answers therefore have the
 //!   same items with the same ids, which are derived from the response id and the item's position.
 //! - Tool-call ids: the canonical `ToolCall.id` is the item's `call_id`. A Gemini thought
-//!   signature rides inside the `call_id` given to clients ([`embed_thought_signature`]) and is
+//!   signature rides inside the `call_id` given to clients ([`embed_thought_signature`](crate::canonical::embed_thought_signature)) and is
 //!   split off again from `function_call` and `function_call_output` items clients send back.
 //! - Reasoning items map to `Thinking` with `text` = the summary texts (joined by a blank line;
 //!   the `reasoning_text` content when there is no summary) and `signature` = `encrypted_content`.
@@ -88,10 +88,9 @@ pub use stream::{EncodeOptions, StreamDecoder, StreamEncoder};
 
 use serde_json::{Map, Value, json};
 
-use crate::canonical::{
-    Part, StopReason, embed_thought_signature, extract_thought_signature, mint_tool_id,
-};
+use crate::canonical::{Part, StopReason, extract_thought_signature, mint_tool_id};
 use crate::error::{ErrorBody, ErrorKind};
+use crate::openai_common::client_tool_id;
 use crate::usage::TokenUsage;
 
 /// Prefix of `encrypted_content` that carries Anthropic redacted thinking through clients.
@@ -170,7 +169,7 @@ fn output_item(part: &Part, resp_id: &str, position: usize) -> Option<Value> {
             "id": item_id("fc", resp_id, position),
             "type": "function_call",
             "status": "completed",
-            "call_id": client_call_id(id, thought_signature.as_deref()),
+            "call_id": client_tool_id(id, thought_signature.as_deref()),
             "name": name,
             "arguments": arguments,
         }),
@@ -203,14 +202,6 @@ fn summary_json(text: &str) -> Value {
         json!([])
     } else {
         json!([{"type": "summary_text", "text": text}])
-    }
-}
-
-/// The `call_id` a client sees: the canonical id, with a Gemini thought signature inside.
-fn client_call_id(id: &str, thought_signature: Option<&str>) -> String {
-    match thought_signature {
-        Some(sig) => embed_thought_signature(id, sig),
-        None => id.to_string(),
     }
 }
 

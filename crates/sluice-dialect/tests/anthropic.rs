@@ -2,65 +2,30 @@
 //! the stream shape the official SDK consumes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::path::Path;
+mod common;
 
+use std::collections::BTreeMap;
+
+use common::{corpus_text, corpus_texts, sse_events};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sluice_dialect::anthropic::{self, EncodeOptions, StreamDecoder, StreamEncoder};
+use sluice_dialect::anthropic::{self, EncodeOptions, StreamEncoder};
 use sluice_dialect::canonical::{
     Accumulator, BlockStart, Delta, Effort, ImageSource, Message, Part, Reasoning, Request,
     Response, Role, StopReason, StreamEvent, SystemBlock, Tool, ToolChoice,
 };
-use sluice_dialect::{ErrorBody, ErrorKind, SseEvent, SseParser, TokenUsage};
+use sluice_dialect::{Dialect, ErrorBody, ErrorKind, TokenUsage, registry};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// `(file stem, contents)` of every `*.ext` file in a corpus folder, sorted by name.
-fn corpus(dir: &str, ext: &str) -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(dir);
-    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == ext))
-        .map(|p| {
-            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (stem, std::fs::read_to_string(&p).unwrap())
-        })
-        .collect();
-    out.sort();
-    assert!(!out.is_empty(), "no *.{ext} in {}", dir.display());
-    out
-}
-
-fn sse_events(bytes: &[u8]) -> Vec<SseEvent> {
-    let mut parser = SseParser::default();
-    parser.push(bytes);
-    let mut events: Vec<SseEvent> = std::iter::from_fn(|| parser.next_event()).collect();
-    events.extend(parser.finish());
-    events
-}
-
 fn decode_sse(bytes: &[u8]) -> Vec<StreamEvent> {
-    let mut decoder = StreamDecoder::default();
-    let mut out: Vec<StreamEvent> = sse_events(bytes)
-        .iter()
-        .flat_map(|e| decoder.push(e))
-        .collect();
-    out.extend(decoder.finish());
-    out
+    common::decode_stream(Dialect::Anthropic, bytes)
 }
 
 fn encode_stream(events: &[StreamEvent], options: EncodeOptions) -> Vec<u8> {
-    let mut encoder = StreamEncoder::new(options);
-    let mut out = Vec::new();
-    for e in events {
-        encoder.push(e, &mut out);
-    }
-    out
+    let encoder = registry::StreamEncoder::Anthropic(StreamEncoder::new(options));
+    common::encode_stream(encoder, events)
 }
 
 /// The complete answer a stream amounts to. `Accumulator` drops deltas of blocks that never
@@ -397,8 +362,7 @@ fn sdk_final_message(events: &[(String, Value)]) -> Value {
 
 #[test]
 fn golden_encode_canonical_requests() {
-    for (stem, text) in corpus("requests", "json") {
-        let req: Request = serde_json::from_str(&text).unwrap();
+    for (stem, req) in common::canonical_requests() {
         let body = anthropic::encode_request(&req);
         assert_anthropic_accepts(&body);
         insta::assert_json_snapshot!(format!("encode_request__{stem}"), body);
@@ -407,7 +371,7 @@ fn golden_encode_canonical_requests() {
 
 #[test]
 fn golden_decode_native_requests() {
-    for (stem, text) in corpus("anthropic/requests", "json") {
+    for (stem, text) in corpus_texts("anthropic/requests", "json") {
         let req =
             anthropic::decode_request(text.as_bytes()).unwrap_or_else(|e| panic!("{stem}: {e:?}"));
         insta::assert_json_snapshot!(format!("decode_request__{stem}"), req);
@@ -416,7 +380,7 @@ fn golden_decode_native_requests() {
 
 #[test]
 fn golden_decode_native_responses() {
-    for (stem, text) in corpus("anthropic/responses", "json") {
+    for (stem, text) in corpus_texts("anthropic/responses", "json") {
         let resp =
             anthropic::decode_response(text.as_bytes()).unwrap_or_else(|e| panic!("{stem}: {e:?}"));
         insta::assert_json_snapshot!(format!("decode_response__{stem}"), resp);
@@ -425,7 +389,7 @@ fn golden_decode_native_responses() {
 
 #[test]
 fn golden_encode_canonical_responses() {
-    for (stem, text) in corpus("anthropic/canonical/responses", "json") {
+    for (stem, text) in corpus_texts("anthropic/canonical/responses", "json") {
         let resp: Response = serde_json::from_str(&text).unwrap();
         insta::assert_json_snapshot!(
             format!("encode_response__{stem}"),
@@ -436,7 +400,7 @@ fn golden_encode_canonical_responses() {
 
 #[test]
 fn golden_decode_sse_transcripts() {
-    for (stem, text) in corpus("anthropic", "sse") {
+    for (stem, text) in corpus_texts("anthropic", "sse") {
         insta::assert_json_snapshot!(
             format!("decode_stream__{stem}"),
             decode_sse(text.as_bytes())
@@ -446,7 +410,7 @@ fn golden_decode_sse_transcripts() {
 
 #[test]
 fn golden_encode_canonical_streams() {
-    for (stem, text) in corpus("anthropic/canonical/streams", "json") {
+    for (stem, text) in corpus_texts("anthropic/canonical/streams", "json") {
         let events: Vec<StreamEvent> = serde_json::from_str(&text).unwrap();
         let options = EncodeOptions {
             model: "client-model".into(),
@@ -468,11 +432,7 @@ fn golden_encode_canonical_streams() {
 #[test]
 fn streamed_and_complete_answers_agree_for_the_sdk() {
     for stem in ["well_formed", "openai_chat_style", "gemini_style"] {
-        let text = corpus("anthropic/canonical/streams", "json")
-            .into_iter()
-            .find(|(s, _)| s == stem)
-            .unwrap()
-            .1;
+        let text = corpus_text(&format!("anthropic/canonical/streams/{stem}.json"));
         let events: Vec<StreamEvent> = serde_json::from_str(&text).unwrap();
         let streamed = sdk_final_message(&check_sdk_stream(&encode_stream(
             &events,
@@ -489,16 +449,8 @@ fn streamed_and_complete_answers_agree_for_the_sdk() {
 
 #[test]
 fn upstream_stream_and_complete_answer_decode_alike() {
-    let sse = corpus("anthropic", "sse")
-        .into_iter()
-        .find(|(s, _)| s == "tool_use")
-        .unwrap()
-        .1;
-    let json = corpus("anthropic/responses", "json")
-        .into_iter()
-        .find(|(s, _)| s == "tool_use")
-        .unwrap()
-        .1;
+    let sse = corpus_text("anthropic/tool_use.sse");
+    let json = corpus_text("anthropic/responses/tool_use.json");
     let mut streamed = accumulate(&decode_sse(sse.as_bytes()));
     let complete = anthropic::decode_response(json.as_bytes()).unwrap();
     // The stream's arguments are the model's text; the complete answer's are re-serialised.
@@ -513,11 +465,7 @@ fn upstream_stream_and_complete_answer_decode_alike() {
 
 #[test]
 fn encoded_stream_decodes_back_to_the_same_answer() {
-    let text = corpus("anthropic/canonical/streams", "json")
-        .into_iter()
-        .find(|(s, _)| s == "gemini_style")
-        .unwrap()
-        .1;
+    let text = corpus_text("anthropic/canonical/streams/gemini_style.json");
     let events: Vec<StreamEvent> = serde_json::from_str(&text).unwrap();
     let bytes = encode_stream(&events, EncodeOptions::default());
     let back = accumulate(&decode_sse(&bytes));
@@ -605,11 +553,7 @@ fn stream_without_message_delta_still_ends_properly() {
 
 #[test]
 fn upstream_stream_cut_short_ends_in_an_error() {
-    let whole = corpus("anthropic", "sse")
-        .into_iter()
-        .find(|(s, _)| s == "text")
-        .unwrap()
-        .1;
+    let whole = corpus_text("anthropic/text.sse");
     let cut = &whole[..whole.find("event: message_delta").unwrap()];
     let events = decode_sse(cut.as_bytes());
     let Some(StreamEvent::Error { error }) = events.last() else {
@@ -717,11 +661,7 @@ fn count_tokens_needs_no_max_tokens() {
 
 #[test]
 fn tool_results_name_their_function_and_lose_no_cache_marker() {
-    let text = corpus("anthropic/requests", "json")
-        .into_iter()
-        .find(|(s, _)| s == "agent_loop")
-        .unwrap()
-        .1;
+    let text = corpus_text("anthropic/requests/agent_loop.json");
     let req = anthropic::decode_request(text.as_bytes()).unwrap();
     let Part::ToolResult {
         name,
@@ -1181,16 +1121,24 @@ fn image_part() -> impl Strategy<Value = Part> {
 }
 
 fn arguments() -> impl Strategy<Value = String> {
-    prop::collection::btree_map(
-        "[a-z]{1,5}",
-        prop_oneof![
-            any::<i32>().prop_map(Value::from),
-            words().prop_map(Value::from),
-            any::<bool>().prop_map(Value::from),
-        ],
-        0..4,
-    )
-    .prop_map(|m| serde_json::to_string(&m).unwrap())
+    let value = prop_oneof![
+        any::<i32>().prop_map(Value::from),
+        words().prop_map(Value::from),
+        any::<bool>().prop_map(Value::from),
+    ];
+    common::json_arguments(value, 0..4)
+}
+
+/// Thinking as Anthropic sends it: signed.
+fn signed_thinking() -> impl Strategy<Value = Part> {
+    (words(), "([A-Za-z0-9+/]{4}){1,5}").prop_map(|(text, sig)| Part::Thinking {
+        text,
+        signature: Some(sig),
+    })
+}
+
+fn redacted_thinking() -> impl Strategy<Value = Part> {
+    "([A-Za-z0-9+/]{4}){1,5}".prop_map(|data| Part::RedactedThinking { data })
 }
 
 fn assistant_part() -> impl Strategy<Value = Part> {
@@ -1199,11 +1147,8 @@ fn assistant_part() -> impl Strategy<Value = Part> {
         2 => ("c[a-zA-Z0-9_-]{0,10}", "[a-z_]{1,10}", arguments()).prop_map(|(id, name, arguments)| {
             Part::ToolCall { id, name, arguments, thought_signature: None }
         }),
-        1 => (words(), "([A-Za-z0-9+/]{4}){1,5}").prop_map(|(text, sig)| Part::Thinking {
-            text,
-            signature: Some(sig),
-        }),
-        1 => "([A-Za-z0-9+/]{4}){1,5}".prop_map(|data| Part::RedactedThinking { data }),
+        1 => signed_thinking(),
+        1 => redacted_thinking(),
     ]
 }
 
@@ -1350,11 +1295,8 @@ fn answer_and_events() -> impl Strategy<Value = (Response, Vec<StreamEvent>)> {
             .prop_map(|(id, name, arguments, thought_signature)| Part::ToolCall {
                 id, name, arguments, thought_signature,
             }),
-        1 => (words(), "([A-Za-z0-9+/]{4}){1,5}").prop_map(|(text, sig)| Part::Thinking {
-            text,
-            signature: Some(sig),
-        }),
-        1 => "([A-Za-z0-9+/]{4}){1,5}".prop_map(|data| Part::RedactedThinking { data }),
+        1 => signed_thinking(),
+        1 => redacted_thinking(),
     ];
     (
         prop::collection::vec(part, 1..5),
@@ -1378,70 +1320,6 @@ fn answer_and_events() -> impl Strategy<Value = (Response, Vec<StreamEvent>)> {
                     cache_write_tokens: cache_write,
                     reasoning_tokens: 0,
                 };
-                let mut events = vec![StreamEvent::MessageStart {
-                    id: "msg_prop".into(),
-                    model: "m".into(),
-                    usage: Some(TokenUsage {
-                        output_tokens: 0,
-                        ..usage
-                    }),
-                }];
-                let pieces = |s: &str| -> Vec<String> {
-                    let chars: Vec<char> = s.chars().collect();
-                    chars.chunks(chunk).map(|c| c.iter().collect()).collect()
-                };
-                for (index, part) in parts.iter().enumerate() {
-                    let (block, deltas) = match part {
-                        Part::Text { text, .. } => (
-                            BlockStart::Text,
-                            pieces(text)
-                                .into_iter()
-                                .map(Delta::Text)
-                                .collect::<Vec<_>>(),
-                        ),
-                        Part::Thinking { text, signature } => (
-                            BlockStart::Thinking,
-                            pieces(text)
-                                .into_iter()
-                                .map(Delta::Thinking)
-                                .chain(signature.clone().map(Delta::Signature))
-                                .collect(),
-                        ),
-                        Part::ToolCall {
-                            id,
-                            name,
-                            arguments,
-                            thought_signature,
-                        } => (
-                            BlockStart::ToolCall {
-                                id: id.clone(),
-                                name: name.clone(),
-                                thought_signature: thought_signature.clone(),
-                            },
-                            pieces(arguments)
-                                .into_iter()
-                                .map(Delta::ToolArguments)
-                                .collect(),
-                        ),
-                        Part::RedactedThinking { data } => (
-                            BlockStart::RedactedThinking { data: data.clone() },
-                            Vec::new(),
-                        ),
-                        _ => unreachable!(),
-                    };
-                    events.push(StreamEvent::BlockStart { index, block });
-                    events.extend(
-                        deltas
-                            .into_iter()
-                            .map(|delta| StreamEvent::Delta { index, delta }),
-                    );
-                    events.push(StreamEvent::BlockStop { index });
-                }
-                events.push(StreamEvent::MessageDelta {
-                    stop_reason: Some(stop.clone()),
-                    usage: Some(usage),
-                });
-                events.push(StreamEvent::MessageStop);
                 let response = Response {
                     id: "msg_prop".into(),
                     model: "m".into(),
@@ -1450,6 +1328,13 @@ fn answer_and_events() -> impl Strategy<Value = (Response, Vec<StreamEvent>)> {
                     usage,
                     created: 0,
                 };
+                let input_usage = TokenUsage {
+                    output_tokens: 0,
+                    ..usage
+                };
+                let events = common::answer_events(&response, Some(input_usage), |s| {
+                    common::pieces(s, chunk)
+                });
                 (response, events)
             },
         )

@@ -2,75 +2,28 @@
 //! behaviour clients and upstreams depend on, and canonical → Gemini → canonical round trips.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
 
+use std::collections::HashMap;
+
+use common::{accumulate, canonical_request, corpus_bytes, corpus_files, read};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sluice_dialect::canonical::{
-    Accumulator, BlockStart, Delta, Effort, ImageSource, Message, Part, Reasoning, Request,
-    Response, ResponseFormat, Role, StopReason, StreamEvent, SystemBlock, Tool, ToolChoice,
+    BlockStart, Delta, Effort, ImageSource, Message, Part, Reasoning, Request, Response,
+    ResponseFormat, Role, StopReason, StreamEvent, SystemBlock, Tool, ToolChoice,
     embed_thought_signature,
 };
 use sluice_dialect::gemini::{self, EncodeOptions, StreamDecoder, StreamEncoder};
-use sluice_dialect::{ErrorBody, ErrorKind, SseParser, TokenUsage};
-
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
-
-/// (file stem, path) of every `*.ext` file in `dir`, sorted.
-fn corpus_files(dir: &str, ext: &str) -> Vec<(String, PathBuf)> {
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(format!("{CORPUS}/{dir}"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no {dir}/*.{ext}");
-    files
-}
-
-fn read(path: &PathBuf) -> Vec<u8> {
-    std::fs::read(path).unwrap()
-}
-
-fn canonical(name: &str) -> Request {
-    serde_json::from_slice(&read(&PathBuf::from(format!(
-        "{CORPUS}/requests/{name}.json"
-    ))))
-    .unwrap()
-}
+use sluice_dialect::{Dialect, ErrorBody, ErrorKind, SseParser, TokenUsage, registry};
 
 fn decode_sse(bytes: &[u8]) -> Vec<StreamEvent> {
-    let mut parser = SseParser::default();
-    parser.push(bytes);
-    let mut decoder = StreamDecoder::default();
-    let mut events = Vec::new();
-    while let Some(event) = parser.next_event() {
-        events.extend(decoder.push(&event));
-    }
-    if let Some(event) = parser.finish() {
-        events.extend(decoder.push(&event));
-    }
-    events.extend(decoder.finish());
-    events
+    common::decode_stream(Dialect::Gemini, bytes)
 }
 
 fn encode_events(events: &[StreamEvent], options: EncodeOptions) -> String {
-    let mut encoder = StreamEncoder::new(options);
-    let mut out = Vec::new();
-    for event in events {
-        encoder.push(event, &mut out);
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn accumulate(events: &[StreamEvent]) -> Response {
-    let mut acc = Accumulator::default();
-    for event in events {
-        acc.push(event);
-    }
-    acc.response(0)
+    let encoder = registry::StreamEncoder::Gemini(StreamEncoder::new(options));
+    String::from_utf8(common::encode_stream(encoder, events)).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -78,8 +31,7 @@ fn accumulate(events: &[StreamEvent]) -> Response {
 
 #[test]
 fn golden_canonical_requests_encode_to_gemini() {
-    for (name, path) in corpus_files("requests", "json") {
-        let req: Request = serde_json::from_slice(&read(&path)).unwrap();
+    for (name, req) in common::canonical_requests() {
         insta::assert_json_snapshot!(
             format!("encode_request__{name}"),
             gemini::encode_request(&req)
@@ -89,7 +41,7 @@ fn golden_canonical_requests_encode_to_gemini() {
 
 #[test]
 fn golden_reasoning_effort_becomes_a_thinking_level_for_gemini_3() {
-    let mut req = canonical("thinking");
+    let mut req = canonical_request("thinking");
     req.model = "gemini-3-pro-preview".into();
     req.reasoning = Some(Reasoning {
         effort: Some(Effort::Low),
@@ -335,13 +287,9 @@ fn golden_canonical_events_encode_to_gemini_sse() {
 
 #[test]
 fn a_streamed_answer_equals_the_same_answer_whole() {
-    let streamed = accumulate(&decode_sse(&read(&PathBuf::from(format!(
-        "{CORPUS}/gemini/thinking_tools.sse"
-    )))));
-    let whole = gemini::decode_response(&read(&PathBuf::from(format!(
-        "{CORPUS}/gemini/responses/thinking_tools.json"
-    ))))
-    .unwrap();
+    let streamed = accumulate(&decode_sse(&corpus_bytes("gemini/thinking_tools.sse")), 0);
+    let whole =
+        gemini::decode_response(&corpus_bytes("gemini/responses/thinking_tools.json")).unwrap();
     assert_eq!(streamed, whole);
     assert_eq!(whole.stop_reason, Some(StopReason::ToolUse));
     assert_eq!(whole.usage.output_tokens, 50);
@@ -349,9 +297,7 @@ fn a_streamed_answer_equals_the_same_answer_whole() {
 
 #[test]
 fn minted_tool_ids_are_stable_and_distinct() {
-    let body = read(&PathBuf::from(format!(
-        "{CORPUS}/gemini/responses/function_calls.json"
-    )));
+    let body = corpus_bytes("gemini/responses/function_calls.json");
     let ids = |r: &Response| -> Vec<String> {
         r.parts
             .iter()
@@ -371,8 +317,8 @@ fn minted_tool_ids_are_stable_and_distinct() {
 
 #[test]
 fn function_responses_without_ids_answer_calls_by_name_and_order() {
-    let path = PathBuf::from(format!("{CORPUS}/gemini/requests/function_history.json"));
-    let req = gemini::decode_request(&read(&path)).unwrap();
+    let req =
+        gemini::decode_request(&corpus_bytes("gemini/requests/function_history.json")).unwrap();
     let calls: Vec<&str> = req.messages[1]
         .parts
         .iter()
@@ -397,7 +343,7 @@ fn function_responses_without_ids_answer_calls_by_name_and_order() {
 #[test]
 fn thought_signatures_travel_back_to_gemini() {
     // Carried on the call, or inside an id an OpenAI/Anthropic client echoed.
-    let mut req = canonical("tool_results");
+    let mut req = canonical_request("tool_results");
     let Part::ToolCall { id, .. } = &mut req.messages[1].parts[1] else {
         panic!("corpus changed");
     };
@@ -421,7 +367,7 @@ fn thought_signatures_travel_back_to_gemini() {
         "get_weather"
     );
 
-    let thinking = gemini::encode_request(&canonical("thinking"));
+    let thinking = gemini::encode_request(&canonical_request("thinking"));
     assert_eq!(
         thinking["contents"][3]["parts"][0]["thoughtSignature"],
         "CiQBVKhc7gsig+/=="
@@ -435,7 +381,7 @@ fn thought_signatures_travel_back_to_gemini() {
 
 #[test]
 fn gemini_3_skips_the_signature_check_for_calls_it_did_not_make() {
-    let mut req = canonical("tool_results");
+    let mut req = canonical_request("tool_results");
     let calls = |body: &Value| -> Vec<Value> {
         body["contents"][1]["parts"].as_array().unwrap()[1..]
             .iter()
@@ -466,13 +412,13 @@ fn gemini_3_skips_the_signature_check_for_calls_it_did_not_make() {
 
 #[test]
 fn foreign_thinking_is_not_sent_to_gemini() {
-    let body = gemini::encode_request(&canonical("thinking"));
+    let body = gemini::encode_request(&canonical_request("thinking"));
     let text = body.to_string();
     assert!(!text.contains("17*23 = 391"), "{text}");
     assert!(!text.contains("EqQBCkYIBxgCKkDsig=="), "{text}");
     assert_eq!(body["contents"][1]["parts"], json!([{"text": "391"}]));
     // A turn that held only thinking disappears instead of going out empty.
-    let mut req = canonical("plain");
+    let mut req = canonical_request("plain");
     req.messages.push(Message {
         role: Role::Assistant,
         parts: vec![Part::Thinking {
@@ -491,7 +437,7 @@ fn foreign_thinking_is_not_sent_to_gemini() {
 
 #[test]
 fn tool_choice_is_dropped_without_tools() {
-    let mut req = canonical("plain");
+    let mut req = canonical_request("plain");
     req.tool_choice = Some(ToolChoice::Required);
     let body = gemini::encode_request(&req);
     assert_eq!(body.get("toolConfig"), None);
@@ -602,8 +548,8 @@ fn the_last_chunk_waits_for_usage() {
 fn encoded_streams_decode_to_the_same_answer() {
     let events = anthropic_like_events();
     let sse = encode_events(&events, EncodeOptions::default());
-    let back = accumulate(&decode_sse(sse.as_bytes()));
-    let mut expected = accumulate(&events);
+    let back = accumulate(&decode_sse(sse.as_bytes()), 0);
+    let mut expected = accumulate(&events, 0);
     expected.usage.cache_write_tokens = 0;
     assert_eq!(back, expected);
 }
@@ -685,15 +631,11 @@ fn signature() -> impl Strategy<Value = Option<String>> {
 }
 
 fn arguments() -> impl Strategy<Value = String> {
-    prop::collection::btree_map(
-        "[a-z]{1,5}",
-        prop_oneof![
-            any::<i32>().prop_map(|n| json!(n)),
-            text().prop_map(|s| json!(s))
-        ],
-        0..3,
-    )
-    .prop_map(|m| Value::Object(m.into_iter().collect()).to_string())
+    let value = prop_oneof![
+        any::<i32>().prop_map(|n| json!(n)),
+        text().prop_map(|s| json!(s))
+    ];
+    common::json_arguments(value, 0..3)
 }
 
 fn user_part() -> impl Strategy<Value = Part> {
@@ -1005,72 +947,7 @@ fn gemini_response() -> impl Strategy<Value = Response> {
 
 /// The events an upstream would stream for `resp`, text and arguments cut at `cut`.
 fn events_for(resp: &Response, cut: usize) -> Vec<StreamEvent> {
-    fn pieces(s: &str, cut: usize) -> Vec<String> {
-        let chars: Vec<char> = s.chars().collect();
-        chars
-            .chunks(cut.max(1))
-            .map(|c| c.iter().collect())
-            .collect()
-    }
-    let mut events = vec![StreamEvent::MessageStart {
-        id: resp.id.clone(),
-        model: resp.model.clone(),
-        usage: None,
-    }];
-    for (index, part) in resp.parts.iter().enumerate() {
-        let (block, deltas): (BlockStart, Vec<Delta>) = match part {
-            Part::Text {
-                text,
-                thought_signature,
-                ..
-            } => (
-                BlockStart::Text,
-                pieces(text, cut)
-                    .into_iter()
-                    .map(Delta::Text)
-                    .chain(thought_signature.clone().map(Delta::Signature))
-                    .collect(),
-            ),
-            Part::Thinking { text, signature } => (
-                BlockStart::Thinking,
-                pieces(text, cut)
-                    .into_iter()
-                    .map(Delta::Thinking)
-                    .chain(signature.clone().map(Delta::Signature))
-                    .collect(),
-            ),
-            Part::ToolCall {
-                id,
-                name,
-                arguments,
-                thought_signature,
-            } => (
-                BlockStart::ToolCall {
-                    id: id.clone(),
-                    name: name.clone(),
-                    thought_signature: thought_signature.clone(),
-                },
-                pieces(arguments, cut)
-                    .into_iter()
-                    .map(Delta::ToolArguments)
-                    .collect(),
-            ),
-            _ => continue,
-        };
-        events.push(StreamEvent::BlockStart { index, block });
-        events.extend(
-            deltas
-                .into_iter()
-                .map(|delta| StreamEvent::Delta { index, delta }),
-        );
-        events.push(StreamEvent::BlockStop { index });
-    }
-    events.push(StreamEvent::MessageDelta {
-        stop_reason: resp.stop_reason.clone(),
-        usage: Some(resp.usage),
-    });
-    events.push(StreamEvent::MessageStop);
-    events
+    common::answer_events(resp, None, |s| common::pieces(s, cut))
 }
 
 proptest! {
@@ -1100,7 +977,7 @@ proptest! {
     #[test]
     fn streams_survive_gemini_and_back(resp in gemini_response(), cut in 1usize..6) {
         let sse = encode_events(&events_for(&resp, cut), EncodeOptions::default());
-        let back = accumulate(&decode_sse(sse.as_bytes()));
+        let back = accumulate(&decode_sse(sse.as_bytes()), 0);
         prop_assert_eq!(back, resp, "{}", sse);
     }
 }

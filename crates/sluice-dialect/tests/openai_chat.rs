@@ -1,87 +1,31 @@
 //! OpenAI Chat Completions adapter: golden files for every direction, and round trips.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{accumulate, corpus_files, read, sse_events, usage};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sluice_dialect::canonical::{
-    Accumulator, BlockStart, Delta, Effort, ImageSource, Message, Part, Reasoning, Request,
-    Response, ResponseFormat, Role, StopReason, StreamEvent, SystemBlock, Tool, ToolChoice,
+    BlockStart, Delta, Message, Part, Reasoning, Request, Response, Role, StopReason, StreamEvent,
+    SystemBlock, Tool, ToolChoice,
 };
 use sluice_dialect::openai_chat::{
-    EncodeOptions, StreamDecoder, StreamEncoder, decode_request, decode_response, encode_request,
-    encode_response,
+    EncodeOptions, StreamEncoder, decode_request, decode_response, encode_request, encode_response,
 };
-use sluice_dialect::{ErrorBody, ErrorKind, SseEvent, SseParser, TokenUsage};
+use sluice_dialect::{Dialect, ErrorBody, ErrorKind, TokenUsage, registry};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn corpus(sub: &str, ext: &str) -> Vec<(String, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(sub);
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == ext))
-        .map(|path| {
-            (
-                path.file_stem().unwrap().to_string_lossy().into_owned(),
-                path,
-            )
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .{ext} files in {}", dir.display());
-    files
-}
-
-fn sse_events(bytes: &[u8]) -> Vec<SseEvent> {
-    let mut parser = SseParser::default();
-    parser.push(bytes);
-    let mut events: Vec<SseEvent> = std::iter::from_fn(|| parser.next_event()).collect();
-    events.extend(parser.finish());
-    events
-}
-
 /// Runs an upstream transcript through the decoder, `finish` included.
 fn decode_stream(bytes: &[u8]) -> Vec<StreamEvent> {
-    let mut decoder = StreamDecoder::default();
-    let mut out: Vec<StreamEvent> = sse_events(bytes)
-        .iter()
-        .flat_map(|e| decoder.push(e))
-        .collect();
-    out.extend(decoder.finish());
-    out
+    common::decode_stream(Dialect::OpenAiChat, bytes)
 }
 
 fn encode_stream(events: &[StreamEvent], options: EncodeOptions) -> String {
-    let mut encoder = StreamEncoder::new(options);
-    let mut out = Vec::new();
-    for event in events {
-        encoder.push(event, &mut out);
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn accumulate(events: &[StreamEvent], created: u64) -> Response {
-    let mut acc = Accumulator::default();
-    for event in events {
-        acc.push(event);
-    }
-    acc.response(created)
-}
-
-fn usage(input: u64, output: u64, cache_read: u64, cache_write: u64, reasoning: u64) -> TokenUsage {
-    TokenUsage {
-        input_tokens: input,
-        output_tokens: output,
-        cache_read_tokens: cache_read,
-        cache_write_tokens: cache_write,
-        reasoning_tokens: reasoning,
-    }
+    let encoder = registry::StreamEncoder::OpenAiChat(StreamEncoder::new(options));
+    String::from_utf8(common::encode_stream(encoder, events)).unwrap()
 }
 
 fn decode_err(body: Value) -> ErrorBody {
@@ -93,28 +37,22 @@ fn decode_err(body: Value) -> ErrorBody {
 
 #[test]
 fn canonical_requests_encode_to_chat_completions() {
-    for (name, path) in corpus("requests", "json") {
-        let req: Request = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (name, req) in common::canonical_requests() {
         insta::assert_json_snapshot!(format!("encode_request__{name}"), encode_request(&req));
     }
 }
 
 #[test]
 fn native_requests_decode_to_canonical() {
-    for (name, path) in corpus("openai_chat/requests", "json") {
-        let req = decode_request(&std::fs::read(&path).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    for (name, path) in corpus_files("openai_chat/requests", "json") {
+        let req = decode_request(&read(&path)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         insta::assert_json_snapshot!(format!("decode_request__{name}"), req);
     }
 }
 
 #[test]
 fn tool_messages_join_one_user_turn_with_names_looked_up() {
-    let body = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/corpus/openai_chat/requests/tool_loop.json"),
-    )
-    .unwrap();
+    let body = common::corpus_bytes("openai_chat/requests/tool_loop.json");
     let req = decode_request(&body).unwrap();
     let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
     assert_eq!(
@@ -274,9 +212,8 @@ fn upstream_bodies_say_max_tokens_and_ask_for_stream_usage() {
 
 #[test]
 fn native_responses_decode_to_canonical() {
-    for (name, path) in corpus("openai_chat/responses", "json") {
-        let resp = decode_response(&std::fs::read(&path).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    for (name, path) in corpus_files("openai_chat/responses", "json") {
+        let resp = decode_response(&read(&path)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         insta::assert_json_snapshot!(format!("decode_response__{name}"), resp);
     }
 }
@@ -403,8 +340,8 @@ fn thought_signatures_survive_a_client_round_trip() {
 
 #[test]
 fn upstream_transcripts_decode_to_canonical_events() {
-    for (name, path) in corpus("openai_chat", "sse") {
-        let events = decode_stream(&std::fs::read(&path).unwrap());
+    for (name, path) in corpus_files("openai_chat", "sse") {
+        let events = decode_stream(&read(&path));
         insta::assert_json_snapshot!(format!("decode_stream__{name}"), events);
         // The same transcript folded into one answer, as the Responses encoder will see it.
         insta::assert_json_snapshot!(
@@ -720,25 +657,14 @@ fn arguments() -> impl Strategy<Value = String> {
 
 /// Standard base64 that survives the id round trip (padded to a multiple of four).
 fn signature() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9+/]{1,40}".prop_map(|mut s| {
-        while !s.len().is_multiple_of(4) {
-            s.push('=');
-        }
-        s
-    })
+    common::padded_base64("[A-Za-z0-9+/]{1,40}")
 }
 
 fn user_part() -> impl Strategy<Value = Part> {
     prop_oneof![
         3 => text().prop_map(Part::text),
         1 => (
-            prop_oneof![
-                "[a-z]{1,8}".prop_map(|f| ImageSource::Url { url: format!("https://x.test/{f}.png") }),
-                "[A-Za-z0-9+/]{4,16}".prop_map(|data| ImageSource::Base64 {
-                    media_type: "image/png".into(),
-                    data,
-                }),
-            ],
+            common::image_source("x.test"),
             prop::option::of(prop_oneof![Just("low"), Just("high"), Just("auto")]),
         )
             .prop_map(|(source, detail)| Part::Image {
@@ -851,40 +777,6 @@ fn tool() -> impl Strategy<Value = Tool> {
         })
 }
 
-fn tool_choice() -> impl Strategy<Value = ToolChoice> {
-    prop_oneof![
-        Just(ToolChoice::Auto),
-        Just(ToolChoice::Required),
-        Just(ToolChoice::None),
-        name().prop_map(ToolChoice::Named),
-    ]
-}
-
-fn effort() -> impl Strategy<Value = Effort> {
-    prop_oneof![
-        Just(Effort::None),
-        Just(Effort::Minimal),
-        Just(Effort::Low),
-        Just(Effort::Medium),
-        Just(Effort::High),
-        Just(Effort::Xhigh),
-    ]
-}
-
-fn response_format() -> impl Strategy<Value = ResponseFormat> {
-    prop_oneof![
-        Just(ResponseFormat::Text),
-        Just(ResponseFormat::JsonObject),
-        (name(), prop::option::of(any::<bool>())).prop_map(|(name, strict)| {
-            ResponseFormat::JsonSchema {
-                name,
-                schema: json!({"type": "object", "properties": {"x": {"type": "string"}}}),
-                strict,
-            }
-        }),
-    ]
-}
-
 /// Sampling values exact in binary, so JSON text round-trips them bit for bit.
 fn quarter() -> impl Strategy<Value = f64> {
     (0u32..9).prop_map(|q| f64::from(q) * 0.25)
@@ -897,7 +789,7 @@ fn chat_request() -> impl Strategy<Value = Request> {
         prop::option::of(text()),
         conversation(),
         prop::collection::vec(tool(), 0..3),
-        prop::option::of(tool_choice()),
+        prop::option::of(common::tool_choice(name())),
         prop::option::of(any::<bool>()),
     );
     let tail = (
@@ -905,8 +797,11 @@ fn chat_request() -> impl Strategy<Value = Request> {
         prop::option::of(quarter()),
         prop::option::of(quarter()),
         prop::collection::vec(text(), 0..3),
-        prop::option::of(response_format()),
-        prop::option::of(effort()),
+        prop::option::of(common::response_format(
+            name(),
+            json!({"type": "object", "properties": {"x": {"type": "string"}}}),
+        )),
+        prop::option::of(common::effort()),
         any::<bool>(),
         prop::option::of("[a-z0-9-]{1,10}"),
         prop::option::of(any::<i64>()),
@@ -1015,40 +910,15 @@ fn chat_response() -> impl Strategy<Value = Response> {
         )
 }
 
-/// The events an Anthropic-like source would send for `resp`, text split in two deltas.
+/// The events an Anthropic-like source would send for `resp`, text split in two deltas, with
+/// the usage in a trailing event.
 fn events_for(resp: &Response) -> Vec<StreamEvent> {
     let mut events = vec![StreamEvent::MessageStart {
         id: resp.id.clone(),
         model: resp.model.clone(),
         usage: None,
     }];
-    for (index, part) in resp.parts.iter().enumerate() {
-        let (block, deltas) = match part {
-            Part::Thinking { text, .. } => (BlockStart::Thinking, halves(text, Delta::Thinking)),
-            Part::Text { text, .. } => (BlockStart::Text, halves(text, Delta::Text)),
-            Part::ToolCall {
-                id,
-                name,
-                arguments,
-                thought_signature,
-            } => (
-                BlockStart::ToolCall {
-                    id: id.clone(),
-                    name: name.clone(),
-                    thought_signature: thought_signature.clone(),
-                },
-                halves(arguments, Delta::ToolArguments),
-            ),
-            _ => continue,
-        };
-        events.push(StreamEvent::BlockStart { index, block });
-        events.extend(
-            deltas
-                .into_iter()
-                .map(|delta| StreamEvent::Delta { index, delta }),
-        );
-        events.push(StreamEvent::BlockStop { index });
-    }
+    events.extend(common::block_events(&resp.parts, halves));
     events.push(StreamEvent::MessageDelta {
         stop_reason: resp.stop_reason.clone(),
         usage: None,
@@ -1058,7 +928,7 @@ fn events_for(resp: &Response) -> Vec<StreamEvent> {
     events
 }
 
-fn halves(text: &str, make: fn(String) -> Delta) -> Vec<Delta> {
+fn halves(text: &str) -> Vec<String> {
     let mid = text
         .char_indices()
         .nth(text.chars().count() / 2)
@@ -1067,7 +937,7 @@ fn halves(text: &str, make: fn(String) -> Delta) -> Vec<Delta> {
     [a, b]
         .into_iter()
         .filter(|s| !s.is_empty())
-        .map(|s| make(s.to_string()))
+        .map(str::to_string)
         .collect()
 }
 

@@ -2,48 +2,23 @@
 //! official SDK's stream helper relies on, and round trips through the canonical form.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::collections::HashMap;
+
+use common::{corpus_bytes, corpus_files, read, sse_events, usage};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sluice_dialect::canonical::{
-    Accumulator, BlockStart, Delta, Effort, ImageSource, Message, Part, Reasoning, Request,
-    Response, ResponseFormat, Role, StopReason, StreamEvent, SystemBlock, Tool, ToolChoice,
+    BlockStart, Delta, Message, Part, Reasoning, Request, Response, Role, StopReason, StreamEvent,
+    SystemBlock, Tool, ToolChoice,
 };
 use sluice_dialect::openai_responses::{
     self as responses, EncodeOptions, StreamDecoder, StreamEncoder,
 };
-use sluice_dialect::{ErrorBody, ErrorKind, SseEvent, SseParser, TokenUsage};
+use sluice_dialect::{Dialect, ErrorBody, ErrorKind, SseEvent, TokenUsage, registry};
 
 const CREATED: u64 = 1_756_315_696;
-
-fn corpus(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(rel)
-}
-
-/// `(stem, path)` of the files in a corpus folder with this extension, sorted by name.
-fn corpus_files(rel: &str, ext: &str) -> Vec<(String, PathBuf)> {
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(corpus(rel))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some(ext))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .{ext} files in {rel}");
-    files
-}
-
-fn sse_events(bytes: &[u8]) -> Vec<SseEvent> {
-    let mut parser = SseParser::default();
-    parser.push(bytes);
-    let mut events: Vec<SseEvent> = std::iter::from_fn(|| parser.next_event()).collect();
-    events.extend(parser.finish());
-    events
-}
 
 /// The JSON data of each encoded event, checked to be named by its `event:` line.
 fn encoded_data(bytes: &[u8]) -> Vec<Value> {
@@ -59,43 +34,19 @@ fn encoded_data(bytes: &[u8]) -> Vec<Value> {
 }
 
 fn encode_stream(events: &[StreamEvent], model: &str) -> Vec<u8> {
-    let mut encoder = StreamEncoder::new(EncodeOptions {
+    let encoder = StreamEncoder::new(EncodeOptions {
         model: model.into(),
         created: CREATED,
     });
-    let mut out = Vec::new();
-    for event in events {
-        encoder.push(event, &mut out);
-    }
-    out
+    common::encode_stream(registry::StreamEncoder::OpenAiResponses(encoder), events)
 }
 
 fn decode_stream(bytes: &[u8]) -> Vec<StreamEvent> {
-    let mut decoder = StreamDecoder::default();
-    let mut out: Vec<StreamEvent> = sse_events(bytes)
-        .iter()
-        .flat_map(|e| decoder.push(e))
-        .collect();
-    out.extend(decoder.finish());
-    out
+    common::decode_stream(Dialect::OpenAiResponses, bytes)
 }
 
 fn accumulate(events: &[StreamEvent]) -> Response {
-    let mut acc = Accumulator::default();
-    for e in events {
-        acc.push(e);
-    }
-    acc.response(CREATED)
-}
-
-fn usage(input: u64, output: u64, cache_read: u64, reasoning: u64) -> TokenUsage {
-    TokenUsage {
-        input_tokens: input,
-        output_tokens: output,
-        cache_read_tokens: cache_read,
-        cache_write_tokens: 0,
-        reasoning_tokens: reasoning,
-    }
+    common::accumulate(events, CREATED)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -107,7 +58,7 @@ fn thinking_text_tool() -> Vec<StreamEvent> {
         StreamEvent::MessageStart {
             id: "msg_01Abc".into(),
             model: "claude-sonnet-4-5".into(),
-            usage: Some(usage(120, 1, 100, 0)),
+            usage: Some(usage(120, 1, 100, 0, 0)),
         },
         StreamEvent::BlockStart {
             index: 0,
@@ -159,7 +110,7 @@ fn thinking_text_tool() -> Vec<StreamEvent> {
         StreamEvent::BlockStop { index: 2 },
         StreamEvent::MessageDelta {
             stop_reason: Some(StopReason::ToolUse),
-            usage: Some(usage(0, 57, 0, 0)),
+            usage: Some(usage(0, 57, 0, 0, 0)),
         },
         StreamEvent::MessageStop,
     ]
@@ -188,7 +139,7 @@ fn gemini_tool_call() -> Vec<StreamEvent> {
         StreamEvent::BlockStop { index: 0 },
         StreamEvent::MessageDelta {
             stop_reason: Some(StopReason::ToolUse),
-            usage: Some(usage(40, 12, 0, 8)),
+            usage: Some(usage(40, 12, 0, 0, 8)),
         },
         StreamEvent::MessageStop,
     ]
@@ -215,7 +166,7 @@ fn blockless_trailing_usage() -> Vec<StreamEvent> {
             usage: None,
         },
         StreamEvent::Usage {
-            usage: usage(11, 3, 0, 0),
+            usage: usage(11, 3, 0, 0, 0),
         },
         StreamEvent::MessageStop,
     ]
@@ -227,7 +178,7 @@ fn max_tokens() -> Vec<StreamEvent> {
         StreamEvent::MessageStart {
             id: "msg_02".into(),
             model: "claude-haiku".into(),
-            usage: Some(usage(12, 0, 0, 0)),
+            usage: Some(usage(12, 0, 0, 0, 0)),
         },
         StreamEvent::BlockStart {
             index: 0,
@@ -239,7 +190,7 @@ fn max_tokens() -> Vec<StreamEvent> {
         },
         StreamEvent::MessageDelta {
             stop_reason: Some(StopReason::MaxTokens),
-            usage: Some(usage(0, 16, 0, 0)),
+            usage: Some(usage(0, 16, 0, 0, 0)),
         },
         StreamEvent::MessageStop,
     ]
@@ -271,7 +222,7 @@ fn redacted_thinking() -> Vec<StreamEvent> {
         StreamEvent::BlockStop { index: 1 },
         StreamEvent::MessageDelta {
             stop_reason: Some(StopReason::EndTurn),
-            usage: Some(usage(30, 5, 0, 0)),
+            usage: Some(usage(30, 5, 0, 0, 0)),
         },
         StreamEvent::MessageStop,
     ]
@@ -283,7 +234,7 @@ fn error_mid_stream() -> Vec<StreamEvent> {
         StreamEvent::MessageStart {
             id: "msg_04".into(),
             model: "claude-sonnet".into(),
-            usage: Some(usage(20, 0, 0, 0)),
+            usage: Some(usage(20, 0, 0, 0, 0)),
         },
         StreamEvent::BlockStart {
             index: 0,
@@ -317,8 +268,7 @@ fn canonical_streams() -> Vec<(&'static str, Vec<StreamEvent>)> {
 
 #[test]
 fn golden_canonical_requests_encode_for_an_upstream() {
-    for (name, path) in corpus_files("requests", "json") {
-        let req: Request = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (name, req) in common::canonical_requests() {
         let body = responses::encode_request(&req);
         insta::assert_json_snapshot!(format!("encode_request__{name}"), body);
     }
@@ -327,8 +277,7 @@ fn golden_canonical_requests_encode_for_an_upstream() {
 #[test]
 fn golden_native_requests_decode_to_canonical() {
     for (name, path) in corpus_files("openai_responses/requests", "json") {
-        let body = std::fs::read(&path).unwrap();
-        let req = responses::decode_request(&body)
+        let req = responses::decode_request(&read(&path))
             .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         insta::assert_json_snapshot!(format!("decode_request__{name}"), req);
     }
@@ -337,7 +286,7 @@ fn golden_native_requests_decode_to_canonical() {
 #[test]
 fn golden_native_responses_decode_to_canonical() {
     for name in ["response", "response_incomplete"] {
-        let body = std::fs::read(corpus(&format!("openai_responses/{name}.json"))).unwrap();
+        let body = corpus_bytes(&format!("openai_responses/{name}.json"));
         let resp = responses::decode_response(&body).unwrap();
         insta::assert_json_snapshot!(format!("decode_response__{name}"), resp);
     }
@@ -365,13 +314,7 @@ fn golden_canonical_response_encodes_for_a_client() {
             },
         ],
         stop_reason: Some(StopReason::ToolUse),
-        usage: TokenUsage {
-            input_tokens: 1320,
-            output_tokens: 210,
-            cache_read_tokens: 1024,
-            cache_write_tokens: 200,
-            reasoning_tokens: 128,
-        },
+        usage: usage(1320, 210, 1024, 200, 128),
         created: CREATED,
     };
     insta::assert_json_snapshot!(
@@ -383,7 +326,7 @@ fn golden_canonical_response_encodes_for_a_client() {
 #[test]
 fn golden_recorded_streams_decode_to_canonical_events() {
     for (name, path) in corpus_files("openai_responses", "sse") {
-        let events = decode_stream(&std::fs::read(&path).unwrap());
+        let events = decode_stream(&read(&path));
         insta::assert_json_snapshot!(format!("decode_stream__{name}"), events);
     }
 }
@@ -597,7 +540,7 @@ fn stop_reasons_map_both_ways() {
         model: "m".into(),
         parts: vec![Part::text("Hi")],
         stop_reason: Some(StopReason::EndTurn),
-        usage: usage(3, 2, 0, 0),
+        usage: usage(3, 2, 0, 0, 0),
         created: CREATED,
     };
     let cases = [
@@ -655,7 +598,7 @@ fn stop_reasons_map_both_ways() {
 
 #[test]
 fn failed_upstream_responses_are_errors() {
-    let body = std::fs::read(corpus("openai_responses/response_failed.json")).unwrap();
+    let body = corpus_bytes("openai_responses/response_failed.json");
     let err = responses::decode_response(&body).unwrap_err();
     assert_eq!(err.kind, ErrorKind::RateLimited);
     assert_eq!(err.code.as_deref(), Some("rate_limit_exceeded"));
@@ -848,7 +791,7 @@ fn an_error_before_anything_still_opens_the_response() {
 
 #[test]
 fn a_truncated_upstream_stream_ends_in_an_error() {
-    let bytes = std::fs::read(corpus("openai_responses/stream_reasoning_text.sse")).unwrap();
+    let bytes = corpus_bytes("openai_responses/stream_reasoning_text.sse");
     let events = sse_events(&bytes);
     let mut decoder = StreamDecoder::default();
     let mut out: Vec<StreamEvent> = events[..16].iter().flat_map(|e| decoder.push(e)).collect();
@@ -865,7 +808,7 @@ fn a_truncated_upstream_stream_ends_in_an_error() {
 fn recorded_streams_agree_with_their_final_response() {
     // The folded deltas equal the output the upstream reports in `response.completed`.
     for name in ["stream_reasoning_text", "stream_function_calls"] {
-        let bytes = std::fs::read(corpus(&format!("openai_responses/{name}.sse"))).unwrap();
+        let bytes = corpus_bytes(&format!("openai_responses/{name}.sse"));
         let streamed = accumulate(&decode_stream(&bytes));
         let last = sse_events(&bytes).pop().unwrap();
         let data: Value = serde_json::from_slice(&last.data).unwrap();
@@ -909,12 +852,7 @@ fn arb_text() -> impl Strategy<Value = String> {
 }
 
 fn arb_signature() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9+/]{4,40}".prop_map(|mut s| {
-        while !s.len().is_multiple_of(4) {
-            s.push('=');
-        }
-        s
-    })
+    common::padded_base64("[A-Za-z0-9+/]{4,40}")
 }
 
 /// The cache markers Responses can express (`1h` rides as the `12h` breakpoint TTL).
@@ -936,15 +874,7 @@ fn arb_user_text() -> impl Strategy<Value = Part> {
 }
 
 fn arb_image() -> impl Strategy<Value = Part> {
-    let source = prop_oneof![
-        "[a-z]{1,8}".prop_map(|p| ImageSource::Url {
-            url: format!("https://example.com/{p}.png")
-        }),
-        "[A-Za-z0-9+/]{4,16}".prop_map(|d| ImageSource::Base64 {
-            media_type: "image/png".into(),
-            data: d,
-        }),
-    ];
+    let source = common::image_source("example.com");
     // `auto` is the default and decodes as no detail.
     let detail = prop_oneof![
         Just(None),
@@ -1005,17 +935,6 @@ fn arb_assistant_part() -> impl Strategy<Value = Part> {
     ]
 }
 
-fn arb_effort() -> impl Strategy<Value = Effort> {
-    prop_oneof![
-        Just(Effort::None),
-        Just(Effort::Minimal),
-        Just(Effort::Low),
-        Just(Effort::Medium),
-        Just(Effort::High),
-        Just(Effort::Xhigh),
-    ]
-}
-
 fn arb_unit() -> impl Strategy<Value = Option<f64>> {
     prop::option::of((0u32..=100).prop_map(|n| f64::from(n) / 100.0))
 }
@@ -1040,25 +959,13 @@ fn arb_request() -> impl Strategy<Value = Request> {
         ),
         0..3,
     );
-    let choice = prop::option::of(prop_oneof![
-        Just(ToolChoice::Auto),
-        Just(ToolChoice::Required),
-        Just(ToolChoice::None),
-        "[a-z_]{1,10}".prop_map(ToolChoice::Named),
-    ]);
-    let format = prop::option::of(prop_oneof![
-        Just(ResponseFormat::Text),
-        Just(ResponseFormat::JsonObject),
-        ("[a-z_]{1,10}", prop::option::of(any::<bool>())).prop_map(|(name, strict)| {
-            ResponseFormat::JsonSchema {
-                name,
-                schema: json!({"type": "object", "properties": {}}),
-                strict,
-            }
-        }),
-    ]);
+    let choice = prop::option::of(common::tool_choice("[a-z_]{1,10}"));
+    let format = prop::option::of(common::response_format(
+        "[a-z_]{1,10}",
+        json!({"type": "object", "properties": {}}),
+    ));
     let reasoning = prop::option::of(
-        (prop::option::of(arb_effort()), any::<bool>())
+        (prop::option::of(common::effort()), any::<bool>())
             .prop_filter("something set", |(e, t)| e.is_some() || *t)
             .prop_map(|(effort, thoughts)| Reasoning {
                 effort,
@@ -1190,13 +1097,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
                 model,
                 parts,
                 stop_reason: Some(stop),
-                usage: TokenUsage {
-                    input_tokens: i,
-                    output_tokens: o,
-                    cache_read_tokens: c,
-                    cache_write_tokens: w,
-                    reasoning_tokens: r,
-                },
+                usage: usage(i, o, c, w, r),
                 created,
             }
         })
@@ -1204,68 +1105,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
 
 /// Canonical events for an answer, text and arguments in chunks of three characters.
 fn events_of(resp: &Response) -> Vec<StreamEvent> {
-    let chunks = |s: &str| -> Vec<String> {
-        s.chars()
-            .collect::<Vec<_>>()
-            .chunks(3)
-            .map(|c| c.iter().collect())
-            .collect()
-    };
-    let mut events = vec![StreamEvent::MessageStart {
-        id: resp.id.clone(),
-        model: resp.model.clone(),
-        usage: None,
-    }];
-    for (index, part) in resp.parts.iter().enumerate() {
-        let (block, deltas): (BlockStart, Vec<Delta>) = match part {
-            Part::Text { text, .. } => (
-                BlockStart::Text,
-                chunks(text).into_iter().map(Delta::Text).collect(),
-            ),
-            Part::ToolCall {
-                id,
-                name,
-                arguments,
-                thought_signature,
-            } => (
-                BlockStart::ToolCall {
-                    id: id.clone(),
-                    name: name.clone(),
-                    thought_signature: thought_signature.clone(),
-                },
-                chunks(arguments)
-                    .into_iter()
-                    .map(Delta::ToolArguments)
-                    .collect(),
-            ),
-            Part::Thinking { text, signature } => (
-                BlockStart::Thinking,
-                chunks(text)
-                    .into_iter()
-                    .map(Delta::Thinking)
-                    .chain(signature.clone().map(Delta::Signature))
-                    .collect(),
-            ),
-            Part::RedactedThinking { data } => (
-                BlockStart::RedactedThinking { data: data.clone() },
-                Vec::new(),
-            ),
-            _ => continue,
-        };
-        events.push(StreamEvent::BlockStart { index, block });
-        events.extend(
-            deltas
-                .into_iter()
-                .map(|delta| StreamEvent::Delta { index, delta }),
-        );
-        events.push(StreamEvent::BlockStop { index });
-    }
-    events.push(StreamEvent::MessageDelta {
-        stop_reason: resp.stop_reason.clone(),
-        usage: Some(resp.usage),
-    });
-    events.push(StreamEvent::MessageStop);
-    events
+    common::answer_events(resp, None, |s| common::pieces(s, 3))
 }
 
 proptest! {

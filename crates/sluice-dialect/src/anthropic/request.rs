@@ -236,10 +236,7 @@ fn decode_system(v: Option<&Value>) -> Result<Vec<SystemBlock>, ErrorBody> {
     match v {
         None => Ok(Vec::new()),
         Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![SystemBlock {
-            text: s.clone(),
-            cache_control: None,
-        }]),
+        Some(Value::String(s)) => Ok(vec![SystemBlock::text(s)]),
         Some(Value::Array(blocks)) => {
             let mut out = Vec::with_capacity(blocks.len());
             for (i, block) in blocks.iter().enumerate() {

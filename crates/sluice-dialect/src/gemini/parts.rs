@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::{field, field_str, invalid};
 use crate::canonical::{
-    ImageSource, Part, arguments_object, extract_thought_signature, mint_tool_id,
+    ImageSource, Part, arguments_object, extract_thought_signature, mint_tool_id, tool_result_text,
 };
 use crate::error::ErrorBody;
 
@@ -342,14 +342,7 @@ pub(super) fn encode_part(part: &Part, how: &PartEncoding<'_>, out: &mut Vec<Val
                 .or_else(|| how.names.get(&base).cloned())
                 // Gemini requires a name; the id is the best guess left.
                 .unwrap_or_else(|| base.clone());
-            let text = content
-                .iter()
-                .filter_map(|p| match p {
-                    Part::Text { text, .. } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let text = tool_result_text(content);
             let key = if *is_error { "error" } else { "result" };
             let mut response = json!({ "name": name, "response": { key: text } });
             if how.ids {

@@ -127,7 +127,7 @@ fn decode_system(obj: &Map<String, Value>, prefix: &str) -> Result<Vec<SystemBlo
     let param = format!("{prefix}systemInstruction");
     let parts = match field(obj, "systemInstruction") {
         None => return Ok(Vec::new()),
-        Some(Value::String(text)) => return Ok(vec![system_block(text)]),
+        Some(Value::String(text)) => return Ok(vec![SystemBlock::text(text)]),
         Some(Value::Object(content)) => match field(content, "parts") {
             None => return Ok(Vec::new()),
             Some(Value::Array(parts)) => parts,
@@ -151,7 +151,7 @@ fn decode_system(obj: &Map<String, Value>, prefix: &str) -> Result<Vec<SystemBlo
     for (j, part) in parts.iter().enumerate() {
         let path = format!("{param}.parts[{j}]");
         match part.as_object().and_then(|p| field(p, "text")) {
-            Some(Value::String(text)) => blocks.push(system_block(text)),
+            Some(Value::String(text)) => blocks.push(SystemBlock::text(text)),
             _ => {
                 return Err(invalid(
                     &path,
@@ -161,13 +161,6 @@ fn decode_system(obj: &Map<String, Value>, prefix: &str) -> Result<Vec<SystemBlo
         }
     }
     Ok(blocks)
-}
-
-fn system_block(text: &str) -> SystemBlock {
-    SystemBlock {
-        text: text.to_string(),
-        cache_control: None,
-    }
 }
 
 fn decode_tools(obj: &Map<String, Value>, prefix: &str) -> Result<Vec<Tool>, ErrorBody> {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{ErrorBody, ErrorKind};
 use crate::json_edit::{Edit, JsonEditError, ObjectSpans};
+use crate::openai_common::{invalid, missing};
 use crate::usage::TokenUsage;
 
 /// A request read just far enough to route it: one parse, spans kept for byte-level edits.
@@ -106,24 +107,6 @@ impl<'a> ChatRequest<'a> {
 #[derive(Deserialize)]
 struct StreamOptions {
     include_usage: Option<bool>,
-}
-
-fn missing(field: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorKind::InvalidRequest,
-        format!("Missing required parameter: '{field}'."),
-    )
-    .with_param(field)
-    .with_code("missing_required_parameter")
-}
-
-fn invalid(field: &str, expected: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorKind::InvalidRequest,
-        format!("Invalid type for '{field}': expected {expected}."),
-    )
-    .with_param(field)
-    .with_code("invalid_type")
 }
 
 /// OpenAI's usage object.

@@ -5,11 +5,13 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::wire::assistant_message;
 use crate::canonical::{
     Effort, ImageSource, Message, Part, Reasoning, Request, ResponseFormat, Role, SystemBlock,
-    Tool, ToolChoice, extract_thought_signature,
+    Tool, ToolChoice, extract_thought_signature, tool_result_text,
 };
 use crate::error::{ErrorBody, ErrorKind};
+use crate::openai_common::{invalid, missing};
 
 /// Client side: a Chat Completions request body → canonical.
 ///
@@ -98,10 +100,7 @@ impl Conversation {
         match message.required_str("role")? {
             "system" | "developer" => {
                 for text in texts(message, "content")? {
-                    self.system.push(SystemBlock {
-                        text,
-                        cache_control: None,
-                    });
+                    self.system.push(SystemBlock::text(text));
                 }
             }
             "user" => {
@@ -449,14 +448,7 @@ fn encode_user(parts: &[Part], out: &mut Vec<Value>) {
         } = part
         {
             had_results = true;
-            let text = content
-                .iter()
-                .filter_map(|p| match p {
-                    Part::Text { text, .. } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let text = tool_result_text(content);
             out.push(json!({"role": "tool", "tool_call_id": call_id, "content": text}));
         }
     }
@@ -483,44 +475,10 @@ fn encode_user(parts: &[Part], out: &mut Vec<Value>) {
     out.push(json!({"role": "user", "content": content}));
 }
 
+/// Tool-call ids go upstream as they are: thought signatures are not sent to the upstream
+/// that made the call.
 fn encode_assistant(parts: &[Part]) -> Value {
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut tool_calls = Vec::new();
-    for part in parts {
-        match part {
-            Part::Text { text: t, .. } => text.get_or_insert_with(String::new).push_str(t),
-            Part::Thinking { text: t, .. } => reasoning.get_or_insert_with(String::new).push_str(t),
-            Part::ToolCall {
-                id,
-                name,
-                arguments,
-                ..
-            } => tool_calls.push(json!({
-                "id": id,
-                "type": "function",
-                "function": {"name": name, "arguments": arguments},
-            })),
-            _ => {}
-        }
-    }
-    let content = match text {
-        Some(text) => json!(text),
-        None if !tool_calls.is_empty() => Value::Null,
-        // An assistant message needs content or tool calls.
-        None => json!(""),
-    };
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    message.insert("content".into(), content);
-    if let Some(reasoning) = reasoning {
-        // DeepSeek requires it back on tool-call turns; servers that do not know it ignore it.
-        message.insert("reasoning_content".into(), json!(reasoning));
-    }
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
-    Value::Object(message)
+    Value::Object(assistant_message(parts, |id, _| id.to_string()))
 }
 
 fn encode_tool(tool: &Tool) -> Value {
@@ -642,22 +600,4 @@ impl<'a> Obj<'a> {
             .map(|v| read(v).ok_or_else(|| invalid(&self.field(key), expected)))
             .transpose()
     }
-}
-
-fn missing(param: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorKind::InvalidRequest,
-        format!("Missing required parameter: '{param}'."),
-    )
-    .with_param(param)
-    .with_code("missing_required_parameter")
-}
-
-fn invalid(param: &str, expected: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorKind::InvalidRequest,
-        format!("Invalid type for '{param}': expected {expected}."),
-    )
-    .with_param(param)
-    .with_code("invalid_type")
 }

@@ -1,14 +1,15 @@
 //! Complete (non-stream) answers: an upstream's `chat.completion` → canonical, and canonical →
 //! the `chat.completion` a client expects.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::wire::{
-    WireUsage, client_tool_id, completion_id, finish_reason, finished, malformed, upstream_error,
-    usage_from_json,
+    WireUsage, assistant_message, completion_id, finish_reason, finished, malformed,
+    upstream_error, usage_from_json,
 };
 use crate::canonical::{Part, Response, extract_thought_signature, mint_tool_id};
 use crate::error::ErrorBody;
+use crate::openai_common::client_tool_id;
 
 /// Upstream side: a `chat.completion` body → canonical. Only choice 0 is read.
 pub fn decode_response(body: &[u8]) -> Result<Response, ErrorBody> {
@@ -117,45 +118,9 @@ fn message_parts(message: &Value, response_id: &str) -> Vec<Part> {
 
 /// Client side: canonical → the `chat.completion` body.
 pub fn encode_response(resp: &Response) -> Value {
-    let mut text: Option<String> = None;
-    let mut reasoning: Option<String> = None;
-    let mut tool_calls = Vec::new();
-    for part in &resp.parts {
-        match part {
-            Part::Text { text: t, .. } => text.get_or_insert_with(String::new).push_str(t),
-            Part::Thinking { text: t, .. } => reasoning.get_or_insert_with(String::new).push_str(t),
-            Part::ToolCall {
-                id,
-                name,
-                arguments,
-                thought_signature,
-            } => tool_calls.push(json!({
-                "id": client_tool_id(id, thought_signature.as_deref()),
-                "type": "function",
-                "function": {"name": name, "arguments": arguments},
-            })),
-            // Images, redacted thinking and tool results have no place in a Chat answer.
-            _ => {}
-        }
-    }
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    message.insert(
-        "content".into(),
-        match text {
-            Some(text) => json!(text),
-            None if !tool_calls.is_empty() => Value::Null,
-            None => json!(""),
-        },
-    );
+    let mut message = assistant_message(&resp.parts, client_tool_id);
     message.insert("refusal".into(), Value::Null);
-    if let Some(reasoning) = reasoning {
-        message.insert("reasoning_content".into(), json!(reasoning));
-    }
-    let called_tools = !tool_calls.is_empty();
-    if called_tools {
-        message.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
+    let called_tools = message.contains_key("tool_calls");
     json!({
         "id": completion_id(&resp.id),
         "object": "chat.completion",

@@ -6,14 +6,14 @@ use serde_json::Value;
 
 use super::passthrough::stream_error_event;
 use super::wire::{
-    WireUsage, client_tool_id, completion_id, finish_reason, finished, malformed, upstream_error,
-    usage_from_json,
+    WireUsage, completion_id, finish_reason, finished, malformed, upstream_error, usage_from_json,
 };
 use crate::canonical::{
     BlockStart, Delta, StopReason, StreamEvent, extract_thought_signature, merge_usage,
     mint_tool_id,
 };
 use crate::error::{ErrorBody, ErrorKind};
+use crate::openai_common::client_tool_id;
 use crate::sse::SseEvent;
 use crate::usage::TokenUsage;
 

@@ -1,9 +1,9 @@
 //! Pieces of the Chat Completions wire format shared by requests, responses and streams.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
-use crate::canonical::{StopReason, embed_thought_signature};
+use crate::canonical::{Part, StopReason};
 use crate::error::{ErrorBody, ErrorKind};
 use crate::usage::TokenUsage;
 
@@ -103,12 +103,51 @@ pub(super) fn completion_id(id: &str) -> String {
     }
 }
 
-/// The tool-call id a client sees: Gemini's thought signature rides inside it.
-pub(super) fn client_tool_id(id: &str, thought_signature: Option<&str>) -> String {
-    match thought_signature {
-        Some(sig) => embed_thought_signature(id, sig),
-        None => id.to_string(),
+/// The `assistant` message for canonical parts: the text parts joined as `content` (`null` when
+/// the turn only calls tools), thinking as `reasoning_content`, and the calls as `tool_calls`
+/// with the ids `call_id` gives them. Images, redacted thinking and tool results have no place
+/// in it.
+pub(super) fn assistant_message(
+    parts: &[Part],
+    call_id: impl Fn(&str, Option<&str>) -> String,
+) -> Map<String, Value> {
+    let mut text: Option<String> = None;
+    let mut reasoning: Option<String> = None;
+    let mut tool_calls = Vec::new();
+    for part in parts {
+        match part {
+            Part::Text { text: t, .. } => text.get_or_insert_with(String::new).push_str(t),
+            Part::Thinking { text: t, .. } => reasoning.get_or_insert_with(String::new).push_str(t),
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+                thought_signature,
+            } => tool_calls.push(json!({
+                "id": call_id(id, thought_signature.as_deref()),
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            })),
+            _ => {}
+        }
     }
+    let content = match text {
+        Some(text) => json!(text),
+        None if !tool_calls.is_empty() => Value::Null,
+        // An assistant message needs content or tool calls.
+        None => json!(""),
+    };
+    let mut message = Map::new();
+    message.insert("role".into(), json!("assistant"));
+    message.insert("content".into(), content);
+    if let Some(reasoning) = reasoning {
+        // DeepSeek requires it back on tool-call turns; servers that do not know it ignore it.
+        message.insert("reasoning_content".into(), json!(reasoning));
+    }
+    if !tool_calls.is_empty() {
+        message.insert("tool_calls".into(), Value::Array(tool_calls));
+    }
+    message
 }
 
 /// The `error` member an upstream sent in a 200 body or a stream chunk, as an [`ErrorBody`].

@@ -10,6 +10,7 @@ use crate::canonical::{
     Tool, ToolChoice, extract_thought_signature,
 };
 use crate::error::{ErrorBody, ErrorKind};
+use crate::openai_common::{invalid, missing};
 
 /// Client side: a Responses request body → canonical. Errors name the field at fault
 /// (`input[2].call_id`, `tools[0].name`, …).
@@ -39,7 +40,7 @@ pub fn decode_request(body: &[u8]) -> Result<Request, ErrorBody> {
         ..Request::default()
     };
     if let Some(instructions) = opt_str(obj, "instructions", "instructions")? {
-        req.system.push(system_block(instructions));
+        req.system.push(SystemBlock::text(instructions));
     }
     match obj.get("input") {
         None | Some(Value::Null) => return Err(missing("input")),
@@ -150,7 +151,7 @@ fn decode_message(
         "assistant" => Role::Assistant,
         "system" | "developer" => {
             let block = match obj.get("content") {
-                Some(Value::String(s)) => system_block(s),
+                Some(Value::String(s)) => SystemBlock::text(s),
                 Some(Value::Array(parts)) => SystemBlock {
                     text: parts
                         .iter()
@@ -369,13 +370,6 @@ fn decode_text_format(v: Option<&Value>) -> Result<Option<ResponseFormat>, Error
         }
         _ => None,
     })
-}
-
-fn system_block(text: &str) -> SystemBlock {
-    SystemBlock {
-        text: text.to_string(),
-        cache_control: None,
-    }
 }
 
 /// A Responses `prompt_cache_breakpoint` as Anthropic's `cache_control`: both end a cacheable
@@ -628,24 +622,6 @@ fn encode_tool_choice(choice: &ToolChoice) -> Value {
         ToolChoice::None => "none".into(),
         ToolChoice::Named(name) => json!({"type": "function", "name": name}),
     }
-}
-
-fn missing(param: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorKind::InvalidRequest,
-        format!("Missing required parameter: '{param}'."),
-    )
-    .with_param(param)
-    .with_code("missing_required_parameter")
-}
-
-fn invalid(param: &str, expected: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorKind::InvalidRequest,
-        format!("Invalid type for '{param}': expected {expected}."),
-    )
-    .with_param(param)
-    .with_code("invalid_type")
 }
 
 /// A required string field of the object at `path`.

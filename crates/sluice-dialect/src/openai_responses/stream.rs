@@ -7,12 +7,13 @@ use serde_json::{Map, Value, json};
 
 use super::response::{output_items, render};
 use super::{
-    Head, REDACTED_MARK, client_call_id, content_text, function_call_part, output_item,
-    output_text, parse_usage, reasoning_item, reasoning_text, response_error, response_id,
-    response_object, status_of, stop_reason, upstream_error,
+    Head, REDACTED_MARK, content_text, function_call_part, output_item, output_text, parse_usage,
+    reasoning_item, reasoning_text, response_error, response_id, response_object, status_of,
+    stop_reason, upstream_error,
 };
 use crate::canonical::{Accumulator, BlockStart, Delta, Part, StreamEvent, mint_tool_id};
 use crate::error::{ErrorBody, ErrorKind};
+use crate::openai_common::client_tool_id;
 use crate::sse::SseEvent;
 
 /// Upstream side: Responses stream events → canonical stream events.
@@ -239,11 +240,7 @@ impl StreamDecoder {
                     out,
                 );
                 if !arguments.is_empty() {
-                    out.push(StreamEvent::Delta {
-                        index: block.index,
-                        delta: Delta::ToolArguments(arguments),
-                    });
-                    block.filled = true;
+                    block.send(Delta::ToolArguments(arguments), out);
                 }
                 Item::FunctionCall(block)
             }
@@ -306,11 +303,7 @@ impl StreamDecoder {
             && block.open
             && !text.is_empty()
         {
-            block.filled = true;
-            out.push(StreamEvent::Delta {
-                index: block.index,
-                delta: Delta::Text(text.to_string()),
-            });
+            block.send(Delta::Text(text.to_string()), out);
         }
     }
 
@@ -343,11 +336,7 @@ impl StreamDecoder {
             && !args.is_empty()
             && !(whole && block.filled)
         {
-            block.filled = true;
-            out.push(StreamEvent::Delta {
-                index: block.index,
-                delta: Delta::ToolArguments(args.to_string()),
-            });
+            block.send(Delta::ToolArguments(args.to_string()), out);
         }
     }
 
@@ -375,19 +364,12 @@ impl StreamDecoder {
             && *summary_index != Some(part)
         {
             if summary_index.is_some() && block.filled {
-                out.push(StreamEvent::Delta {
-                    index: block.index,
-                    delta: Delta::Thinking("\n\n".into()),
-                });
+                block.send(Delta::Thinking("\n\n".into()), out);
             }
             *summary_index = Some(part);
         }
         if !text.is_empty() {
-            block.filled = true;
-            out.push(StreamEvent::Delta {
-                index: block.index,
-                delta: Delta::Thinking(text.to_string()),
-            });
+            block.send(Delta::Thinking(text.to_string()), out);
         }
     }
 
@@ -473,6 +455,17 @@ impl StreamDecoder {
         for block in open {
             close(block, out);
         }
+    }
+}
+
+impl Block {
+    /// Sends a delta into this block and notes that it carried something.
+    fn send(&mut self, delta: Delta, out: &mut Vec<StreamEvent>) {
+        self.filled = true;
+        out.push(StreamEvent::Delta {
+            index: self.index,
+            delta,
+        });
     }
 }
 
@@ -711,7 +704,7 @@ impl StreamEncoder {
                 "id": item_id,
                 "type": "function_call",
                 "status": "in_progress",
-                "call_id": client_call_id(id, thought_signature.as_deref()),
+                "call_id": client_tool_id(id, thought_signature.as_deref()),
                 "name": name,
                 "arguments": "",
             }),

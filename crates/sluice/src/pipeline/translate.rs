@@ -20,18 +20,35 @@ pub fn upstream_body(
     upstream_model: &str,
 ) -> Result<Bytes, GatewayError> {
     if client == upstream {
-        return Ok(match probe.passthrough_body(upstream_model) {
-            None => original.clone(),
-            Some(edited) => Bytes::from(edited),
-        });
+        return Ok(passthrough(original, probe, upstream_model));
     }
-    let mut request = client
-        .decode_request(original)
-        .map_err(GatewayError::bad_request)?;
-    request.model = upstream_model.to_string();
-    request.stream = probe.stream;
-    drop_foreign_reasoning(&mut request);
+    let request = canonical(
+        client.decode_request(original),
+        upstream_model,
+        probe.stream,
+    )?;
     Ok(Bytes::from(upstream.encode_request(&request).to_string()))
+}
+
+/// The client's bytes, with only the gateway-owned fields rewritten.
+fn passthrough(original: &Bytes, probe: &Probe<'_>, upstream_model: &str) -> Bytes {
+    match probe.passthrough_body(upstream_model) {
+        None => original.clone(),
+        Some(edited) => Bytes::from(edited),
+    }
+}
+
+/// A decoded client request, readied for another dialect's upstream.
+fn canonical(
+    decoded: Result<Request, sluice_dialect::ErrorBody>,
+    upstream_model: &str,
+    stream: bool,
+) -> Result<Request, GatewayError> {
+    let mut request = decoded.map_err(GatewayError::bad_request)?;
+    request.model = upstream_model.to_string();
+    request.stream = stream;
+    drop_foreign_reasoning(&mut request);
+    Ok(request)
 }
 
 /// Reasoning signatures are only valid for the provider that issued them, and the canonical
@@ -70,16 +87,9 @@ pub fn count_tokens_body(
     upstream_model: &str,
 ) -> Result<Bytes, GatewayError> {
     if client == upstream {
-        return Ok(match probe.passthrough_body(upstream_model) {
-            None => original.clone(),
-            Some(edited) => Bytes::from(edited),
-        });
+        return Ok(passthrough(original, probe, upstream_model));
     }
-    let mut request = client
-        .decode_count_tokens(original)
-        .map_err(GatewayError::bad_request)?;
-    request.model = upstream_model.to_string();
-    request.stream = false;
+    let request = canonical(client.decode_count_tokens(original), upstream_model, false)?;
     let mut body = upstream.encode_request(&request);
     if let Some(obj) = body.as_object_mut() {
         match upstream {

@@ -63,6 +63,9 @@ struct Cli {
 enum Route {
     Direct,
     ThroughSluice,
+    /// Through Sluice with a stored key (seed 004): key cache, permission routing, per-minute,
+    /// per-day and quota accounting on every request.
+    ThroughSluiceStoredKey,
 }
 
 /// One row of the table: a route and a response mode.
@@ -73,7 +76,7 @@ struct Scenario {
     stream: bool,
 }
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario {
         name: "direct non-stream",
         route: Route::Direct,
@@ -92,6 +95,16 @@ const SCENARIOS: [Scenario; 4] = [
     Scenario {
         name: "sluice stream",
         route: Route::ThroughSluice,
+        stream: true,
+    },
+    Scenario {
+        name: "sluice+key non-stream",
+        route: Route::ThroughSluiceStoredKey,
+        stream: false,
+    },
+    Scenario {
+        name: "sluice+key stream",
+        route: Route::ThroughSluiceStoredKey,
         stream: true,
     },
 ];
@@ -136,6 +149,7 @@ async fn run(cli: &Cli) -> Result<()> {
         servers.mock_addr, servers.sluice_addr
     );
 
+    let stored_key = servers.stored_key(&client).await?;
     let time_limit = Duration::from_secs(cli.phase_limit_secs);
     let warmup = PhasePlan {
         concurrency,
@@ -154,7 +168,7 @@ async fn run(cli: &Cli) -> Result<()> {
     let mut summaries = Vec::with_capacity(SCENARIOS.len());
     let mut failures = Vec::new();
     for scenario in SCENARIOS {
-        let target = target_for(scenario, &servers, cli.words)?;
+        let target = target_for(scenario, &servers, &stored_key, cli.words)?;
         if cli.warmup > 0 {
             eprintln!("sluice-bench: {}: warming up", scenario.name);
             let outcome = run_checked(&client, &target, warmup, &mut servers).await?;
@@ -210,7 +224,12 @@ async fn run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn target_for(scenario: Scenario, servers: &Servers, words: u32) -> Result<Target> {
+fn target_for(
+    scenario: Scenario,
+    servers: &Servers,
+    stored_key: &str,
+    words: u32,
+) -> Result<Target> {
     match scenario.route {
         Route::Direct => Target::chat(
             &format!("http://{}", servers.mock_addr),
@@ -222,6 +241,13 @@ fn target_for(scenario: Scenario, servers: &Servers, words: u32) -> Result<Targe
         Route::ThroughSluice => Target::chat(
             &format!("http://{}", servers.sluice_addr),
             servers::SLUICE_API_KEY,
+            servers::SLUICE_MODEL,
+            words,
+            scenario.stream,
+        ),
+        Route::ThroughSluiceStoredKey => Target::chat(
+            &format!("http://{}", servers.sluice_addr),
+            stored_key,
             servers::SLUICE_MODEL,
             words,
             scenario.stream,
@@ -324,10 +350,21 @@ fn render_report(cli: &Cli, summaries: &[ScenarioSummary], layout: Layout) -> Re
             REQUEST_TIMEOUT.as_secs()
         ),
     };
+    let keys = report::keys_table(
+        &Pair {
+            direct: find("sluice non-stream")?,
+            sluice: find("sluice+key non-stream")?,
+        },
+        &Pair {
+            direct: find("sluice stream")?,
+            sluice: find("sluice+key stream")?,
+        },
+    );
     Ok(format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
         provenance.render(layout),
         report::scenario_table(summaries).render(layout),
-        report::comparison_table(&non_stream, &stream).render(layout)
+        report::comparison_table(&non_stream, &stream).render(layout),
+        keys.render(layout)
     ))
 }

@@ -191,6 +191,35 @@ pub fn comparison_table(non_stream: &Pair<'_>, stream: &Pair<'_>) -> Table {
     }
 }
 
+/// Keys, limits and accounting on (a stored key) vs off (a config key), both through Sluice:
+/// `direct` holds the config-key run, `sluice` the stored-key run.
+pub fn keys_table(non_stream: &Pair<'_>, stream: &Pair<'_>) -> Table {
+    let ratio = |p: &Pair<'_>| {
+        throughput_ratio_percent(p.direct, p.sluice)
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}%"))
+    };
+    let added = |p: &Pair<'_>| signed_ms(added_p50_us(p.direct, p.sluice));
+    Table {
+        columns: vec![
+            ("Stored key vs config key", Align::Left),
+            ("non-stream", Align::Right),
+            ("stream", Align::Right),
+        ],
+        rows: vec![
+            vec![
+                "keys+limits+accounting throughput".to_owned(),
+                ratio(non_stream),
+                ratio(stream),
+            ],
+            vec![
+                "added p50 latency".to_owned(),
+                added(non_stream),
+                added(stream),
+            ],
+        ],
+    }
+}
+
 /// Where the numbers came from: enough to reproduce them or to discount them.
 #[derive(Debug, Clone)]
 pub struct Provenance {

@@ -23,6 +23,8 @@ pub const UPSTREAM_API_KEY: &str = "bench-upstream-key";
 pub const MOCK_MODEL: &str = "mock-model";
 /// The alias Sluice rewrites to [`MOCK_MODEL`].
 pub const SLUICE_MODEL: &str = "bench-model";
+/// The admin Sluice creates at start-up, who creates the stored key.
+const ADMIN: (&str, &str) = ("bench", "bench-password");
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -109,8 +111,12 @@ impl Servers {
 
         let sluice_addr = free_local_addr()?;
         let config_path = scratch.path().join("sluice.yaml");
-        std::fs::write(&config_path, sluice_config(sluice_addr, mock_addr))
-            .with_context(|| format!("writing {}", config_path.display()))?;
+        let data_dir = scratch.path().join("data");
+        std::fs::write(
+            &config_path,
+            sluice_config(sluice_addr, mock_addr, &data_dir),
+        )
+        .with_context(|| format!("writing {}", config_path.display()))?;
         let log = std::fs::File::create(&sluice_log)
             .with_context(|| format!("creating {}", sluice_log.display()))?;
         let sluice = Command::new(&binaries.sluice)
@@ -176,6 +182,66 @@ impl Servers {
     /// machine is doing, so it is the steadier measure of what a request costs.
     pub fn cpu_time(&self) -> (Option<Duration>, Option<Duration>) {
         (process_cpu(self.mock.id()), process_cpu(self.sluice.id()))
+    }
+
+    /// Signs in as the bench admin and creates a stored API key (seed 004) with generous limits,
+    /// so every limit is checked and counted but none refuses: requests per minute and per day,
+    /// and a monthly quota that reserves and settles each request's cost.
+    pub async fn stored_key(&self, client: &HttpClient) -> Result<String> {
+        let login = self
+            .post_json(
+                client,
+                "/api/auth/login",
+                None,
+                serde_json::json!({"username": ADMIN.0, "password": ADMIN.1}),
+            )
+            .await?;
+        let token = login["data"]["token"]
+            .as_str()
+            .with_context(|| format!("signing in to sluice failed: {login}"))?
+            .to_owned();
+        let created = self
+            .post_json(
+                client,
+                "/api/api-keys",
+                Some(&token),
+                serde_json::json!({"name": "bench", "rate_limit": 1_000_000_000,
+                    "daily_limit": 1_000_000_000, "monthly_quota": 1_000_000}),
+            )
+            .await?;
+        created["data"]["key"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("creating a key failed: {created}"))
+    }
+
+    async fn post_json(
+        &self,
+        client: &HttpClient,
+        path: &str,
+        bearer: Option<&str>,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        use http_body_util::BodyExt as _;
+        let mut request = Request::post(format!("http://{}{path}", self.sluice_addr))
+            .header("content-type", "application/json");
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Full::new(bytes::Bytes::from(body.to_string())))
+            .context("building an /api request")?;
+        let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+            .await
+            .with_context(|| format!("POST {path} timed out"))?
+            .with_context(|| format!("POST {path} failed"))?;
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading the answer to POST {path}"))?
+            .to_bytes();
+        serde_json::from_slice(&bytes).with_context(|| format!("POST {path} answered non-JSON"))
     }
 
     /// Fails with the server's own output if either server has died since startup.
@@ -259,13 +325,17 @@ fn free_local_addr() -> Result<SocketAddr> {
     listener.local_addr().context("reading the free port")
 }
 
-/// Sluice's config: one key for the benchmark, one mock provider, one alias.
-pub fn sluice_config(listen: SocketAddr, mock: SocketAddr) -> String {
+/// Sluice's config: one key for the benchmark, one mock provider, one alias, an admin who
+/// creates the stored key, and a price for the mock's model so every request is costed.
+pub fn sluice_config(listen: SocketAddr, mock: SocketAddr, data_dir: &Path) -> String {
     format!(
         "\
 listen: {listen}
 api-keys: [{SLUICE_API_KEY}]
 log-level: warn
+data-dir: {data_dir}
+auth: {{admin: {{username: {admin}, password: {password}}}}}
+prices: {{{MOCK_MODEL}: {{input: 0.15, output: 0.60}}}}
 providers:
   - name: mock
     kind: openai-compatible
@@ -275,7 +345,10 @@ providers:
     models:
       - name: {MOCK_MODEL}
         alias: {SLUICE_MODEL}
-"
+",
+        data_dir = data_dir.display(),
+        admin = ADMIN.0,
+        password = ADMIN.1,
     )
 }
 
@@ -318,6 +391,7 @@ mod tests {
         let yaml = sluice_config(
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             SocketAddr::from(([127, 0, 0, 1], 9090)),
+            Path::new("/tmp/data"),
         );
         assert!(yaml.contains("listen: 127.0.0.1:8080\n"));
         assert!(yaml.contains("base-url: http://127.0.0.1:9090/v1\n"));

@@ -43,6 +43,9 @@ pub(crate) struct Directives {
     /// `cycle=S1.S2…`: the Nth request carrying this same pattern answers with status
     /// `S(N mod len)`; `200` means no fault.
     pub(crate) cycle: Option<String>,
+    /// `usage=none`: report no usage at all (OpenAI Chat), as servers that ignore
+    /// `stream_options.include_usage` do.
+    pub(crate) omit_usage: bool,
 }
 
 /// Faults set from outside the request, per server: directives for every request that
@@ -180,6 +183,7 @@ impl Directives {
             ),
             "cached" => set(&mut self.cached, number(value)),
             "cycle" => self.cycle = Some(value.to_owned()),
+            "usage" => self.omit_usage = value == "none",
             _ => {}
         }
     }

@@ -32,6 +32,7 @@
 //! | `words=N` | reply `w1 w2 … wN` |
 //! | `cached=N` | report N cached prompt tokens |
 //! | `cycle=S1.S2…` | the Nth request with this pattern answers `S(N mod len)` (`200` = no fault) |
+//! | `usage=none` | OpenAI Chat only: report no usage (non-stream body or stream), like servers that ignore `include_usage` |
 //!
 //! [`MockServer::faults`] adds directives for every request carrying a given upstream key
 //! (between the body's and the header's), so one credential of several can be made to fail.

@@ -117,6 +117,21 @@ pub struct Config {
     /// Seed 000's upstream token pool and its admin endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_pool: Option<TokenPoolConfig>,
+    /// Directory of the embedded store (`sluice.db`) and generated secrets.
+    #[serde(default = "default_store_dir")]
+    pub data_dir: PathBuf,
+    /// IANA time zone in which days and months of limits, quotas and usage reports begin.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Users and session tokens of the `/api` surface.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Per-user API keys (seed 004).
+    #[serde(default)]
+    pub user_keys: UserKeysConfig,
+    /// Price overrides by model name, USD per million tokens.
+    #[serde(default)]
+    pub prices: BTreeMap<String, crate::pricing::Price>,
 }
 
 /// Credential selection.
@@ -240,6 +255,83 @@ fn default_qwen_client_id() -> String {
 }
 fn default_refresh_ahead() -> Duration {
     Duration::from_secs(5 * 60)
+}
+
+fn default_store_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+/// Users and session tokens.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret for session tokens; generated once into `<data-dir>/jwt-secret` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// How long a session token from `POST /api/auth/login` is valid.
+    #[serde(default = "default_jwt_expiry", with = "duration")]
+    pub jwt_expiry: Duration,
+    /// An admin created at start-up when no user of that name exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_expiry: default_jwt_expiry(),
+            admin: None,
+        }
+    }
+}
+fn default_jwt_expiry() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+/// The first admin's credentials.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AdminConfig {
+    pub username: String,
+    pub password: String,
+}
+
+/// Per-user API keys.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UserKeysConfig {
+    /// Keys one user may hold.
+    #[serde(default = "default_max_keys")]
+    pub max_per_user: i64,
+    /// Requests per minute of a key created without `rate_limit`.
+    #[serde(default = "default_rate_limit")]
+    pub default_rate_limit: i64,
+    /// How often keys changed outside this process (CLI, other instances) are re-read.
+    #[serde(default = "default_key_refresh", with = "duration")]
+    pub refresh: Duration,
+}
+
+impl Default for UserKeysConfig {
+    fn default() -> Self {
+        Self {
+            max_per_user: default_max_keys(),
+            default_rate_limit: default_rate_limit(),
+            refresh: default_key_refresh(),
+        }
+    }
+}
+fn default_max_keys() -> i64 {
+    10
+}
+fn default_rate_limit() -> i64 {
+    60
+}
+fn default_key_refresh() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn default_listen() -> SocketAddr {
@@ -686,6 +778,12 @@ impl Config {
         for (i, key) in self.api_keys.iter_mut().enumerate() {
             expand(key, &format!("api-keys[{i}]"), env)?;
         }
+        if let Some(secret) = self.auth.jwt_secret.as_mut() {
+            expand(secret, "auth.jwt-secret", env)?;
+        }
+        if let Some(admin) = self.auth.admin.as_mut() {
+            expand(&mut admin.password, "auth.admin.password", env)?;
+        }
         for (p, provider) in self.providers.iter_mut().enumerate() {
             for (i, key) in provider.api_keys.iter_mut().enumerate() {
                 expand(key, &format!("providers[{p}].api-keys[{i}]"), env)?;
@@ -806,6 +904,7 @@ impl Config {
             crate::routing::validate::provider(self, p, provider, &mut err);
         }
         crate::routing::validate::top_level(self, &mut err);
+        self.validate_accounts(&mut err);
         if self
             .demo_upstream
             .as_ref()
@@ -815,6 +914,79 @@ impl Config {
         }
         crate::settings::validate(self, &mut errors);
         errors
+    }
+}
+
+impl Config {
+    /// `data-dir`, resolved against the config file's directory when it is relative (as
+    /// `auth-dir` is), so a gateway finds its store wherever it was started from.
+    pub fn data_path(&self) -> PathBuf {
+        match &self.config_dir {
+            Some(dir) if self.data_dir.is_relative() => dir.join(&self.data_dir),
+            _ => self.data_dir.clone(),
+        }
+    }
+
+    /// The configured time zone (validated at load).
+    pub fn timezone(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.timezone.parse().map_err(|_| {
+            ConfigError::new(
+                "timezone",
+                format!(
+                    "`{}` is not an IANA time zone like UTC or Asia/Shanghai",
+                    self.timezone
+                ),
+            )
+        })
+    }
+
+    fn validate_accounts(&self, err: &mut impl FnMut(String, &str)) {
+        if let Err(e) = self.timezone() {
+            err(e.key, &e.reason);
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            err("data-dir".into(), "must not be empty");
+        }
+        if self.auth.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            err("auth.jwt-secret".into(), "must be at least 32 characters");
+        }
+        if self.auth.jwt_expiry.is_zero() {
+            err("auth.jwt-expiry".into(), "must be greater than zero");
+        }
+        if let Some(admin) = &self.auth.admin {
+            if let Err(e) = crate::accounts::check_username(&admin.username) {
+                err("auth.admin.username".into(), &e);
+            }
+            if let Err(e) = crate::accounts::check_password(&admin.password) {
+                err("auth.admin.password".into(), &e);
+            }
+        }
+        if self.user_keys.max_per_user < 1 {
+            err("user-keys.max-per-user".into(), "must be at least 1");
+        }
+        if self.user_keys.default_rate_limit < 0 {
+            err(
+                "user-keys.default-rate-limit".into(),
+                "must not be negative",
+            );
+        }
+        if self.user_keys.refresh.is_zero() {
+            err("user-keys.refresh".into(), "must be greater than zero");
+        }
+        for (model, price) in &self.prices {
+            let all = [
+                Some(price.input),
+                Some(price.output),
+                price.cache_read,
+                price.cache_write,
+            ];
+            if all.into_iter().flatten().any(|p| !p.is_finite() || p < 0.0) {
+                err(
+                    format!("prices.{model}"),
+                    "prices must be non-negative numbers",
+                );
+            }
+        }
     }
 }
 

@@ -281,3 +281,272 @@ impl IntoResponse for GatewayError {
         self.render(Dialect::OpenAiChat)
     }
 }
+
+/// The language of the messages seed 004 defines for key errors: English, or Chinese when the
+/// request's `Accept-Language` prefers `zh`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// The language the request prefers: the `Accept-Language` entry with the highest `q`
+    /// (the first among equals) decides.
+    pub fn from_headers(headers: &http::HeaderMap) -> Lang {
+        let Some(value) = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Lang::En;
+        };
+        let mut best: Option<(f32, &str)> = None;
+        for entry in value.split(',') {
+            let mut pieces = entry.split(';');
+            let tag = pieces.next().unwrap_or("").trim();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if !tag.is_empty() && q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, tag));
+            }
+        }
+        match best {
+            Some((_, tag))
+                if tag.len() >= 2 && tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("zh")) =>
+            {
+                Lang::Zh
+            }
+            _ => Lang::En,
+        }
+    }
+}
+
+/// Seed 004's Chinese messages (and ours where the seed has none), by error code.
+fn chinese_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "missing_api_key" => "缺少 API Key，请在 Authorization 或 x-api-key header 中提供",
+        "invalid_api_key" => "无效的 API Key",
+        "api_key_disabled" => "API Key 已被禁用",
+        "api_key_expired" => "API Key 已过期",
+        "platform_not_allowed" => "无权访问此平台",
+        "model_not_allowed" => "无权使用此模型",
+        "rate_limit_exceeded" => "请求过于频繁，请稍后再试",
+        "daily_limit_exceeded" => "已达到今日请求次数上限，请明天再试",
+        "monthly_quota_exceeded" => "本月费用配额已用完",
+        _ => return None,
+    })
+}
+
+/// Errors of API keys (seed 004), limits and the `/api` management surface.
+impl GatewayError {
+    fn with_retry_after(mut self, secs: u64) -> Self {
+        let retry_after = HeaderValue::from_str(&secs.to_string()).ok();
+        self.extra = Some(Box::new(ErrorExtra {
+            retry_after,
+            upstream_body: None,
+        }));
+        self
+    }
+
+    /// 401: the key is switched off (or its owner is).
+    pub fn key_disabled() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::Authentication, "API key is disabled.")
+                .with_code("api_key_disabled"),
+        )
+    }
+
+    /// 401: the key's `expires_at` has passed.
+    pub fn key_expired() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::Authentication, "API key has expired.")
+                .with_code("api_key_expired"),
+        )
+    }
+
+    /// 403: the key's `allowed_platforms` excludes the platform.
+    pub fn platform_not_allowed(platform: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::PermissionDenied,
+                format!("This API key may not access platform `{platform}`."),
+            )
+            .with_code("platform_not_allowed"),
+        )
+    }
+
+    /// 403: the key's `allowed_models` excludes the model.
+    pub fn model_not_allowed(model: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::PermissionDenied,
+                format!("This API key may not use model `{model}`."),
+            )
+            .with_param("model")
+            .with_code("model_not_allowed"),
+        )
+    }
+
+    /// 429: `rate_limit` requests in the last minute.
+    pub fn rate_limited(limit: u64, retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "Too many requests: this API key allows {limit} per minute; retry in {retry_after_secs} s."
+                ),
+            )
+            .with_code("rate_limit_exceeded"),
+        )
+        .with_retry_after(retry_after_secs)
+    }
+
+    /// 429: `daily_limit` requests today.
+    pub fn daily_limit_exceeded(limit: u64, retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "Daily request limit reached: this API key allows {limit} requests per day; it resets at midnight."
+                ),
+            )
+            .with_code("daily_limit_exceeded"),
+        )
+        .with_retry_after(retry_after_secs)
+    }
+
+    /// 429: the month's cost has reached `monthly_quota` (USD).
+    pub fn quota_exceeded(quota_usd: f64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "Monthly quota exhausted: this API key's monthly cost quota of ${quota_usd} is used up; it resets on the 1st."
+                ),
+            )
+            .with_code("monthly_quota_exceeded"),
+        )
+    }
+
+    /// 400 from the `/api` surface, naming the field at fault.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::InvalidRequest, message).with_param(field),
+        )
+    }
+
+    /// 400 from the `/api` surface.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::InvalidRequest, message),
+        )
+    }
+
+    /// 401 from the `/api` surface (no, bad or expired session token; wrong password).
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::Authentication, message),
+        )
+    }
+
+    /// 403 from the `/api` surface.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::PermissionDenied, message),
+        )
+    }
+
+    /// 404 from the `/api` surface.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::NotFound, message),
+        )
+    }
+
+    /// 409 from the `/api` surface.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::InvalidRequest, message),
+        )
+    }
+
+    /// 500: the gateway failed (the store). The message is for the operator's log, not a secret.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Fault::Gateway,
+            ErrorBody::new(ErrorKind::Internal, message),
+        )
+    }
+
+    /// The message in `lang`, for the errors seed 004 words.
+    pub fn localized(mut self, lang: Lang) -> Self {
+        if lang == Lang::Zh
+            && let Some(message) = self.body.code.as_deref().and_then(chinese_message)
+        {
+            self.body.message = message.to_string();
+        }
+        self
+    }
+
+    /// Seed 004's shape, `{"code": <HTTP status>, "message": …}`: its proxy routes and `/api`.
+    pub fn render_seed004(self) -> Response {
+        let body = serde_json::json!({"code": self.status.as_u16(), "message": self.body.message});
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(retry_after) = self.extra.and_then(|e| e.retry_after) {
+            headers.insert(header::RETRY_AFTER, retry_after);
+        }
+        response
+    }
+}
+
+/// An error of the `/api` surface, rendered in seed 004's `{code, message}`.
+#[derive(Debug)]
+pub struct ApiError(pub GatewayError);
+
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.render_seed004()
+    }
+}

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::pipeline::account::UsageLog;
 use crate::pipeline::admit::Admission;
 use crate::pipeline::authenticate::ClientKeys;
+use crate::pricing::PriceTable;
 use crate::providers::{BuildContext, Provider};
 use crate::routing::Router;
 use crate::routing::catalog::{Catalog, ModelName};
@@ -30,6 +32,8 @@ pub struct Runtime {
     pub clients: Arc<Clients>,
     /// The (validated, environment-expanded) config this runtime was built from.
     pub config: Arc<Config>,
+    /// Model prices: built in, with the config's `prices` on top.
+    pub prices: Arc<PriceTable>,
 }
 
 impl Runtime {
@@ -73,6 +77,7 @@ impl Runtime {
             token_pool,
             clients,
             config: Arc::new(config.clone()),
+            prices: Arc::new(PriceTable::new(&config.prices)),
         })
     }
 
@@ -130,6 +135,8 @@ pub struct AppState {
     pub runtime: ArcSwap<Runtime>,
     pub usage: UsageLog,
     pub admission: Admission,
+    /// Users, stored keys, per-key limits (seed 004).
+    pub accounts: Arc<Accounts>,
     pub limits: Limits,
     /// Set when the shutdown grace period is over: open streams end with an error event.
     pub hard_stop: watch::Sender<bool>,
@@ -141,14 +148,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &Config, usage: UsageLog) -> anyhow::Result<AppState> {
-        Self::with_host(config, usage, crate::management::Host::default())
+    pub fn new(
+        config: &Config,
+        usage: UsageLog,
+        accounts: Arc<Accounts>,
+    ) -> anyhow::Result<AppState> {
+        Self::with_host(config, usage, accounts, crate::management::Host::default())
     }
 
     /// The state of a gateway whose config lives in a file (`host`).
     pub fn with_host(
         config: &Config,
         usage: UsageLog,
+        accounts: Arc<Accounts>,
         host: crate::management::Host,
     ) -> anyhow::Result<AppState> {
         let started_unix = std::time::SystemTime::now()
@@ -159,6 +171,7 @@ impl AppState {
             runtime: ArcSwap::from_pointee(Runtime::build(config)?),
             usage,
             admission: Admission::new(config.max_concurrent_requests),
+            accounts,
             limits: Limits {
                 max_body_size: config.max_body_size.0,
             },

@@ -3,16 +3,23 @@
 //! See `ARCHITECTURE.md` at the repository root for the map of this crate.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
+pub mod api;
 pub mod auth_files;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod keys;
+pub mod limits;
 pub mod management;
 pub mod peer;
 pub mod pipeline;
+pub mod pricing;
 pub mod providers;
 pub mod routing;
 pub mod server;
 pub mod settings;
+pub mod store;
 pub mod token_pool;
 pub mod transport;

@@ -32,6 +32,16 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage users (in the store of the config's data-dir).
+    Users {
+        #[command(subcommand)]
+        command: sluice::cli::UsersCommand,
+    },
+    /// Read recorded usage.
+    Usage {
+        #[command(subcommand)]
+        command: sluice::cli::UsageCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -64,6 +74,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Users { command } => sluice::cli::run_users(command),
+        Command::Usage { command } => sluice::cli::run_usage(command),
         Command::Serve { config, listen } => {
             let mut loaded = match Config::load(&config) {
                 Ok(c) => c,

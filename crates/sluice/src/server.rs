@@ -56,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::api::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
@@ -151,7 +152,13 @@ pub async fn start(
     config: Config,
     sinks: Vec<Box<dyn UsageSink>>,
 ) -> anyhow::Result<RunningServer> {
-    start_with(config, sinks, crate::management::Host::default()).await
+    start_full(
+        config,
+        sinks,
+        crate::management::Host::default(),
+        Arc::new(crate::limits::SystemClock),
+    )
+    .await
 }
 
 /// [`start`] for a config that lives in a file: the management API persists to it and the
@@ -161,6 +168,30 @@ pub async fn start_with(
     sinks: Vec<Box<dyn UsageSink>>,
     host: crate::management::Host,
 ) -> anyhow::Result<RunningServer> {
+    start_full(config, sinks, host, Arc::new(crate::limits::SystemClock)).await
+}
+
+/// [`start`] with the clock that per-key limits, expiry and usage days follow (tests move it).
+pub async fn start_with_clock(
+    config: Config,
+    sinks: Vec<Box<dyn UsageSink>>,
+    clock: Arc<dyn crate::limits::Clock>,
+) -> anyhow::Result<RunningServer> {
+    start_full(config, sinks, crate::management::Host::default(), clock).await
+}
+
+async fn start_full(
+    config: Config,
+    mut sinks: Vec<Box<dyn UsageSink>>,
+    host: crate::management::Host,
+    clock: Arc<dyn crate::limits::Clock>,
+) -> anyhow::Result<RunningServer> {
+    let accounts = crate::accounts::Accounts::open(&config, clock).await?;
+    sinks.push(Box::new(crate::store::sink::StoreSink::start(
+        accounts.store.clone(),
+        accounts.calendar,
+    )));
+    let refresh = accounts.spawn_refresh();
     let demo = match &config.demo_upstream {
         Some(demo) => {
             let mock_config = sluice_mock::MockConfig {
@@ -186,7 +217,7 @@ pub async fn start_with(
         .map_err(|e| anyhow::anyhow!("listen: cannot bind {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let (usage, writer) = UsageLog::start(sinks);
-    let state = Arc::new(AppState::with_host(&config, usage.clone(), host)?);
+    let state = Arc::new(AppState::with_host(&config, usage.clone(), accounts, host)?);
     let watch = crate::management::Plane::start(&state).await?;
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace_period;
@@ -231,6 +262,7 @@ pub async fn start_with(
             }
         };
         usage.flush().await;
+        refresh.abort();
         drop(usage);
         drop(task_state);
         writer.abort();

@@ -81,10 +81,12 @@ async fn sigterm_drains_streams_and_flushes_usage() {
         .await
         .unwrap();
     let port = free_port();
+    let data = tempfile::tempdir().unwrap();
     let file = write_config(&format!(
         "listen: 127.0.0.1:{port}
 api-keys: [sk-cli-test]
 log-format: json
+data-dir: {data}
 providers:
   - name: mock
     kind: openai-compatible
@@ -92,7 +94,8 @@ providers:
     api-keys: [upstream]
     models: [{{name: mock-model}}]
 ",
-        mock.base_url()
+        mock.base_url(),
+        data = data.path().display()
     ));
     let mut child = tokio::process::Command::new(BIN)
         .args(["serve", "--config"])

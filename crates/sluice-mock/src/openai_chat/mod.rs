@@ -125,10 +125,15 @@ async fn complete(
         model: request.model,
     };
     if !request.stream {
-        return Ok(Json(ChatCompletion::new(&meta, &reply, usage)).into_response());
+        let mut completion = ChatCompletion::new(&meta, &reply, usage);
+        if directives.omit_usage {
+            completion.omit_usage();
+        }
+        return Ok(Json(completion).into_response());
     }
-    let events = stream::events(&meta, &reply, usage, request.include_usage)
-        .map_err(OpenAiError::internal)?;
+    let include_usage = request.include_usage && !directives.omit_usage;
+    let events =
+        stream::events(&meta, &reply, usage, include_usage).map_err(OpenAiError::internal)?;
     let body = stream_body::body(events, &directives, state.recorder.stream_guard());
     let mut response = body.into_response();
     let headers = response.headers_mut();

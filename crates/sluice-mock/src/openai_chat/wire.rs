@@ -27,7 +27,8 @@ pub(crate) struct ChatCompletion<'a> {
     model: &'a str,
     system_fingerprint: &'static str,
     choices: [Choice<'a>; 1],
-    usage: WireUsage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<WireUsage>,
 }
 
 impl<'a> ChatCompletion<'a> {
@@ -54,8 +55,13 @@ impl<'a> ChatCompletion<'a> {
                 logprobs: None,
                 finish_reason: reply.finish_reason(),
             }],
-            usage: usage.into(),
+            usage: Some(usage.into()),
         }
+    }
+
+    /// Leaves `usage` out, as some OpenAI-compatible servers do.
+    pub(crate) fn omit_usage(&mut self) {
+        self.usage = None;
     }
 }
 

@@ -15,9 +15,15 @@ pub struct UsageRecord {
     pub request_id: String,
     /// When the request arrived (RFC 3339).
     pub time: String,
+    /// The same instant in unix milliseconds.
+    pub time_ms: i64,
     /// The client endpoint, e.g. `openai.chat`.
     pub endpoint: &'static str,
     pub key_id: Option<String>,
+    /// The user who owns the key (config keys belong to the first admin).
+    pub user_id: Option<i64>,
+    /// The stored key used, when it was one (not a config key).
+    pub api_key_id: Option<i64>,
     pub provider: Option<String>,
     pub credential: Option<String>,
     pub platform: Option<String>,
@@ -31,6 +37,14 @@ pub struct UsageRecord {
     /// Why the request did not complete normally, if it did not.
     pub error: Option<String>,
     pub usage: TokenUsage,
+    /// What the tokens cost, in nano-dollars, from the price table.
+    pub cost_nanos: i64,
+    /// The gateway counted the tokens itself because the upstream reported none.
+    pub estimated: bool,
+    /// The answer's text, kept only while the upstream has not reported usage, for counting
+    /// tokens locally when it never does. Never written anywhere.
+    #[serde(skip)]
+    pub reply_text: Option<String>,
     pub latency_ms: f64,
     /// Time until the first byte of the answer went to the client.
     pub ttft_ms: Option<f64>,
@@ -57,9 +71,15 @@ pub struct FailedAttempt {
     pub latency_ms: f64,
 }
 
-/// Somewhere records go (logs today; the store with the keys issue).
+/// Somewhere records go: logs, the store.
 pub trait UsageSink: Send + 'static {
     fn write(&mut self, batch: &[UsageRecord]);
+
+    /// For sinks that hand records on to their own writer: resolves once everything written so
+    /// far is durable. A flush of the usage log waits for it.
+    fn flushed(&mut self) -> Option<oneshot::Receiver<()>> {
+        None
+    }
 }
 
 /// Emits each record as a structured `tracing` event with target `sluice::usage`.
@@ -74,6 +94,7 @@ impl UsageSink for TracingSink {
                 request_id = %r.request_id,
                 endpoint = r.endpoint,
                 key_id = r.key_id.as_deref(),
+                user_id = r.user_id,
                 provider = r.provider.as_deref(),
                 credential = r.credential.as_deref(),
                 platform = r.platform.as_deref(),
@@ -86,6 +107,8 @@ impl UsageSink for TracingSink {
                 completion_tokens = r.usage.output_tokens,
                 cached_tokens = r.usage.cache_read_tokens,
                 reasoning_tokens = r.usage.reasoning_tokens,
+                cost_usd = r.cost_nanos as f64 / 1e9,
+                estimated = r.estimated,
                 latency_ms = r.latency_ms,
                 ttft_ms = r.ttft_ms,
                 attempts = r.attempts,
@@ -167,6 +190,12 @@ impl UsageLog {
                     }
                     batch.clear();
                 }
+                if !flushes.is_empty() {
+                    let pending: Vec<_> = sinks.iter_mut().filter_map(|s| s.flushed()).collect();
+                    for wait in pending {
+                        let _ = wait.await;
+                    }
+                }
                 for done in flushes {
                     let _ = done.send(());
                 }
@@ -197,6 +226,17 @@ pub struct Ledger {
     log: UsageLog,
     started: Instant,
     record: Option<UsageRecord>,
+    on_close: Option<CloseHook>,
+}
+
+/// Runs once on the finished record just before it is sent: prices it and settles the key's
+/// quota reservation (see `crate::keys::Charge`).
+pub struct CloseHook(pub Box<dyn FnOnce(&mut UsageRecord) + Send>);
+
+impl std::fmt::Debug for CloseHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CloseHook")
+    }
 }
 
 /// Status recorded when the client disconnected before the answer was complete
@@ -210,15 +250,23 @@ impl Ledger {
         endpoint: &'static str,
         started: Instant,
     ) -> Self {
-        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let now = SystemTime::now();
+        let time = humantime::format_rfc3339_millis(now).to_string();
+        let time_ms = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         Self {
             log: log.clone(),
             started,
+            on_close: None,
             record: Some(UsageRecord {
                 request_id,
                 time,
+                time_ms,
                 endpoint,
                 key_id: None,
+                user_id: None,
+                api_key_id: None,
                 provider: None,
                 credential: None,
                 platform: None,
@@ -228,6 +276,9 @@ impl Ledger {
                 status: CLIENT_CLOSED,
                 error: Some("client_closed".into()),
                 usage: TokenUsage::default(),
+                cost_nanos: 0,
+                estimated: false,
+                reply_text: None,
                 latency_ms: 0.0,
                 ttft_ms: None,
                 attempts: 0,
@@ -241,6 +292,11 @@ impl Ledger {
         if let Some(record) = self.record.as_mut() {
             f(record);
         }
+    }
+
+    /// Sets what runs on the finished record before it is sent (replacing any earlier hook).
+    pub fn on_close(&mut self, hook: CloseHook) {
+        self.on_close = Some(hook);
     }
 
     /// The request id this record is for.
@@ -268,6 +324,10 @@ impl Ledger {
             record.status = status;
             record.error = error;
             record.latency_ms = ms(self.started.elapsed());
+            if let Some(CloseHook(hook)) = self.on_close.take() {
+                hook(&mut record);
+            }
+            record.reply_text = None;
             self.log.send(record);
         }
     }

@@ -1,11 +1,51 @@
-//! Phase 2: may this request run now. Today: the gateway-wide concurrency limit
-//! (`max-concurrent-requests`); per-key limits and quotas join here.
+//! Phase 2: may this request run now. The gateway-wide concurrency limit
+//! (`max-concurrent-requests`), then, once the request is routed, its stored key's limits
+//! ([`admit_key`]: requests per minute and per day, the monthly cost quota).
 
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::accounts::Accounts;
 use crate::error::GatewayError;
+use crate::keys::CachedKey;
+use crate::limits::{Refusal, Reservation};
+use crate::pricing::PriceTable;
+use crate::pricing::estimate::reservation_tokens;
+use crate::store::nanos_to_usd;
+
+/// Counts a request against its key's limits, atomically, and reserves its estimated cost
+/// against the key's monthly quota (the reservation is settled when its record closes, see
+/// `pipeline::charge`). `body` is the client's request, `model` the model served.
+pub async fn admit_key(
+    accounts: &Accounts,
+    prices: &PriceTable,
+    key: &CachedKey,
+    body: &[u8],
+    model: &str,
+) -> Result<Reservation, GatewayError> {
+    let estimate = if key.limits.monthly_quota > 0 {
+        let (input, output) = reservation_tokens(body);
+        prices.estimate(model, input, output)
+    } else {
+        0
+    };
+    accounts
+        .limiter
+        .admit(&key.limits, accounts.now_ms(), estimate)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::RateLimited {
+                limit,
+                retry_after_secs,
+            } => GatewayError::rate_limited(limit, retry_after_secs),
+            Refusal::DailyLimit {
+                limit,
+                retry_after_secs,
+            } => GatewayError::daily_limit_exceeded(limit, retry_after_secs),
+            Refusal::QuotaExhausted { quota } => GatewayError::quota_exceeded(nanos_to_usd(quota)),
+        })
+}
 
 /// Admission control shared by all requests.
 #[derive(Debug)]

@@ -1,17 +1,37 @@
 //! Phase 1: who is calling. Reads the client key from the headers each SDK uses and checks it
-//! against the configured keys in constant time.
+//! against the configured keys in constant time, then against the stored keys (seed 004) in
+//! the in-memory [`KeyCache`].
+
+use std::sync::Arc;
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::GatewayError;
+use crate::keys::{CachedKey, KeyCache};
 
 /// The authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
-    /// Stable, non-secret id of the key used (`config:<hash prefix>`), `None` when anonymous.
+    /// Stable, non-secret id of the key used (`config:<hash prefix>` or `key:<id>`), `None` when
+    /// anonymous.
     pub key_id: Option<String>,
+    /// The user the key belongs to (config keys: the first admin, if there is one).
+    pub user_id: Option<i64>,
+    /// A stored key's permissions and limits; `None` for config keys (unlimited) and anonymous
+    /// callers.
+    pub key: Option<Arc<CachedKey>>,
+}
+
+impl Caller {
+    fn anonymous() -> Self {
+        Self {
+            key_id: None,
+            user_id: None,
+            key: None,
+        }
+    }
 }
 
 /// The client keys a gateway accepts.
@@ -49,10 +69,12 @@ impl ClientKeys {
         self
     }
 
-    /// [`Self::authenticate`], letting a keyless local caller in when that is allowed. A
-    /// presented key is still checked.
+    /// [`Self::authenticate_with`], letting a keyless local caller in when
+    /// `allow-localhost-unauthenticated` allows it. A presented key is still checked.
     pub fn authenticate_from(
         &self,
+        stored: &KeyCache,
+        now_ms: i64,
         headers: &HeaderMap,
         query: Option<&str>,
         local: bool,
@@ -64,29 +86,44 @@ impl ClientKeys {
         {
             return Ok(Caller {
                 key_id: Some("localhost".into()),
+                user_id: stored.config_owner(),
+                key: None,
             });
         }
-        self.authenticate(headers, query)
+        self.authenticate_with(stored, now_ms, headers, query)
     }
 
-    /// Authenticates a request by its headers (or Gemini's `?key=` query parameter).
+    /// Authenticates a request against the configured keys only.
     pub fn authenticate(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Caller, GatewayError> {
+        self.authenticate_with(&KeyCache::default(), 0, headers, query)
+    }
+
+    /// Authenticates a request by its headers (or Gemini's `?key=` query parameter): a
+    /// configured key, else a stored key (which may be disabled or expired at `now_ms`).
+    pub fn authenticate_with(
+        &self,
+        stored: &KeyCache,
+        now_ms: i64,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Caller, GatewayError> {
+        let no_keys = self.digests.is_empty() && stored.is_empty();
         let from_query = query.and_then(query_key);
         let Some(presented) = presented_key(headers).or(from_query.as_deref()) else {
             return if self.allow_anonymous {
-                Ok(Caller { key_id: None })
-            } else if self.digests.is_empty() {
+                Ok(Caller::anonymous())
+            } else if no_keys {
                 Err(GatewayError::no_keys_configured())
             } else {
                 Err(GatewayError::missing_key())
             };
         };
-        if self.digests.is_empty() && self.allow_anonymous {
-            return Ok(Caller { key_id: None });
+        if no_keys && self.allow_anonymous {
+            return Ok(Caller::anonymous());
         }
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Check every key, without an early exit, so timing does not tell which one matched.
@@ -96,11 +133,20 @@ impl ClientKeys {
                 found = Some(i);
             }
         }
-        match found {
-            Some(i) => Ok(Caller {
+        if let Some(i) = found {
+            return Ok(Caller {
                 key_id: Some(self.ids[i].clone()),
+                user_id: stored.config_owner(),
+                key: None,
+            });
+        }
+        match stored.lookup(&digest, now_ms)? {
+            Some(key) => Ok(Caller {
+                key_id: Some(format!("key:{}", key.id)),
+                user_id: Some(key.user_id),
+                key: Some(key),
             }),
-            None if self.digests.is_empty() => Err(GatewayError::no_keys_configured()),
+            None if no_keys => Err(GatewayError::no_keys_configured()),
             None => Err(GatewayError::invalid_key()),
         }
     }
@@ -258,12 +304,12 @@ mod tests {
         let open = ClientKeys::new(&[], true);
         assert_eq!(
             open.authenticate_h(&HeaderMap::new()).unwrap(),
-            Caller { key_id: None }
+            Caller::anonymous()
         );
         let mixed = ClientKeys::new(&["sk-one".into()], true);
         assert_eq!(
             mixed.authenticate_h(&HeaderMap::new()).unwrap(),
-            Caller { key_id: None }
+            Caller::anonymous()
         );
         // A presented key is still checked: a wrong key is not silently treated as anonymous.
         assert!(

@@ -10,6 +10,7 @@
 pub mod account;
 pub mod admit;
 pub mod authenticate;
+pub mod charge;
 pub mod respond;
 pub mod translate;
 pub mod upstream;
@@ -26,7 +27,7 @@ use http_body_util::BodyExt;
 use sluice_dialect::registry::EncodeOptions;
 use sluice_dialect::{Dialect, ErrorBody, ErrorKind, openai_chat};
 
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Lang};
 use crate::gateway::AppState;
 use crate::providers::{Operation, UpstreamCall};
 use crate::routing::{self, failover::Answer};
@@ -45,6 +46,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Seed 004's own routes answer errors in its `{code, message}` shape.
+    pub fn seed004_errors(&self) -> bool {
+        self.label.starts_with("platform.")
+    }
+
     const fn new(dialect: Dialect, operation: Operation, label: &'static str) -> Self {
         Self {
             dialect,
@@ -175,7 +181,12 @@ pub async fn proxy(
                 .clone()
                 .unwrap_or_else(|| error.body.kind.openai_type().to_string());
             ledger.finish(error.status.as_u16(), Some(code));
-            error.render(endpoint.dialect)
+            let error = error.localized(Lang::from_headers(&parts.headers));
+            if endpoint.seed004_errors() {
+                error.render_seed004()
+            } else {
+                error.render(endpoint.dialect)
+            }
         }
     };
     routing::failover::tag_attempts(&mut response, attempts);
@@ -202,13 +213,20 @@ async fn handle(
     let client = endpoint.dialect;
     let counting = endpoint.operation == Operation::CountTokens;
     let runtime = app.runtime.load();
+    let accounts = &app.accounts;
     let (caller, own_token) = crate::token_pool::authenticate(
         &runtime,
+        &accounts.keys,
+        accounts.now_ms(),
         &parts.headers,
         parts.uri.query(),
         is_local(&runtime, &parts.extensions, &parts.headers),
     )?;
-    ledger.with(|r| r.key_id = caller.key_id.clone());
+    ledger.with(|r| {
+        r.key_id = caller.key_id.clone();
+        r.user_id = caller.user_id;
+        r.api_key_id = caller.key.as_ref().map(|k| k.id);
+    });
 
     let bytes = read_body(body, app.limits.max_body_size).await?;
     let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
@@ -233,6 +251,36 @@ async fn handle(
     if let Some(token) = own_token {
         plan = plan.with_caller_token(token);
     }
+    crate::keys::policy::restrict_plan(
+        &mut plan,
+        &probe.model,
+        endpoint.platform,
+        caller.key.as_deref(),
+    )?;
+    // The quota reservation is priced at the first candidate's model; the charge settles at the
+    // model that actually served.
+    let priced_model = plan
+        .entry()
+        .targets
+        .first()
+        .map_or_else(|| probe.model.clone(), |t| t.upstream_model.to_string());
+    let reservation = match caller.key.as_deref() {
+        Some(key) => Some((
+            accounts.limiter.clone(),
+            admit::admit_key(accounts, &runtime.prices, key, &bytes, &priced_model).await?,
+        )),
+        None => None,
+    };
+    ledger.on_close(
+        charge::Charge {
+            prices: runtime.prices.clone(),
+            reservation,
+            client,
+            body: bytes.clone(),
+            billable: !counting,
+        }
+        .into_hook(),
+    );
 
     if counting && !plan.restrict(|t| t.provider.counts_tokens()) {
         let tokens = translate::local_token_count(client, &bytes)?;
@@ -338,6 +386,13 @@ async fn handle(
             Dialect::OpenAiChat => openai_chat::response_usage(&body),
             other => other.decode_response(&body).ok().map(|r| r.usage),
         };
+        if usage.is_none_or(|u| u.total() == 0) {
+            let text = upstream_dialect
+                .decode_response(&body)
+                .map(|r| crate::pricing::estimate::response_text(&r))
+                .unwrap_or_default();
+            ledger.with(|r| r.reply_text = Some(text));
+        }
         (body, usage.unwrap_or_default())
     } else {
         let mut decoded = upstream_dialect.decode_response(&body).map_err(|e| {
@@ -348,6 +403,10 @@ async fn handle(
         })?;
         if decoded.created == 0 {
             decoded.created = app.now_unix();
+        }
+        if decoded.usage.total() == 0 {
+            let text = crate::pricing::estimate::response_text(&decoded);
+            ledger.with(|r| r.reply_text = Some(text));
         }
         (
             Bytes::from(client.encode_response(&decoded).to_string()),
@@ -435,11 +494,15 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
     let runtime = app.runtime.load();
     if let Err(e) = crate::token_pool::authenticate(
         &runtime,
+        &app.accounts.keys,
+        app.accounts.now_ms(),
         request.headers(),
         request.uri().query(),
         is_local(&runtime, request.extensions(), request.headers()),
     ) {
-        return e.render(dialect);
+        return e
+            .localized(Lang::from_headers(request.headers()))
+            .render(dialect);
     }
     let models = runtime.catalog().models();
     let body = if anthropic {
@@ -468,12 +531,17 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
 /// `GET /v1beta/models`: Gemini's list.
 pub async fn list_gemini_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let runtime = app.runtime.load();
-    if let Err(e) = runtime.keys.authenticate_from(
+    if let Err(e) = crate::token_pool::authenticate(
+        &runtime,
+        &app.accounts.keys,
+        app.accounts.now_ms(),
         request.headers(),
         request.uri().query(),
         is_local(&runtime, request.extensions(), request.headers()),
     ) {
-        return e.render(Dialect::Gemini);
+        return e
+            .localized(Lang::from_headers(request.headers()))
+            .render(Dialect::Gemini);
     }
     let models: Vec<(String, String)> = runtime
         .catalog()

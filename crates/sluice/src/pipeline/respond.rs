@@ -15,7 +15,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
-use sluice_dialect::canonical::{StreamEvent, merge_usage};
+use sluice_dialect::canonical::{Delta, StreamEvent, merge_usage};
 use sluice_dialect::openai_chat::{self, ChunkAction};
 use sluice_dialect::registry::{EncodeOptions, StreamDecoder, StreamEncoder};
 use sluice_dialect::{Dialect, ErrorBody, ErrorKind, SseEvent, SseParser, TokenUsage};
@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::account::Ledger;
 use super::admit::Admitted;
 use super::upstream::describe;
+use crate::pricing::estimate::{MAX_REPLY_TEXT, chat_chunk_text};
 
 /// An upstream response body: chunks of SSE bytes.
 pub type UpstreamBody = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
@@ -75,6 +76,39 @@ struct RelayState {
     upstream_error: bool,
     /// Nothing more goes to the client.
     done: bool,
+    /// The answer so far, for counting tokens locally should the upstream never report usage.
+    reply: ReplyText,
+}
+
+/// The streamed answer's text, kept cheaply: translated streams append decoded text; the OpenAI
+/// Chat passthrough copies raw chunk data and parses it only if no usage ever arrives.
+#[derive(Default)]
+struct ReplyText {
+    text: String,
+    chat_chunks: Vec<u8>,
+}
+
+impl ReplyText {
+    fn push_text(&mut self, text: &str) {
+        if self.text.len() + text.len() <= MAX_REPLY_TEXT {
+            self.text.push_str(text);
+        }
+    }
+
+    fn push_chat_chunk(&mut self, data: &[u8]) {
+        if self.chat_chunks.len() + data.len() < MAX_REPLY_TEXT {
+            self.chat_chunks.extend_from_slice(data);
+            self.chat_chunks.push(b'\n');
+        }
+    }
+
+    fn take(&mut self) -> String {
+        let mut text = std::mem::take(&mut self.text);
+        for line in std::mem::take(&mut self.chat_chunks).split(|b| *b == b'\n') {
+            chat_chunk_text(line, &mut text);
+        }
+        text
+    }
 }
 
 /// Headers of every relayed stream.
@@ -140,6 +174,7 @@ impl StreamRelay {
             complete: false,
             upstream_error: false,
             done: false,
+            reply: ReplyText::default(),
         };
         let stream = futures_util::stream::unfold(state, |mut state| async move {
             let chunk = state.next_chunk().await?;
@@ -264,6 +299,9 @@ impl RelayState {
                     self.done = true;
                     return;
                 }
+                if self.usage.total() == 0 {
+                    self.reply.push_chat_chunk(&event.data);
+                }
                 let inspection = openai_chat::inspect_chunk(&event.data, strip_usage);
                 if let Some(usage) = inspection.usage {
                     merge_usage(&mut self.usage, &usage);
@@ -323,6 +361,12 @@ impl RelayState {
                 self.done = true;
             }
             StreamEvent::Error { .. } => self.upstream_error = true,
+            StreamEvent::Delta { delta, .. } => match delta {
+                Delta::Text(t) | Delta::Thinking(t) | Delta::ToolArguments(t) => {
+                    self.reply.push_text(t)
+                }
+                Delta::Signature(_) => {}
+            },
             _ => {}
         }
     }
@@ -356,10 +400,31 @@ impl RelayState {
             self.upstream_error
                 .then(|| "upstream_error_event".to_string())
         });
-        let usage = self.usage;
-        if let Some(mut ledger) = self.ledger.take() {
-            ledger.with(|r| r.usage = usage);
+        self.hand_over_usage();
+        if let Some(ledger) = self.ledger.take() {
             ledger.finish(200, error);
+        }
+    }
+
+    /// Puts the usage seen so far (and, without any, the answer's text) into the record.
+    fn hand_over_usage(&mut self) {
+        let usage = self.usage;
+        let reply = (usage.total() == 0).then(|| self.reply.take());
+        if let Some(ledger) = self.ledger.as_mut() {
+            ledger.with(|r| {
+                r.usage = usage;
+                r.reply_text = reply;
+            });
+        }
+    }
+}
+
+impl Drop for RelayState {
+    /// The client went away mid-stream: the record (closed by the ledger's own drop) still
+    /// gets what was used so far.
+    fn drop(&mut self) {
+        if self.ledger.is_some() {
+            self.hand_over_usage();
         }
     }
 }

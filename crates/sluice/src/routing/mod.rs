@@ -133,7 +133,7 @@ impl Router {
             last_target: None,
             fell_back: false,
             caller: None,
-            only: None,
+            only: Vec::new(),
         })
     }
 
@@ -164,8 +164,18 @@ pub struct Plan<'r> {
     fell_back: bool,
     /// The caller's own token: only providers that allow client tokens, with that token.
     caller: Option<String>,
-    /// Only targets passing this test (token counting: providers that count).
-    only: Option<fn(&Target) -> bool>,
+    /// Only targets passing every test (token counting: providers that count; a stored key's
+    /// allowed platforms and models).
+    only: Vec<TargetTest<'r>>,
+}
+
+/// A condition a target must meet to serve a plan.
+struct TargetTest<'r>(Box<dyn Fn(&Target) -> bool + Send + Sync + 'r>);
+
+impl std::fmt::Debug for TargetTest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TargetTest")
+    }
 }
 
 /// A candidate: target index, credential, availability.
@@ -180,12 +190,20 @@ impl<'r> Plan<'r> {
     }
 
     /// Considers only the targets passing `test`; whether any target of the model does.
-    pub fn restrict(&mut self, test: fn(&Target) -> bool) -> bool {
-        self.only = Some(test);
+    pub fn restrict(&mut self, test: impl Fn(&Target) -> bool + Send + Sync + 'r) -> bool {
+        self.only.push(TargetTest(Box::new(test)));
+        self.entry.targets.iter().any(|t| {
+            self.only.iter().all(|test| (test.0)(t)) && catalog::serves_platform(t, self.platform)
+        })
+    }
+
+    /// The platform of the first target that would serve the plan, for error messages.
+    pub fn first_platform(&self) -> Option<&str> {
         self.entry
             .targets
             .iter()
-            .any(|t| test(t) && catalog::serves_platform(t, self.platform))
+            .find(|t| catalog::serves_platform(t, self.platform))
+            .map(|t| &*t.provider.common().platform)
     }
 
     /// The model entry being served (the preview model's after a fallback).
@@ -248,7 +266,7 @@ impl<'r> Plan<'r> {
         let mut out = Vec::new();
         for (ti, target) in self.entry.targets.iter().enumerate() {
             if !catalog::serves_platform(target, self.platform)
-                || self.only.is_some_and(|test| !test(target))
+                || !self.only.iter().all(|test| (test.0)(target))
             {
                 continue;
             }

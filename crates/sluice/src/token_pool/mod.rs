@@ -428,14 +428,26 @@ fn unix_secs() -> u64 {
 /// `allow-anonymous` (decided by the client keys).
 pub fn authenticate(
     runtime: &Runtime,
+    stored: &crate::keys::KeyCache,
+    now_ms: i64,
     headers: &http::HeaderMap,
     query: Option<&str>,
     local: bool,
 ) -> Result<(Caller, Option<String>), GatewayError> {
-    match runtime.keys.authenticate_from(headers, query, local) {
+    match runtime
+        .keys
+        .authenticate_from(stored, now_ms, headers, query, local)
+    {
         Ok(caller) => Ok((caller, None)),
         Err(e) => match own_token(runtime, headers) {
-            Some(token) => Ok((Caller { key_id: None }, Some(token))),
+            Some(token) => Ok((
+                Caller {
+                    key_id: None,
+                    user_id: None,
+                    key: None,
+                },
+                Some(token),
+            )),
             None => Err(e),
         },
     }

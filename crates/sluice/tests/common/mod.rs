@@ -19,6 +19,8 @@ pub struct Harness {
     pub server: RunningServer,
     pub usage: MemorySink,
     pub http: reqwest::Client,
+    /// The store's data directory (a fresh temporary one unless the config names one).
+    pub data_dir: tempfile::TempDir,
 }
 
 /// Config text for a gateway in front of `mock`; `extra` is appended at the top level and
@@ -67,8 +69,12 @@ impl Harness {
             with_key = format!("{yaml}\nremote-management-key: '{MGMT_KEY_HASH}'\n");
             with_key.as_str()
         };
-        let config =
+        let mut config =
             Config::from_yaml(yaml, |_| None).unwrap_or_else(|e| panic!("config: {e:?}\n{yaml}"));
+        let data_dir = tempfile::tempdir().unwrap();
+        if !yaml.contains("data-dir:") {
+            config.data_dir = data_dir.path().to_path_buf();
+        }
         let usage = MemorySink::default();
         let server = sluice::server::start(config, vec![Box::new(usage.clone())])
             .await
@@ -82,6 +88,7 @@ impl Harness {
             server,
             usage,
             http,
+            data_dir,
         }
     }
 

@@ -1,0 +1,218 @@
+//! Users, keys, limits and accounting: the state behind them, opened once at start-up
+//! ([`Accounts::open`]) and shared by the proxy pipeline, the `/api` surface and the CLI.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+use crate::api::session::Sessions;
+use crate::config::Config;
+use crate::keys::KeyCache;
+use crate::limits::memory::MemoryLimiter;
+use crate::limits::{Calendar, Clock, Limiter};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{NewUser, Role, Store, StoreError};
+
+/// Everything behind users, keys and limits.
+#[derive(Debug)]
+pub struct Accounts {
+    pub store: Arc<dyn Store>,
+    pub keys: KeyCache,
+    pub limiter: Arc<dyn Limiter>,
+    pub clock: Arc<dyn Clock>,
+    pub calendar: Calendar,
+    pub sessions: Sessions,
+    /// Keys a user may hold (seed 004: 10).
+    pub max_keys_per_user: i64,
+    /// `rate_limit` of a key created without one (seed 004: 60).
+    pub default_rate_limit: i64,
+    /// How often the key cache reads changes made outside this process.
+    pub refresh: Duration,
+}
+
+/// Opens the store in the configured data directory (creating it), applying migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let dir = &config.data_path();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("data-dir: cannot create {}", dir.display()))?;
+    let store = SqliteStore::open(dir)
+        .await
+        .with_context(|| format!("data-dir: cannot open the store in {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+impl Accounts {
+    /// Opens the store, creates the configured admin if missing, loads every key into the
+    /// cache and resumes today's and this month's counters.
+    pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Accounts>> {
+        let store = open_store(config).await?;
+        let calendar = Calendar::new(config.timezone()?);
+        let sessions = Sessions::new(config)?;
+        if let Some(admin) = &config.auth.admin {
+            match store.user_by_name(&admin.username).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => {
+                    let password_hash = hash_password(&admin.password)?;
+                    store
+                        .create_user(
+                            NewUser {
+                                username: admin.username.clone(),
+                                password_hash,
+                                role: Role::Admin,
+                            },
+                            clock.now_ms(),
+                        )
+                        .await?;
+                    tracing::info!(username = %admin.username, "created the admin user from `auth.admin`");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let limiter = Arc::new(MemoryLimiter::new(calendar));
+        let now = clock.now_ms();
+        for (key_id, spend) in store
+            .key_spend(&calendar.day(now), &calendar.month_start_day(now))
+            .await?
+        {
+            limiter.resume(key_id, spend, now);
+        }
+        let accounts = Accounts {
+            store,
+            keys: KeyCache::default(),
+            limiter,
+            clock,
+            calendar,
+            sessions,
+            max_keys_per_user: config.user_keys.max_per_user,
+            default_rate_limit: config.user_keys.default_rate_limit,
+            refresh: config.user_keys.refresh,
+        };
+        accounts.keys.refresh(&*accounts.store, now).await?;
+        Ok(Arc::new(accounts))
+    }
+
+    /// Unix milliseconds now, by the accounts' clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Keeps the key cache in step with changes made outside this process.
+    pub fn spawn_refresh(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let accounts = Arc::downgrade(self);
+        let every = self.refresh;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(accounts) = accounts.upgrade() else {
+                    return;
+                };
+                if let Err(e) = accounts
+                    .keys
+                    .refresh(&*accounts.store, accounts.now_ms())
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not refresh API keys from the store; retrying");
+                }
+            }
+        })
+    }
+}
+
+/// An argon2id PHC string for a password (default parameters, random salt).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+}
+
+/// Whether `password` matches a PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// Checks a new username: 1–64 letters, digits and `_ . @ -`.
+pub fn check_username(username: &str) -> Result<(), String> {
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("username must be 1-64 letters, digits or _ . @ -".into())
+    }
+}
+
+/// Checks a new password: at least 8 characters.
+pub fn check_password(password: &str) -> Result<(), String> {
+    if password.chars().count() >= 8 {
+        Ok(())
+    } else {
+        Err("password must be at least 8 characters".into())
+    }
+}
+
+/// Reads or creates the secret that signs session tokens: `<data-dir>/jwt-secret`.
+pub fn jwt_secret_file(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if secret.trim().len() >= 32 => return Ok(secret.trim().to_string()),
+        Ok(_) => anyhow::bail!(
+            "{} holds a secret shorter than 32 characters; delete it to generate a new one",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    use rand::distr::{Alphanumeric, SampleString};
+    let secret = Alphanumeric.sample_string(&mut rand::rng(), 64);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated the session-token signing secret");
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let phc = hash_password("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &phc));
+        assert!(!verify_password("wrong horse", &phc));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn jwt_secret_is_generated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = jwt_secret_file(dir.path()).unwrap();
+        let b = jwt_secret_file(dir.path()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 64);
+    }
+}

@@ -1,0 +1,172 @@
+//! [`StoreSink`]: usage records into the store, in batches, on a task of its own.
+//!
+//! The usage log's writer hands each batch over without waiting; this sink's task writes
+//! batches of up to [`BATCH`] records per transaction (each transaction also adds the records
+//! to their keys' counters, so `used_tokens`, `used_cost`, `request_count` and `last_used_at`
+//! always equal the sums of the key's records). A flush of the usage log — graceful shutdown
+//! does one — waits until everything handed over is committed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, UsageRow};
+use crate::limits::Calendar;
+use crate::pipeline::account::{UsageRecord, UsageSink};
+
+/// Records per transaction.
+const BATCH: usize = 500;
+/// Attempts at writing one batch before its records are given up (and logged as lost).
+const ATTEMPTS: u32 = 5;
+
+enum Message {
+    Rows(Vec<UsageRow>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Sends records to the store's writer task.
+pub struct StoreSink {
+    tx: mpsc::UnboundedSender<Message>,
+    calendar: Calendar,
+}
+
+/// A record as stored; `day` is its date in the configured time zone.
+pub fn row_of(r: &UsageRecord, calendar: &Calendar) -> UsageRow {
+    let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    UsageRow {
+        request_id: r.request_id.clone(),
+        time_ms: r.time_ms,
+        day: calendar.day(r.time_ms),
+        endpoint: r.endpoint.to_string(),
+        user_id: r.user_id,
+        api_key_id: r.api_key_id,
+        key_label: r.key_id.clone(),
+        provider: r.provider.clone(),
+        credential: r.credential.clone(),
+        platform: r.platform.clone(),
+        model_requested: r.model_requested.clone(),
+        model_served: r.model_served.clone(),
+        stream: r.stream,
+        status: i64::from(r.status),
+        error: r.error.clone(),
+        input_tokens: tokens(r.usage.input_tokens),
+        output_tokens: tokens(r.usage.output_tokens),
+        cache_read_tokens: tokens(r.usage.cache_read_tokens),
+        cache_write_tokens: tokens(r.usage.cache_write_tokens),
+        reasoning_tokens: tokens(r.usage.reasoning_tokens),
+        cost_nanos: r.cost_nanos,
+        estimated: r.estimated,
+        latency_ms: r.latency_ms,
+        ttft_ms: r.ttft_ms,
+    }
+}
+
+impl StoreSink {
+    /// Starts the writer task.
+    pub fn start(store: Arc<dyn Store>, calendar: Calendar) -> StoreSink {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            let mut inbox = Vec::with_capacity(64);
+            let mut pending: Vec<UsageRow> = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut inbox, 64).await > 0 {
+                let mut flushes = Vec::new();
+                for message in inbox.drain(..) {
+                    match message {
+                        Message::Rows(rows) => pending.extend(rows),
+                        Message::Flush(done) => flushes.push(done),
+                    }
+                }
+                while !pending.is_empty() {
+                    let take = pending.len().min(BATCH);
+                    let batch: Vec<UsageRow> = pending.drain(..take).collect();
+                    write(&*store, &batch).await;
+                }
+                for done in flushes {
+                    let _ = done.send(());
+                }
+            }
+        });
+        StoreSink { tx, calendar }
+    }
+}
+
+async fn write(store: &dyn Store, batch: &[UsageRow]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=ATTEMPTS {
+        match store.insert_usage(batch).await {
+            Ok(()) => return,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, records = batch.len(), "writing usage records failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    records = batch.len(),
+                    first_request_id = batch.first().map(|r| r.request_id.as_str()),
+                    "usage records LOST: the store refused them {ATTEMPTS} times; check the data directory's disk and permissions"
+                );
+            }
+        }
+    }
+}
+
+impl UsageSink for StoreSink {
+    fn write(&mut self, batch: &[UsageRecord]) {
+        let rows = batch.iter().map(|r| row_of(r, &self.calendar)).collect();
+        if self.tx.send(Message::Rows(rows)).is_err() {
+            tracing::error!(
+                records = batch.len(),
+                "usage store writer has stopped; records lost"
+            );
+        }
+    }
+
+    fn flushed(&mut self) -> Option<oneshot::Receiver<()>> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Message::Flush(done)).ok().map(|()| wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::pipeline::account::{Ledger, UsageLog};
+    use crate::store::UsageFilter;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn a_flush_returns_only_once_every_record_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let sink = StoreSink::start(store.clone(), Calendar::default());
+        let (log, _writer) = UsageLog::start(vec![Box::new(sink)]);
+        for i in 0..1200 {
+            let mut ledger = Ledger::open(
+                &log,
+                format!("r{i}"),
+                "openai.chat",
+                std::time::Instant::now(),
+            );
+            ledger.with(|r| {
+                r.usage.output_tokens = 2;
+                r.cost_nanos = 5;
+            });
+            ledger.finish(200, None);
+        }
+        log.flush().await;
+        let all = UsageFilter {
+            start_day: "0000-01-01".into(),
+            end_day: "9999-12-31".into(),
+            ..Default::default()
+        };
+        let totals = store.usage_totals(&all).await.unwrap();
+        assert_eq!(
+            (totals.requests, totals.output_tokens, totals.cost_nanos),
+            (1200, 2400, 6000)
+        );
+    }
+}

@@ -1,0 +1,694 @@
+//! [`Store`] on SQLite: one file in the data directory, WAL mode, migrations embedded in the
+//! binary and applied at open. The SQL is the portable subset PostgreSQL also runs (`$n`
+//! parameters, `RETURNING`, no SQLite-only functions).
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::*;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "sluice.db";
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+const USER_COLUMNS: &str = "id, username, password_hash, role, status, created_at";
+const KEY_COLUMNS: &str = "id, user_id, name, key_hash, key_prefix, status, allowed_platforms, \
+    allowed_models, rate_limit, daily_limit, monthly_quota_nanos, used_tokens, used_cost_nanos, \
+    request_count, last_used_at, expires_at, created_at, updated_at, deleted_at";
+const USAGE_COLUMNS: &str = "request_id, time_ms, day, endpoint, user_id, api_key_id, key_label, \
+    provider, credential, platform, model_requested, model_served, stream, status, error, \
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+    cost_nanos, estimated, latency_ms, ttft_ms";
+const TOTALS: &str = "COUNT(*), \
+    COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), \
+    COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), \
+    COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_tokens), 0), \
+    COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cost_nanos), 0)";
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/sluice.db` and applies pending migrations.
+    pub async fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DB_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn next_id(tx: &mut sqlx::SqliteConnection, table: &str) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "UPDATE sequences SET last_id = last_id + 1 WHERE name = $1 RETURNING last_id",
+        )
+        .bind(table)
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+fn user_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<User> {
+    let role: String = row.try_get("role")?;
+    let status: String = row.try_get("status")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        role: Role::parse(&role).unwrap_or(Role::User),
+        status: Status::parse(&status).unwrap_or(Status::Disabled),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ApiKey> {
+    let status: String = row.try_get("status")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        key_hash: row.try_get("key_hash")?,
+        key_prefix: row.try_get("key_prefix")?,
+        status: Status::parse(&status).unwrap_or(Status::Disabled),
+        allowed_platforms: row.try_get("allowed_platforms")?,
+        allowed_models: row.try_get("allowed_models")?,
+        rate_limit: row.try_get("rate_limit")?,
+        daily_limit: row.try_get("daily_limit")?,
+        monthly_quota: row.try_get("monthly_quota_nanos")?,
+        used_tokens: row.try_get("used_tokens")?,
+        used_cost: row.try_get("used_cost_nanos")?,
+        request_count: row.try_get("request_count")?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+fn usage_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<UsageRow> {
+    Ok(UsageRow {
+        request_id: row.try_get("request_id")?,
+        time_ms: row.try_get("time_ms")?,
+        day: row.try_get("day")?,
+        endpoint: row.try_get("endpoint")?,
+        user_id: row.try_get("user_id")?,
+        api_key_id: row.try_get("api_key_id")?,
+        key_label: row.try_get("key_label")?,
+        provider: row.try_get("provider")?,
+        credential: row.try_get("credential")?,
+        platform: row.try_get("platform")?,
+        model_requested: row.try_get("model_requested")?,
+        model_served: row.try_get("model_served")?,
+        stream: row.try_get("stream")?,
+        status: row.try_get("status")?,
+        error: row.try_get("error")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        cache_read_tokens: row.try_get("cache_read_tokens")?,
+        cache_write_tokens: row.try_get("cache_write_tokens")?,
+        reasoning_tokens: row.try_get("reasoning_tokens")?,
+        cost_nanos: row.try_get("cost_nanos")?,
+        estimated: row.try_get("estimated")?,
+        latency_ms: row.try_get("latency_ms")?,
+        ttft_ms: row.try_get("ttft_ms")?,
+    })
+}
+
+fn totals_from(row: &sqlx::sqlite::SqliteRow, offset: usize) -> StoreResult<UsageTotals> {
+    Ok(UsageTotals {
+        requests: row.try_get(offset)?,
+        errors: row.try_get(offset + 1)?,
+        input_tokens: row.try_get(offset + 2)?,
+        output_tokens: row.try_get(offset + 3)?,
+        cache_read_tokens: row.try_get(offset + 4)?,
+        cache_write_tokens: row.try_get(offset + 5)?,
+        reasoning_tokens: row.try_get(offset + 6)?,
+        cost_nanos: row.try_get(offset + 7)?,
+    })
+}
+
+/// `WHERE` clause of a usage filter; parameters `$1`..`$4` are bound by [`bind_filter`].
+const FILTER: &str = "WHERE day >= $1 AND day <= $2 \
+    AND ($3 IS NULL OR user_id = $3) AND ($4 IS NULL OR api_key_id = $4)";
+
+fn bind_filter<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    filter: &'q UsageFilter,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(&filter.start_day)
+        .bind(&filter.end_day)
+        .bind(filter.user_id)
+        .bind(filter.api_key_id)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, user: NewUser, now: i64) -> StoreResult<User> {
+        let mut tx = self.pool.begin().await?;
+        let id = Self::next_id(&mut tx, "users").await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO users (id, username, password_hash, role, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $5) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "a user named `{}` already exists",
+                    user.username
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let created = user_from(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<User> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        user_from(&row)
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        user_from(&row)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn update_user(&self, id: i64, update: UserUpdate, now: i64) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "UPDATE users SET password_hash = COALESCE($2, password_hash), \
+             role = COALESCE($3, role), status = COALESCE($4, status), updated_at = $5 \
+             WHERE id = $1 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(update.password_hash)
+        .bind(update.role.map(Role::as_str))
+        .bind(update.status.map(Status::as_str))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        user_from(&row)
+    }
+
+    async fn first_admin(&self) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE role = 'admin' AND status = 'active' \
+             ORDER BY id LIMIT 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn create_key(&self, key: NewApiKey, max_per_user: i64, now: i64) -> StoreResult<ApiKey> {
+        let mut tx = self.pool.begin().await?;
+        // The sequence row is written first: it serialises key creation (SQLite's write lock,
+        // PostgreSQL's row lock), so the count below cannot race another creation.
+        let id = Self::next_id(&mut tx, "api_keys").await?;
+        let count: i64 =
+            sqlx::query("SELECT COUNT(*) FROM api_keys WHERE user_id = $1 AND deleted_at IS NULL")
+                .bind(key.user_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        if count >= max_per_user {
+            return Err(StoreError::Conflict(format!(
+                "API key limit reached: each user may have at most {max_per_user} keys; delete one first"
+            )));
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO api_keys (id, user_id, name, key_hash, key_prefix, status, \
+             allowed_platforms, allowed_models, rate_limit, daily_limit, monthly_quota_nanos, \
+             expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $10, $11, $12, $12) \
+             RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(key.user_id)
+        .bind(&key.name)
+        .bind(&key.key_hash)
+        .bind(&key.key_prefix)
+        .bind(&key.allowed_platforms)
+        .bind(&key.allowed_models)
+        .bind(key.rate_limit)
+        .bind(key.daily_limit)
+        .bind(key.monthly_quota)
+        .bind(key.expires_at)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = key_from(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn key_by_id(&self, id: i64) -> StoreResult<ApiKey> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        key_from(&row)
+    }
+
+    async fn keys_of_user(&self, user_id: i64) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 AND deleted_at IS NULL ORDER BY id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn update_key(&self, id: i64, update: KeyUpdate, now: i64) -> StoreResult<ApiKey> {
+        let (set_expiry, expires_at) = match update.expires_at {
+            Some(value) => (true, value),
+            None => (false, None),
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE api_keys SET name = COALESCE($2, name), \
+             allowed_platforms = COALESCE($3, allowed_platforms), \
+             allowed_models = COALESCE($4, allowed_models), \
+             rate_limit = COALESCE($5, rate_limit), daily_limit = COALESCE($6, daily_limit), \
+             monthly_quota_nanos = COALESCE($7, monthly_quota_nanos), \
+             expires_at = CASE WHEN $8 THEN $9 ELSE expires_at END, \
+             status = COALESCE($10, status), updated_at = $11 \
+             WHERE id = $1 AND deleted_at IS NULL RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(update.name)
+        .bind(update.allowed_platforms)
+        .bind(update.allowed_models)
+        .bind(update.rate_limit)
+        .bind(update.daily_limit)
+        .bind(update.monthly_quota)
+        .bind(set_expiry)
+        .bind(expires_at)
+        .bind(update.status.map(Status::as_str))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        key_from(&row)
+    }
+
+    async fn delete_key(&self, id: i64, now: i64) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn keys_changed_since(&self, since: i64) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE updated_at >= $1 ORDER BY id"
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn users_changed_since(&self, since: i64) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE updated_at >= $1 ORDER BY id"
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn insert_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let insert = format!(
+            "INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+        );
+        // Per key: (tokens, cost, requests, last used).
+        let mut counters: std::collections::BTreeMap<i64, (i64, Nanos, i64, i64)> =
+            Default::default();
+        for r in rows {
+            sqlx::query(&insert)
+                .bind(&r.request_id)
+                .bind(r.time_ms)
+                .bind(&r.day)
+                .bind(&r.endpoint)
+                .bind(r.user_id)
+                .bind(r.api_key_id)
+                .bind(&r.key_label)
+                .bind(&r.provider)
+                .bind(&r.credential)
+                .bind(&r.platform)
+                .bind(&r.model_requested)
+                .bind(&r.model_served)
+                .bind(r.stream)
+                .bind(r.status)
+                .bind(&r.error)
+                .bind(r.input_tokens)
+                .bind(r.output_tokens)
+                .bind(r.cache_read_tokens)
+                .bind(r.cache_write_tokens)
+                .bind(r.reasoning_tokens)
+                .bind(r.cost_nanos)
+                .bind(r.estimated)
+                .bind(r.latency_ms)
+                .bind(r.ttft_ms)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(key) = r.api_key_id {
+                let c = counters.entry(key).or_default();
+                c.0 += r.input_tokens + r.output_tokens;
+                c.1 += r.cost_nanos;
+                c.2 += 1;
+                c.3 = c.3.max(r.time_ms);
+            }
+        }
+        for (key, (tokens, cost, requests, last)) in counters {
+            sqlx::query(
+                "UPDATE api_keys SET used_tokens = used_tokens + $2, \
+                 used_cost_nanos = used_cost_nanos + $3, request_count = request_count + $4, \
+                 last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $5 THEN $5 \
+                 ELSE last_used_at END WHERE id = $1",
+            )
+            .bind(key)
+            .bind(tokens)
+            .bind(cost)
+            .bind(requests)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn usage_totals(&self, filter: &UsageFilter) -> StoreResult<UsageTotals> {
+        let sql = format!("SELECT {TOTALS} FROM usage_records {FILTER}");
+        let row = bind_filter(sqlx::query(&sql), filter)
+            .fetch_one(&self.pool)
+            .await?;
+        totals_from(&row, 0)
+    }
+
+    async fn usage_by_day(&self, filter: &UsageFilter) -> StoreResult<Vec<(String, UsageTotals)>> {
+        let sql =
+            format!("SELECT day, {TOTALS} FROM usage_records {FILTER} GROUP BY day ORDER BY day");
+        let rows = bind_filter(sqlx::query(&sql), filter)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, totals_from(row, 1)?)))
+            .collect()
+    }
+
+    async fn usage_by_model(
+        &self,
+        filter: &UsageFilter,
+    ) -> StoreResult<Vec<(String, UsageTotals)>> {
+        let sql = format!(
+            "SELECT COALESCE(model_served, model_requested, '') AS model, {TOTALS} \
+             FROM usage_records {FILTER} GROUP BY COALESCE(model_served, model_requested, '') \
+             ORDER BY model"
+        );
+        let rows = bind_filter(sqlx::query(&sql), filter)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, totals_from(row, 1)?)))
+            .collect()
+    }
+
+    async fn usage_records(&self, filter: &UsageFilter, limit: i64) -> StoreResult<Vec<UsageRow>> {
+        let sql = format!(
+            "SELECT {USAGE_COLUMNS} FROM usage_records {FILTER} ORDER BY time_ms DESC, request_id \
+             LIMIT $5"
+        );
+        let limit = if limit <= 0 { i64::MAX } else { limit };
+        let rows = bind_filter(sqlx::query(&sql), filter)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(usage_from).collect()
+    }
+
+    async fn key_spend(&self, today: &str, month_start: &str) -> StoreResult<Vec<(i64, KeySpend)>> {
+        let refused = REFUSED_CODES
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT api_key_id, \
+             COALESCE(SUM(CASE WHEN day = $1 AND (error IS NULL OR error NOT IN ({refused})) \
+             THEN 1 ELSE 0 END), 0), COALESCE(SUM(cost_nanos), 0) \
+             FROM usage_records WHERE api_key_id IS NOT NULL AND day >= $2 \
+             GROUP BY api_key_id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(today)
+            .bind(month_start)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    KeySpend {
+                        requests_today: row.try_get(1)?,
+                        cost_this_month: row.try_get(2)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (SqliteStore::open(dir.path()).await.unwrap(), dir)
+    }
+
+    fn new_key(user_id: i64, hash: &str) -> NewApiKey {
+        NewApiKey {
+            user_id,
+            name: "k".into(),
+            key_hash: hash.into(),
+            key_prefix: "sk-abc...".into(),
+            allowed_platforms: "all".into(),
+            allowed_models: String::new(),
+            rate_limit: 60,
+            daily_limit: 0,
+            monthly_quota: 0,
+            expires_at: None,
+        }
+    }
+
+    fn row(key: Option<i64>, day: &str, tokens: i64, cost: Nanos) -> UsageRow {
+        UsageRow {
+            request_id: format!("r{tokens}{day}"),
+            time_ms: 1000,
+            day: day.into(),
+            endpoint: "openai.chat".into(),
+            user_id: Some(1),
+            api_key_id: key,
+            key_label: None,
+            provider: Some("p".into()),
+            credential: None,
+            platform: Some("openai".into()),
+            model_requested: Some("m".into()),
+            model_served: Some("m".into()),
+            stream: false,
+            status: 200,
+            error: None,
+            input_tokens: tokens,
+            output_tokens: 1,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
+            cost_nanos: cost,
+            estimated: false,
+            latency_ms: 1.5,
+            ttft_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn users_keys_and_usage_round_trip() {
+        let (s, _dir) = store().await;
+        let admin = s
+            .create_user(
+                NewUser {
+                    username: "root".into(),
+                    password_hash: "h".into(),
+                    role: Role::Admin,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(admin.id, 1);
+        let dup = s
+            .create_user(
+                NewUser {
+                    username: "root".into(),
+                    password_hash: "h".into(),
+                    role: Role::User,
+                },
+                1,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
+        assert_eq!(s.first_admin().await.unwrap().unwrap().id, 1);
+
+        let a = s.create_key(new_key(1, "h1"), 2, 10).await.unwrap();
+        let b = s.create_key(new_key(1, "h2"), 2, 11).await.unwrap();
+        assert_eq!((a.id, b.id), (1, 2));
+        assert!(matches!(
+            s.create_key(new_key(1, "h3"), 2, 12).await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.delete_key(a.id, 13).await.unwrap();
+        assert!(matches!(s.key_by_id(a.id).await, Err(StoreError::NotFound)));
+        // A deleted key frees its slot, and ids are never reused.
+        let c = s.create_key(new_key(1, "h3"), 2, 14).await.unwrap();
+        assert_eq!(c.id, 3);
+        let changed = s.keys_changed_since(13).await.unwrap();
+        assert_eq!(changed.iter().map(|k| k.id).collect::<Vec<_>>(), vec![1, 3]);
+
+        let updated = s
+            .update_key(
+                b.id,
+                KeyUpdate {
+                    rate_limit: Some(5),
+                    expires_at: Some(Some(99)),
+                    ..Default::default()
+                },
+                20,
+            )
+            .await
+            .unwrap();
+        assert_eq!((updated.rate_limit, updated.expires_at), (5, Some(99)));
+        let cleared = s
+            .update_key(
+                b.id,
+                KeyUpdate {
+                    expires_at: Some(None),
+                    ..Default::default()
+                },
+                21,
+            )
+            .await
+            .unwrap();
+        assert_eq!((cleared.rate_limit, cleared.expires_at), (5, None));
+
+        s.insert_usage(&[
+            row(Some(b.id), "2025-01-01", 10, 7),
+            row(Some(b.id), "2025-01-02", 20, 8),
+            row(None, "2025-01-02", 5, 1),
+        ])
+        .await
+        .unwrap();
+        let key = s.key_by_id(b.id).await.unwrap();
+        assert_eq!(
+            (key.used_tokens, key.used_cost, key.request_count),
+            (32, 15, 2)
+        );
+        let filter = UsageFilter {
+            start_day: "2025-01-02".into(),
+            end_day: "2025-01-31".into(),
+            ..Default::default()
+        };
+        let totals = s.usage_totals(&filter).await.unwrap();
+        assert_eq!(
+            (totals.requests, totals.input_tokens, totals.cost_nanos),
+            (2, 25, 9)
+        );
+        let by_key = UsageFilter {
+            api_key_id: Some(b.id),
+            start_day: "2025-01-01".into(),
+            end_day: "2025-01-31".into(),
+            ..Default::default()
+        };
+        let days = s.usage_by_day(&by_key).await.unwrap();
+        assert_eq!(days.len(), 2);
+        assert_eq!(s.usage_records(&by_key, 1).await.unwrap().len(), 1);
+        let spend = s.key_spend("2025-01-02", "2025-01-01").await.unwrap();
+        assert_eq!(
+            spend,
+            vec![(
+                b.id,
+                KeySpend {
+                    requests_today: 1,
+                    cost_this_month: 15
+                }
+            )]
+        );
+    }
+}

@@ -1,0 +1,938 @@
+//! Seed 004 end to end over HTTP: users sign in, manage their API keys through `/api`, and use
+//! them on the proxy routes, where permissions, limits and quotas hold — exactly, under
+//! concurrent load — and every request is recorded with its tokens and cost.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use http::Method;
+use serde_json::{Value, json};
+use sluice::limits::{Clock, ManualClock};
+
+const ADMIN: (&str, &str) = ("root", "root-password");
+
+/// A gateway with a bootstrap admin; `mock-model` output costs $0.10 a token, input is free.
+struct Keys {
+    h: Harness,
+    admin: String,
+}
+
+fn accounts_yaml() -> String {
+    format!(
+        "auth: {{admin: {{username: {}, password: {}}}}}\nprices: {{mock-model: {{input: 0, output: 100000}}}}",
+        ADMIN.0, ADMIN.1
+    )
+}
+
+impl Keys {
+    async fn start() -> Keys {
+        Self::with(Harness::with_config(&accounts_yaml(), "").await).await
+    }
+
+    async fn with(h: Harness) -> Keys {
+        let mut k = Keys {
+            h,
+            admin: String::new(),
+        };
+        k.admin = k.login(ADMIN.0, ADMIN.1).await;
+        k
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.h.http.request(method, self.h.url(path));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, body)
+    }
+
+    async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/auth/login",
+                "",
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]["token"].as_str().unwrap().to_string()
+    }
+
+    /// A new user (created by the admin), signed in.
+    async fn user(&self, name: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/users",
+                &self.admin,
+                Some(json!({"username": name, "password": "a-good-password"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        self.login(name, "a-good-password").await
+    }
+
+    /// Creates a key; returns its id and secret.
+    async fn key(&self, token: &str, body: Value) -> (i64, String) {
+        let (status, body) = self
+            .call(Method::POST, "/api/api-keys", token, Some(body))
+            .await;
+        assert_eq!((status, &body["code"]), (200, &json!(0)), "{body}");
+        (
+            body["data"]["id"].as_i64().unwrap(),
+            body["data"]["key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    fn chat(&self, path: &str, key: &str, body: Value) -> reqwest::RequestBuilder {
+        self.h
+            .http
+            .post(self.h.url(path))
+            .bearer_auth(key)
+            .json(&body)
+    }
+
+    async fn key_row(&self, token: &str, id: i64) -> Value {
+        self.h.records().await; // the usage log, and through it the store, is flushed
+        let (status, body) = self
+            .call(Method::GET, &format!("/api/api-keys/{id}"), token, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].clone()
+    }
+}
+
+fn hi() -> Value {
+    json!({"model": "mock-model", "messages": user("hi")})
+}
+
+/// (status, body) of a proxied request.
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value, reqwest::header::HeaderMap) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        headers,
+    )
+}
+
+#[tokio::test]
+async fn seed_004_key_api_envelope_fields_and_defaults() {
+    let k = Keys::start().await;
+    let alice = k.user("alice").await;
+
+    let (status, created) = k
+        .call(
+            Method::POST,
+            "/api/api-keys",
+            &alice,
+            Some(json!({"name": "测试Key"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&created["code"], &created["message"]),
+        (&json!(0), &json!("created"))
+    );
+    let data = &created["data"];
+    let secret = data["key"].as_str().unwrap();
+    assert!(secret.starts_with("sk-") && secret.len() == 67, "{secret}");
+    assert!(secret[3..].chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(data["key_prefix"], format!("{}...", &secret[..11]));
+    assert_eq!(data["name"], "测试Key");
+    let id = data["id"].as_i64().unwrap();
+
+    // Listed and fetched with every seed field and its default, and never the key again.
+    let (status, list) = k.call(Method::GET, "/api/api-keys", &alice, None).await;
+    assert_eq!(
+        (status, &list["code"], &list["message"]),
+        (200, &json!(0), &json!("success"))
+    );
+    let listed = &list["data"][0];
+    for (field, default) in [
+        ("allowed_platforms", json!("all")),
+        ("allowed_models", json!("")),
+        ("rate_limit", json!(60)),
+        ("daily_limit", json!(0)),
+        ("used_tokens", json!(0)),
+        ("request_count", json!(0)),
+        ("status", json!("active")),
+        ("last_used_at", Value::Null),
+        ("expires_at", Value::Null),
+    ] {
+        assert_eq!(listed[field], default, "{field} in {listed}");
+    }
+    assert_eq!(listed["monthly_quota"].as_f64(), Some(0.0));
+    assert_eq!(listed["used_cost"].as_f64(), Some(0.0));
+    assert!(listed["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(listed.get("key").is_none() && !list.to_string().contains(secret));
+    let (_, one) = k
+        .call(Method::GET, &format!("/api/api-keys/{id}"), &alice, None)
+        .await;
+    assert_eq!(&one["data"], listed);
+
+    // PUT answers with the id and exactly the fields it changed.
+    let (status, updated) = k
+        .call(
+            Method::PUT,
+            &format!("/api/api-keys/{id}"),
+            &alice,
+            Some(json!({"name": "更新后的名称", "rate_limit": 120})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        updated,
+        json!({"code": 0, "message": "success", "data": {"id": id, "name": "更新后的名称", "rate_limit": 120}})
+    );
+
+    let toggle = format!("/api/api-keys/{id}/toggle");
+    let (_, off) = k.call(Method::PUT, &toggle, &alice, None).await;
+    assert_eq!(off["data"], json!({"id": id, "status": "disabled"}));
+    let (_, on) = k.call(Method::PUT, &toggle, &alice, None).await;
+    assert_eq!(on["data"], json!({"id": id, "status": "active"}));
+
+    let (status, deleted) = k
+        .call(Method::DELETE, &format!("/api/api-keys/{id}"), &alice, None)
+        .await;
+    assert_eq!(
+        (status, deleted),
+        (200, json!({"code": 0, "message": "success"}))
+    );
+    let (status, gone) = k
+        .call(Method::GET, &format!("/api/api-keys/{id}"), &alice, None)
+        .await;
+    assert_eq!((status, &gone["code"]), (404, &json!(404)));
+    assert!(gone["message"].is_string());
+}
+
+#[tokio::test]
+async fn key_api_validation_names_the_field_and_requires_a_session() {
+    let k = Keys::start().await;
+    let alice = k.user("alice").await;
+    for (body, field) in [
+        (json!({}), "name"),
+        (json!({"name": ""}), "name"),
+        (json!({"name": "k", "rate_limit": "fast"}), "rate_limit"),
+        (json!({"name": "k", "rate_limit": -1}), "rate_limit"),
+        (json!({"name": "k", "daily_limit": 1.5}), "daily_limit"),
+        (json!({"name": "k", "monthly_quota": -3}), "monthly_quota"),
+        (
+            json!({"name": "k", "expires_at": "next tuesday"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "k", "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "k", "allowed_models": "gpt 4o"}),
+            "allowed_models",
+        ),
+    ] {
+        let (status, err) = k
+            .call(Method::POST, "/api/api-keys", &alice, Some(body.clone()))
+            .await;
+        assert_eq!((status, &err["code"]), (400, &json!(400)), "{body}: {err}");
+        assert!(
+            err["message"].as_str().unwrap().contains(field),
+            "{body}: {err}"
+        );
+    }
+    let (status, err) =
+        k.h.http
+            .post(k.h.url("/api/api-keys"))
+            .bearer_auth(&alice)
+            .body("{not json")
+            .send()
+            .await
+            .map(|r| (r.status().as_u16(), r))
+            .unwrap();
+    assert_eq!(status, 400, "{:?}", err.text().await);
+
+    let (status, err) = k.call(Method::GET, "/api/api-keys", "", None).await;
+    assert_eq!((status, &err["code"]), (401, &json!(401)));
+    let (status, _) = k
+        .call(Method::GET, "/api/api-keys", "not.a.token", None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, err) = k
+        .call(
+            Method::POST,
+            "/api/auth/login",
+            "",
+            Some(json!({"username": "alice", "password": "wrong-password"})),
+        )
+        .await;
+    assert_eq!((status, &err["code"]), (401, &json!(401)));
+}
+
+#[tokio::test]
+async fn ten_keys_per_user_and_users_see_only_their_own() {
+    let k = Keys::start().await;
+    let alice = k.user("alice").await;
+    let bob = k.user("bob").await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(k.key(&alice, json!({"name": format!("k{i}")})).await.0);
+    }
+    let (status, err) = k
+        .call(
+            Method::POST,
+            "/api/api-keys",
+            &alice,
+            Some(json!({"name": "eleventh"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("10"), "{err}");
+    // Deleting one frees a slot.
+    k.call(
+        Method::DELETE,
+        &format!("/api/api-keys/{}", ids[0]),
+        &alice,
+        None,
+    )
+    .await;
+    k.key(&alice, json!({"name": "replacement"})).await;
+
+    let (_, bobs) = k.call(Method::GET, "/api/api-keys", &bob, None).await;
+    assert_eq!(bobs["data"], json!([]));
+    for (method, suffix) in [
+        (Method::GET, ""),
+        (Method::PUT, ""),
+        (Method::DELETE, ""),
+        (Method::PUT, "/toggle"),
+        (Method::GET, "/usage"),
+    ] {
+        let path = format!("/api/api-keys/{}{suffix}", ids[1]);
+        let (status, _) = k
+            .call(method.clone(), &path, &bob, Some(json!({"name": "mine"})))
+            .await;
+        assert_eq!(status, 404, "{method} {path} by another user");
+    }
+    let (_, still) = k
+        .call(
+            Method::GET,
+            &format!("/api/api-keys/{}", ids[1]),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(still["data"]["name"], "k1");
+
+    // Users may not manage users; admins see anyone's keys.
+    let (status, _) = k.call(Method::GET, "/api/users", &alice, None).await;
+    assert_eq!(status, 403);
+    let (_, users) = k.call(Method::GET, "/api/users", &k.admin, None).await;
+    let alice_id = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (_, keys) = k
+        .call(
+            Method::GET,
+            &format!("/api/users/{alice_id}/api-keys"),
+            &k.admin,
+            None,
+        )
+        .await;
+    assert_eq!(keys["data"].as_array().unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhere() {
+    let k = Keys::start().await;
+    let alice = k.user("alice").await;
+    let (id, key) = k.key(&alice, json!({"name": "main"})).await;
+    let platform = "/openai/v1/chat/completions";
+
+    let (status, body, _) = send(k.chat(platform, &key, hi())).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = send(
+        k.h.http
+            .post(k.h.url(platform))
+            .header("x-api-key", &key)
+            .json(&hi()),
+    )
+    .await;
+    assert_eq!(status, 200, "X-API-Key works too");
+
+    // Missing and unknown keys: English by default, the seed's Chinese for zh.
+    let (status, body, _) = send(k.h.http.post(k.h.url(platform)).json(&hi())).await;
+    assert_eq!((status, &body["code"]), (401, &json!(401)));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Missing API key"),
+        "{body}"
+    );
+    let (_, body, _) = send(
+        k.h.http
+            .post(k.h.url(platform))
+            .header("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")
+            .json(&hi()),
+    )
+    .await;
+    assert_eq!(
+        body,
+        json!({"code": 401, "message": "缺少 API Key，请在 Authorization 或 x-api-key header 中提供"})
+    );
+    let wrong = format!("sk-{}", "x".repeat(64));
+    let (_, body, _) = send(k.chat(platform, &wrong, hi())).await;
+    assert_eq!(body, json!({"code": 401, "message": "Invalid API key."}));
+    let (_, body, _) = send(
+        k.chat(platform, &wrong, hi())
+            .header("accept-language", "zh"),
+    )
+    .await;
+    assert_eq!(body["message"], "无效的 API Key");
+
+    // The same errors on a standard route keep the caller's dialect.
+    let (status, body, _) = send(k.chat("/v1/chat/completions", &wrong, hi())).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("invalid_api_key"))
+    );
+    let (status, body, _) = send(
+        k.h.http
+            .post(k.h.url("/v1/messages"))
+            .header("x-api-key", &wrong)
+            .header("accept-language", "zh-CN")
+            .json(&json!({"model": "mock-model", "max_tokens": 10, "messages": user("hi")})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        (&body["type"], &body["error"]["message"]),
+        (&json!("error"), &json!("无效的 API Key"))
+    );
+
+    // Disabled takes effect at once, and so does re-enabling.
+    let toggle = format!("/api/api-keys/{id}/toggle");
+    k.call(Method::PUT, &toggle, &alice, None).await;
+    let (_, body, _) = send(k.chat(platform, &key, hi())).await;
+    assert_eq!(
+        body,
+        json!({"code": 401, "message": "API key is disabled."})
+    );
+    let (_, body, _) = send(
+        k.chat(platform, &key, hi())
+            .header("accept-language", "zh-TW"),
+    )
+    .await;
+    assert_eq!(body["message"], "API Key 已被禁用");
+    k.call(Method::PUT, &toggle, &alice, None).await;
+    assert_eq!(send(k.chat(platform, &key, hi())).await.0, 200);
+
+    // A disabled owner disables their keys.
+    let (_, me) = k.call(Method::GET, "/api/auth/me", &alice, None).await;
+    let alice_id = me["data"]["id"].as_i64().unwrap();
+    k.call(
+        Method::PUT,
+        &format!("/api/users/{alice_id}"),
+        &k.admin,
+        Some(json!({"status": "disabled"})),
+    )
+    .await;
+    assert_eq!(
+        send(k.chat(platform, &key, hi())).await.1["message"],
+        "API key is disabled."
+    );
+    k.call(
+        Method::PUT,
+        &format!("/api/users/{alice_id}"),
+        &k.admin,
+        Some(json!({"status": "active"})),
+    )
+    .await;
+
+    // Expired.
+    k.call(
+        Method::PUT,
+        &format!("/api/api-keys/{id}"),
+        &alice,
+        Some(json!({"expires_at": "2001-01-01T00:00:00Z"})),
+    )
+    .await;
+    let (status, body, _) = send(k.chat(platform, &key, hi())).await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"code": 401, "message": "API key has expired."}))
+    );
+    let (_, body, _) = send(k.chat(platform, &key, hi()).header("accept-language", "zh")).await;
+    assert_eq!(body["message"], "API Key 已过期");
+    k.call(
+        Method::PUT,
+        &format!("/api/api-keys/{id}"),
+        &alice,
+        Some(json!({"expires_at": null})),
+    )
+    .await;
+
+    // Platform and model permissions: 403.
+    k.call(
+        Method::PUT,
+        &format!("/api/api-keys/{id}"),
+        &alice,
+        Some(json!({"allowed_platforms": "gemini,claude-official"})),
+    )
+    .await;
+    let (status, body, _) = send(k.chat(platform, &key, hi())).await;
+    assert_eq!((status, &body["code"]), (403, &json!(403)), "{body}");
+    let (_, body, _) = send(k.chat(platform, &key, hi()).header("accept-language", "zh")).await;
+    assert_eq!(body["message"], "无权访问此平台");
+    k.call(
+        Method::PUT,
+        &format!("/api/api-keys/{id}"),
+        &alice,
+        Some(json!({"allowed_platforms": "openai", "allowed_models": "other-model"})),
+    )
+    .await;
+    let (status, body, _) = send(k.chat(platform, &key, hi())).await;
+    assert_eq!((status, &body["code"]), (403, &json!(403)), "{body}");
+    let (_, body, _) = send(k.chat(platform, &key, hi()).header("accept-language", "zh")).await;
+    assert_eq!(body["message"], "无权使用此模型");
+    let (status, body, _) = send(k.chat("/v1/chat/completions", &key, hi())).await;
+    assert_eq!(
+        (status, &body["error"]["type"]),
+        (403, &json!("permission_error"))
+    );
+    k.call(
+        Method::PUT,
+        &format!("/api/api-keys/{id}"),
+        &alice,
+        Some(json!({"allowed_models": "mock-*"})),
+    )
+    .await;
+    assert_eq!(send(k.chat(platform, &key, hi())).await.0, 200);
+
+    // Deleted: gone at once.
+    k.call(Method::DELETE, &format!("/api/api-keys/{id}"), &alice, None)
+        .await;
+    assert_eq!(
+        send(k.chat(platform, &key, hi())).await.1["message"],
+        "Invalid API key."
+    );
+}
+
+#[tokio::test]
+async fn rate_daily_and_quota_limits_answer_429() {
+    let k = Keys::start().await;
+    let alice = k.user("alice").await;
+    let platform = "/openai/v1/chat/completions";
+
+    let (_, per_minute) = k.key(&alice, json!({"name": "rpm", "rate_limit": 2})).await;
+    assert_eq!(send(k.chat(platform, &per_minute, hi())).await.0, 200);
+    assert_eq!(send(k.chat(platform, &per_minute, hi())).await.0, 200);
+    let (status, body, headers) = send(k.chat(platform, &per_minute, hi())).await;
+    assert_eq!((status, &body["code"]), (429, &json!(429)), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("2 per minute"),
+        "{body}"
+    );
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let (_, body, _) = send(
+        k.chat(platform, &per_minute, hi())
+            .header("accept-language", "zh-CN"),
+    )
+    .await;
+    assert_eq!(body["message"], "请求过于频繁，请稍后再试");
+
+    let (_, daily) = k
+        .key(&alice, json!({"name": "daily", "daily_limit": 1}))
+        .await;
+    assert_eq!(send(k.chat(platform, &daily, hi())).await.0, 200);
+    let (status, body, _) = send(k.chat(platform, &daily, hi())).await;
+    assert_eq!(status, 429);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Daily request limit"),
+        "{body}"
+    );
+
+    // $0.50 buys no more than one 10-word answer ($1.00 each).
+    let (_, quota) = k
+        .key(&alice, json!({"name": "quota", "monthly_quota": 0.5}))
+        .await;
+    let ten = json!({"model": "mock-model", "max_tokens": 10, "messages": user("mock:words=10")});
+    assert_eq!(send(k.chat(platform, &quota, ten.clone())).await.0, 200);
+    let (status, body, _) = send(k.chat(platform, &quota, ten.clone())).await;
+    assert_eq!(status, 429);
+    assert!(
+        body["message"].as_str().unwrap().contains("quota"),
+        "{body}"
+    );
+    let (status, body, _) = send(k.chat("/v1/chat/completions", &quota, ten)).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (429, &json!("monthly_quota_exceeded"))
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_against_rate_limit_60_admit_exactly_60() {
+    let k = Keys::start().await;
+    let alice = k.user("alice").await;
+    let (id, key) = k
+        .key(&alice, json!({"name": "burst", "rate_limit": 60}))
+        .await;
+    let k = Arc::new(k);
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let k = k.clone();
+            let key = key.clone();
+            tokio::spawn(async move { send(k.chat("/v1/chat/completions", &key, hi())).await.0 })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((ok, limited), (60, 140), "{statuses:?}");
+    let row = k.key_row(&alice, id).await;
+    assert_eq!(
+        row["request_count"], 200,
+        "every request is recorded, refused ones too"
+    );
+}
+
+#[tokio::test]
+async fn a_quota_reached_mid_burst_is_overshot_by_at_most_the_requests_in_flight() {
+    let k = Arc::new(Keys::start().await);
+    let alice = k.user("alice").await;
+
+    // Exact reservations ($1.00 each, from max_tokens): 20 at once against $5.50 admit 6.
+    let (id, key) = k
+        .key(&alice, json!({"name": "exact", "monthly_quota": 5.5}))
+        .await;
+    let body = json!({"model": "mock-model", "max_tokens": 10, "messages": user("mock:words=10 mock:latency_ms=50")});
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (k, key, body) = (k.clone(), key.clone(), body.clone());
+            tokio::spawn(async move { send(k.chat("/v1/chat/completions", &key, body)).await.0 })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap() == 200);
+    }
+    assert_eq!(ok, 6);
+    let row = k.key_row(&alice, id).await;
+    assert_eq!(row["used_cost"].as_f64().unwrap(), 6.0);
+
+    // Reservations too small ($0.10, the answer costs $1.00): 4 callers in a loop never
+    // have more than 4 requests in flight, so the quota is overshot by at most $4.00.
+    let (id, key) = k
+        .key(&alice, json!({"name": "under", "monthly_quota": 5.5}))
+        .await;
+    let body = json!({"model": "mock-model", "max_tokens": 1, "messages": user("mock:words=10 mock:latency_ms=20")});
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (k, key, body) = (k.clone(), key.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut admitted = 0;
+                while send(k.chat("/v1/chat/completions", &key, body.clone()))
+                    .await
+                    .0
+                    == 200
+                {
+                    admitted += 1;
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for w in workers {
+        admitted += w.await.unwrap();
+    }
+    let used = k.key_row(&alice, id).await["used_cost"].as_f64().unwrap();
+    assert!(
+        (5.5..=5.5 + 4.0).contains(&used),
+        "used {used} after {admitted} admitted"
+    );
+    assert_eq!(used, admitted as f64);
+}
+
+#[tokio::test]
+async fn the_daily_limit_resets_at_midnight_in_the_configured_time_zone() {
+    // 23:59:50 on 2025-03-09 in Shanghai is 15:59:50 UTC.
+    let start = chrono::DateTime::parse_from_rfc3339("2025-03-09T15:59:50Z")
+        .unwrap()
+        .timestamp_millis();
+    let clock = Arc::new(ManualClock::new(start));
+    let mock = sluice_mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let yaml = config_yaml(
+        &mock,
+        &format!("{}\ntimezone: Asia/Shanghai", accounts_yaml()),
+        "",
+    );
+    let mut config = sluice::config::Config::from_yaml(&yaml, |_| None).unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    config.data_dir = data_dir.path().to_path_buf();
+    let usage = sluice::pipeline::account::MemorySink::default();
+    let server =
+        sluice::server::start_with_clock(config, vec![Box::new(usage.clone())], clock.clone())
+            .await
+            .unwrap();
+    let http = reqwest::Client::new();
+    let h = Harness {
+        mock,
+        server,
+        usage,
+        http,
+        data_dir,
+    };
+    let k = Keys::with(h).await;
+    let alice = k.user("alice").await;
+    let (_, key) = k
+        .key(&alice, json!({"name": "daily", "daily_limit": 2}))
+        .await;
+    let path = "/openai/v1/chat/completions";
+    assert_eq!(send(k.chat(path, &key, hi())).await.0, 200);
+    assert_eq!(send(k.chat(path, &key, hi())).await.0, 200);
+    let (status, _, headers) = send(k.chat(path, &key, hi())).await;
+    assert_eq!(
+        (status, headers["retry-after"].to_str().unwrap()),
+        (429, "10")
+    );
+    clock.advance(9_999);
+    assert_eq!(
+        send(k.chat(path, &key, hi())).await.0,
+        429,
+        "23:59:59.999 is still the same day"
+    );
+    clock.advance(1); // midnight in Shanghai; still the 9th in UTC
+    assert_eq!(send(k.chat(path, &key, hi())).await.0, 200);
+    assert_eq!(send(k.chat(path, &key, hi())).await.0, 200);
+    assert_eq!(send(k.chat(path, &key, hi())).await.0, 429);
+    assert!(clock.now_ms() > start);
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_with_the_upstreams_tokens_and_their_cost() {
+    let mock = sluice_mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}", mock.addr());
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+{}
+prices: {{mock-chat-model: {{input: 1, output: 2}}, claude-mock: {{input: 3, output: 15, cache-read: 0.3}}}}
+providers:
+  - {{name: up-chat, kind: openai-compatible, base-url: '{base}/v1', models: [{{name: mock-chat-model, alias: via-chat}}]}}
+  - {{name: up-anthropic, kind: anthropic, base-url: '{base}', models: [{{name: claude-mock, alias: via-anthropic}}]}}
+",
+        accounts_yaml().lines().next().unwrap()
+    );
+    let k = Keys::with(Harness::from_yaml(mock, &yaml).await).await;
+    let alice = k.user("alice").await;
+    let (id, key) = k.key(&alice, json!({"name": "metered"})).await;
+
+    // Passthrough and translated, streamed and not: the client sees the upstream's usage.
+    let (mut input, mut output, mut cost) = (0u64, 0u64, 0f64);
+    let mut n = 0;
+    for model in ["via-chat", "via-anthropic"] {
+        for stream in [false, true] {
+            for words in [3, 7] {
+                let body = json!({"model": model, "stream": stream, "stream_options": {"include_usage": true},
+                    "messages": user(&format!("count me mock:words={words} mock:cached=2"))});
+                let body = if stream {
+                    body
+                } else {
+                    json!({"model": model, "messages": body["messages"]})
+                };
+                let resp = k
+                    .chat("/v1/chat/completions", &key, body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                let text = resp.text().await.unwrap();
+                let usage = if stream {
+                    let chunks = sse_data(&text);
+                    serde_json::from_str::<Value>(&chunks[chunks.len() - 2]).unwrap()["usage"]
+                        .clone()
+                } else {
+                    serde_json::from_str::<Value>(&text).unwrap()["usage"].clone()
+                };
+                let (p, c, cached) = (
+                    usage["prompt_tokens"].as_u64().unwrap(),
+                    usage["completion_tokens"].as_u64().unwrap(),
+                    usage["prompt_tokens_details"]["cached_tokens"]
+                        .as_u64()
+                        .unwrap_or(0),
+                );
+                assert_eq!(c, words, "{usage}");
+                input += p;
+                output += c;
+                cost += if model == "via-chat" {
+                    (p - cached) as f64 * 1.0 + cached as f64 * 1.0 + c as f64 * 2.0
+                } else {
+                    (p - cached) as f64 * 3.0 + cached as f64 * 0.3 + c as f64 * 15.0
+                } / 1e6;
+                n += 1;
+            }
+        }
+    }
+    let _ = k.h.records().await; // flushes the usage log into the store
+    let (status, report) = k
+        .call(
+            Method::GET,
+            &format!("/api/api-keys/{id}/usage?limit=100"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let data = &report["data"];
+    assert_eq!(data["requests"], n);
+    assert_eq!(
+        (
+            data["input_tokens"].as_u64(),
+            data["output_tokens"].as_u64()
+        ),
+        (Some(input), Some(output))
+    );
+    assert!(
+        (data["cost"].as_f64().unwrap() - cost).abs() < 1e-9,
+        "{} vs {cost}",
+        data["cost"]
+    );
+    let records = data["records"].as_array().unwrap();
+    assert_eq!(records.len(), n);
+    assert!(
+        records
+            .iter()
+            .all(|r| r["estimated"] == false && r["api_key_id"] == id && r["status"] == 200)
+    );
+    assert_eq!(
+        records.iter().filter(|r| r["stream"] == true).count(),
+        n / 2
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["model_served"] == "claude-mock" && r["platform"] == "claude-console")
+    );
+    let row = k.key_row(&alice, id).await;
+    assert_eq!(row["request_count"], n);
+    assert_eq!(row["used_tokens"].as_u64(), Some(input + output));
+    assert!((row["used_cost"].as_f64().unwrap() - cost).abs() < 1e-9);
+    assert!(row["last_used_at"].is_string());
+
+    // Summaries: the user's own, and the admin's global view; ranges are validated.
+    let (_, summary) = k
+        .call(Method::GET, "/api/usage/summary", &alice, None)
+        .await;
+    assert_eq!(summary["data"]["requests"], n);
+    let (_, models) = k.call(Method::GET, "/api/usage/models", &alice, None).await;
+    let names: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["claude-mock", "mock-chat-model"]);
+    let (_, daily) = k
+        .call(Method::GET, "/api/usage/daily", &k.admin, None)
+        .await;
+    assert_eq!(daily["data"][0]["requests"], n);
+    let (_, empty) = k
+        .call(
+            Method::GET,
+            "/api/usage/summary?start=2001-01-01&end=2001-01-31",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(empty["data"]["requests"], 0);
+    let (status, err) = k
+        .call(
+            Method::GET,
+            "/api/usage/summary?start=yesterday",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(err["message"].as_str().unwrap().contains("start"));
+    let bob = k.user("bob").await;
+    let (_, bobs) = k.call(Method::GET, "/api/usage/summary", &bob, None).await;
+    assert_eq!(
+        bobs["data"]["requests"], 0,
+        "users see only their own usage"
+    );
+}
+
+#[tokio::test]
+async fn upstreams_that_report_no_usage_are_counted_locally_and_marked_estimated() {
+    let k = Keys::start().await;
+    let alice = k.user("alice").await;
+    let (id, key) = k.key(&alice, json!({"name": "k"})).await;
+    // Config keys count too, as the first admin's.
+    for (stream, who) in [
+        (false, key.as_str()),
+        (true, key.as_str()),
+        (false, CLIENT_KEY),
+    ] {
+        let body = json!({"model": "gpt-4o-mini", "stream": stream, "messages": user("Hello world mock:usage=none mock:words=5")});
+        let resp = k
+            .chat("/v1/chat/completions", who, body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(
+            !text.contains("\"usage\""),
+            "the client asked for no usage: {text}"
+        );
+    }
+    let records = k.h.records().await;
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        assert!(r.estimated, "{r:?}");
+        // `mock-model` is not an OpenAI model: a token per four characters of "w1 w2 w3 w4 w5".
+        assert_eq!(r.usage.output_tokens, 4, "{r:?}");
+        assert!(r.usage.input_tokens > 0);
+        assert_eq!(r.cost_nanos, 400_000_000, "4 output tokens at $0.10");
+    }
+    assert!(records[2].api_key_id.is_none() && records[2].user_id == Some(1));
+    let row = k.key_row(&alice, id).await;
+    assert_eq!(row["request_count"], 2);
+    assert_eq!(row["used_cost"].as_f64(), Some(0.8));
+}

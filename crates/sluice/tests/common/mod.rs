@@ -72,7 +72,7 @@ impl Harness {
         let mut config =
             Config::from_yaml(yaml, |_| None).unwrap_or_else(|e| panic!("config: {e:?}\n{yaml}"));
         let data_dir = tempfile::tempdir().unwrap();
-        if !yaml.contains("data-dir:") {
+        if !yaml.lines().any(|l| l.starts_with("data-dir:")) {
             config.data_dir = data_dir.path().to_path_buf();
         }
         let usage = MemorySink::default();

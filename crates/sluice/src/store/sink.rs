@@ -17,6 +17,8 @@ use crate::pipeline::account::{UsageRecord, UsageSink};
 
 /// Records per transaction.
 const BATCH: usize = 500;
+/// How long the writer waits for more records before committing a partial batch.
+const LINGER: Duration = Duration::from_millis(50);
 /// Attempts at writing one batch before its records are given up (and logged as lost).
 const ATTEMPTS: u32 = 5;
 
@@ -71,10 +73,22 @@ impl StoreSink {
             let mut pending: Vec<UsageRow> = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut inbox, 64).await > 0 {
                 let mut flushes = Vec::new();
-                for message in inbox.drain(..) {
-                    match message {
-                        Message::Rows(rows) => pending.extend(rows),
-                        Message::Flush(done) => flushes.push(done),
+                // Linger briefly so one transaction carries many records: under load, committing
+                // per request would cost a WAL write per request. A flush ends the wait at once.
+                let deadline = tokio::time::Instant::now() + LINGER;
+                loop {
+                    for message in inbox.drain(..) {
+                        match message {
+                            Message::Rows(rows) => pending.extend(rows),
+                            Message::Flush(done) => flushes.push(done),
+                        }
+                    }
+                    if !flushes.is_empty() || pending.len() >= BATCH {
+                        break;
+                    }
+                    match tokio::time::timeout_at(deadline, rx.recv_many(&mut inbox, 64)).await {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
                     }
                 }
                 while !pending.is_empty() {

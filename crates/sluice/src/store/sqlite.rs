@@ -381,41 +381,10 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        let insert = format!(
-            "INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
-        );
         // Per key: (tokens, cost, requests, last used).
         let mut counters: std::collections::BTreeMap<i64, (i64, Nanos, i64, i64)> =
             Default::default();
         for r in rows {
-            sqlx::query(&insert)
-                .bind(&r.request_id)
-                .bind(r.time_ms)
-                .bind(&r.day)
-                .bind(&r.endpoint)
-                .bind(r.user_id)
-                .bind(r.api_key_id)
-                .bind(&r.key_label)
-                .bind(&r.provider)
-                .bind(&r.credential)
-                .bind(&r.platform)
-                .bind(&r.model_requested)
-                .bind(&r.model_served)
-                .bind(r.stream)
-                .bind(r.status)
-                .bind(&r.error)
-                .bind(r.input_tokens)
-                .bind(r.output_tokens)
-                .bind(r.cache_read_tokens)
-                .bind(r.cache_write_tokens)
-                .bind(r.reasoning_tokens)
-                .bind(r.cost_nanos)
-                .bind(r.estimated)
-                .bind(r.latency_ms)
-                .bind(r.ttft_ms)
-                .execute(&mut *tx)
-                .await?;
             if let Some(key) = r.api_key_id {
                 let c = counters.entry(key).or_default();
                 c.0 += r.input_tokens + r.output_tokens;
@@ -423,6 +392,41 @@ impl Store for SqliteStore {
                 c.2 += 1;
                 c.3 = c.3.max(r.time_ms);
             }
+        }
+        // Multi-row inserts: one statement per chunk rather than per record, because every
+        // statement is a round trip to SQLite's worker thread. 24 columns × 40 rows stays under
+        // the smallest bound-variable limit SQLite builds use (999).
+        for chunk in rows.chunks(40) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "INSERT INTO usage_records ({USAGE_COLUMNS}) "
+            ));
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(&r.request_id)
+                    .push_bind(r.time_ms)
+                    .push_bind(&r.day)
+                    .push_bind(&r.endpoint)
+                    .push_bind(r.user_id)
+                    .push_bind(r.api_key_id)
+                    .push_bind(&r.key_label)
+                    .push_bind(&r.provider)
+                    .push_bind(&r.credential)
+                    .push_bind(&r.platform)
+                    .push_bind(&r.model_requested)
+                    .push_bind(&r.model_served)
+                    .push_bind(r.stream)
+                    .push_bind(r.status)
+                    .push_bind(&r.error)
+                    .push_bind(r.input_tokens)
+                    .push_bind(r.output_tokens)
+                    .push_bind(r.cache_read_tokens)
+                    .push_bind(r.cache_write_tokens)
+                    .push_bind(r.reasoning_tokens)
+                    .push_bind(r.cost_nanos)
+                    .push_bind(r.estimated)
+                    .push_bind(r.latency_ms)
+                    .push_bind(r.ttft_ms);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         for (key, (tokens, cost, requests, last)) in counters {
             sqlx::query(

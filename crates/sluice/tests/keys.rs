@@ -531,6 +531,24 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
     )
     .await;
     assert_eq!(send(k.chat(platform, &key, hi())).await.0, 200);
+    // Model listings show a key only the models it may use.
+    let listed: Value =
+        k.h.http
+            .get(k.h.url("/v1/models"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["mock-model"], "{listed}");
 
     // Deleted: gone at once.
     k.call(Method::DELETE, &format!("/api/api-keys/{id}"), &alice, None)

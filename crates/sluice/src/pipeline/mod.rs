@@ -483,6 +483,32 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, GatewayError> {
     }
 }
 
+/// Model listings take the same keys as the proxy endpoints; a refusal is in `dialect`'s shape.
+/// The answer is the test a model name must pass to be listed: a stored key sees only the
+/// models its `allowed_models` lets it use.
+fn authenticate_listing(
+    app: &AppState,
+    runtime: &crate::gateway::Runtime,
+    request: &Request,
+    dialect: Dialect,
+) -> Result<impl Fn(&str) -> bool + use<>, Response> {
+    crate::token_pool::authenticate(
+        runtime,
+        &app.accounts.keys,
+        app.accounts.now_ms(),
+        request.headers(),
+        request.uri().query(),
+        is_local(runtime, request.extensions(), request.headers()),
+    )
+    .map(|(caller, _)| {
+        move |model: &str| caller.key.as_ref().is_none_or(|k| k.models.allows(model))
+    })
+    .map_err(|e| {
+        e.localized(Lang::from_headers(request.headers()))
+            .render(dialect)
+    })
+}
+
 /// `GET /v1/models`: OpenAI's list, or Anthropic's when the client sends `anthropic-version`.
 pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let anthropic = request.headers().contains_key("anthropic-version");
@@ -492,19 +518,11 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
         Dialect::OpenAiChat
     };
     let runtime = app.runtime.load();
-    if let Err(e) = crate::token_pool::authenticate(
-        &runtime,
-        &app.accounts.keys,
-        app.accounts.now_ms(),
-        request.headers(),
-        request.uri().query(),
-        is_local(&runtime, request.extensions(), request.headers()),
-    ) {
-        return e
-            .localized(Lang::from_headers(request.headers()))
-            .render(dialect);
-    }
-    let models = runtime.catalog().models();
+    let listed = match authenticate_listing(&app, &runtime, &request, dialect) {
+        Ok(listed) => listed,
+        Err(refused) => return refused,
+    };
+    let models = runtime.catalog().models().filter(|(id, _)| listed(id));
     let body = if anthropic {
         let created = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(app.started_unix),
@@ -531,21 +549,14 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
 /// `GET /v1beta/models`: Gemini's list.
 pub async fn list_gemini_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let runtime = app.runtime.load();
-    if let Err(e) = crate::token_pool::authenticate(
-        &runtime,
-        &app.accounts.keys,
-        app.accounts.now_ms(),
-        request.headers(),
-        request.uri().query(),
-        is_local(&runtime, request.extensions(), request.headers()),
-    ) {
-        return e
-            .localized(Lang::from_headers(request.headers()))
-            .render(Dialect::Gemini);
-    }
+    let listed = match authenticate_listing(&app, &runtime, &request, Dialect::Gemini) {
+        Ok(listed) => listed,
+        Err(refused) => return refused,
+    };
     let models: Vec<(String, String)> = runtime
         .catalog()
         .models()
+        .filter(|(id, _)| listed(id))
         .map(|(id, _)| (id.to_string(), id.to_string()))
         .collect();
     axum::Json(sluice_dialect::gemini::models_list(&models)).into_response()

@@ -491,7 +491,7 @@ fn authenticate_listing(
     runtime: &crate::gateway::Runtime,
     request: &Request,
     dialect: Dialect,
-) -> Result<impl Fn(&str) -> bool + use<>, Response> {
+) -> Result<impl Fn(&str) -> bool + use<>, Box<Response>> {
     crate::token_pool::authenticate(
         runtime,
         &app.accounts.keys,
@@ -504,8 +504,10 @@ fn authenticate_listing(
         move |model: &str| caller.key.as_ref().is_none_or(|k| k.models.allows(model))
     })
     .map_err(|e| {
-        e.localized(Lang::from_headers(request.headers()))
-            .render(dialect)
+        Box::new(
+            e.localized(Lang::from_headers(request.headers()))
+                .render(dialect),
+        )
     })
 }
 
@@ -520,7 +522,7 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
     let runtime = app.runtime.load();
     let listed = match authenticate_listing(&app, &runtime, &request, dialect) {
         Ok(listed) => listed,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let models = runtime.catalog().models().filter(|(id, _)| listed(id));
     let body = if anthropic {
@@ -551,7 +553,7 @@ pub async fn list_gemini_models(State(app): State<Arc<AppState>>, request: Reque
     let runtime = app.runtime.load();
     let listed = match authenticate_listing(&app, &runtime, &request, Dialect::Gemini) {
         Ok(listed) => listed,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let models: Vec<(String, String)> = runtime
         .catalog()

@@ -6,15 +6,9 @@ talks to anything but 127.0.0.1.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +16,14 @@ import httpx2
 import openai
 import pytest
 
+from _process import (
+    MOCK_START_TIMEOUT_S,
+    READY_TIMEOUT_S,
+    ManagedProcess,
+    decode_bodies,
+    find_binary,
+    free_port,
+)
 from _support import (
     CLIENT_KEY,
     DEAD_UPSTREAM_KEY,
@@ -29,120 +31,7 @@ from _support import (
     UPSTREAM_KEY,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 15.0
-MOCK_START_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 10.0
-
-# A proxy configured in the environment must never see loopback traffic (neither ours nor the
-# gateway's own upstream calls, which inherit this environment).
-for _var in ("NO_PROXY", "no_proxy"):
-    os.environ[_var] = ",".join(filter(None, ["127.0.0.1,localhost", os.environ.get(_var)]))
-
-
-def _binary(env_var: str, name: str) -> Path:
-    override = os.environ.get(env_var)
-    path = Path(override) if override else REPO_ROOT / "target" / "debug" / name
-    if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.fail(
-            f"{name} binary not found at {path} "
-            f"(set {env_var} to override). Build it first: cargo build -p sluice -p sluice-mock",
-            pytrace=False,
-        )
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, limit: int = 4000) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "<no output captured>"
-    return text[-limit:] if text else "<empty>"
-
-
-@dataclass
-class ManagedProcess:
-    """A child process whose stdout/stderr are mirrored to files for failure messages."""
-
-    name: str
-    proc: subprocess.Popen
-    stdout_path: Path
-    stderr_path: Path
-    _lines: list[str] = field(default_factory=list)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-
-    @classmethod
-    def start(cls, name: str, argv: list[str], logdir: Path) -> "ManagedProcess":
-        stdout_path = logdir / f"{name}.stdout.log"
-        stderr_path = logdir / f"{name}.stderr.log"
-        stderr_file = stderr_path.open("wb")
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            cwd=logdir,
-            start_new_session=True,
-        )
-        stderr_file.close()
-        mp = cls(name=name, proc=proc, stdout_path=stdout_path, stderr_path=stderr_path)
-        threading.Thread(target=mp._pump_stdout, name=f"{name}-stdout", daemon=True).start()
-        return mp
-
-    def _pump_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        with self.stdout_path.open("w") as sink:
-            for raw in self.proc.stdout:
-                line = raw.decode(errors="replace")
-                sink.write(line)
-                sink.flush()
-                with self._cond:
-                    self._lines.append(line)
-                    self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_for_stdout(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._cond:
-            while True:
-                for line in self._lines[seen:]:
-                    m = pattern.search(line)
-                    if m:
-                        return m
-                seen = len(self._lines)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and seen == len(self._lines)):
-                    break
-                self._cond.wait(min(remaining, 0.1))
-        raise RuntimeError(
-            f"{self.name} did not print /{pattern.pattern}/ (waited up to {timeout}s) "
-            f"(exit code {self.proc.poll()}).\nstdout:\n{_tail(self.stdout_path)}\n"
-            f"stderr:\n{_tail(self.stderr_path)}"
-        )
-
-    def diagnostics(self) -> str:
-        return (
-            f"{self.name} exit code: {self.proc.poll()}\n"
-            f"{self.name} stderr:\n{_tail(self.stderr_path)}\n"
-            f"{self.name} stdout:\n{_tail(self.stdout_path)}"
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 @dataclass
@@ -162,16 +51,8 @@ class MockUpstream:
     def requests(self) -> list[dict[str, Any]]:
         r = httpx2.get(f"{self.base_url}/__mock/requests", timeout=5)
         assert r.status_code == 200, f"reading the mock's request log failed: {r.status_code} {r.text}"
-        records = r.json()
-        for rec in records:
-            # Tolerate the body being recorded either as parsed JSON or as raw text.
-            body = rec.get("body")
-            if isinstance(body, str):
-                try:
-                    rec["body"] = json.loads(body) if body else None
-                except ValueError:
-                    pass
-        return records
+        # Tolerate the body being recorded either as parsed JSON or as raw text.
+        return decode_bodies(r.json())
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if str(r.get("path", "")).endswith("/chat/completions")]
@@ -199,10 +80,10 @@ class Gateway:
 
 
 def _start_gateway(name: str, config_yaml: str, port: int, logdir: Path) -> Gateway:
-    sluice = _binary("SLUICE_BIN", "sluice")
+    sluice = find_binary("SLUICE_BIN", "sluice")
     config_path = logdir / f"{name}.yaml"
     config_path.write_text(config_yaml)
-    process = ManagedProcess.start(name, [str(sluice), "serve", "--config", str(config_path)], logdir)
+    process = ManagedProcess(name, [str(sluice), "serve", "--config", str(config_path)], logdir)
     gateway = Gateway(port=port, process=process)
 
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -237,12 +118,12 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mock_upstream(logdir: Path) -> Iterator[MockUpstream]:
-    binary = _binary("SLUICE_MOCK_BIN", "sluice-mock")
+    binary = find_binary("SLUICE_MOCK_BIN", "sluice-mock")
     argv = [str(binary), "--listen", "127.0.0.1:0"]
     for model in MOCK_MODELS:
         argv += ["--model", model]
     argv += ["--api-key", UPSTREAM_KEY]
-    process = ManagedProcess.start("sluice-mock", argv, logdir)
+    process = ManagedProcess("sluice-mock", argv, logdir)
     banner = re.compile(r"sluice-mock listening on http://127\.0\.0\.1:(\d+)")
     try:
         m, failure = process.wait_for_stdout(banner, MOCK_START_TIMEOUT_S), None
@@ -259,7 +140,7 @@ def mock_upstream(logdir: Path) -> Iterator[MockUpstream]:
 
 @pytest.fixture(scope="session")
 def gateway(mock_upstream: MockUpstream, logdir: Path) -> Iterator[Gateway]:
-    port = _free_port()
+    port = free_port()
     # The error tests inject upstream 429s (with Retry-After) and 5xx into the one credential this
     # gateway has; cooldowns of a millisecond keep those faults from cooling it down for the tests
     # after them (cooldowns and failover have their own tests in crates/sluice/tests/failover.rs).
@@ -288,7 +169,7 @@ providers:
 @pytest.fixture(scope="session")
 def dead_gateway(logdir: Path) -> Iterator[Gateway]:
     """A second gateway whose only provider points at a port where nothing listens."""
-    port = _free_port()
+    port = free_port()
     config = f"""\
 listen: 127.0.0.1:{port}
 api-keys: [{CLIENT_KEY}]

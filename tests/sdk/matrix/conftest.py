@@ -8,12 +8,8 @@ talks to anything but 127.0.0.1.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import threading
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +19,22 @@ from typing import Any, Iterator
 
 import pytest
 
-from matrix_support import (
+# The shared process helpers live one directory up (already on sys.path when the parent
+# conftest has been loaded; made sure of here for runs that start in this directory).
+_SDK_DIR = str(Path(__file__).resolve().parents[1])
+if _SDK_DIR not in sys.path:
+    sys.path.append(_SDK_DIR)
+
+from _process import (  # noqa: E402
+    MOCK_START_TIMEOUT_S,
+    READY_TIMEOUT_S,
+    ManagedProcess,
+    decode_bodies,
+    find_binary,
+    free_port,
+    tail,
+)
+from matrix_support import (  # noqa: E402
     SdkClients,
     UPSTREAM_KEY,
     anthropic_client,
@@ -32,40 +43,6 @@ from matrix_support import (
     matrix_config,
     openai_client,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-READY_TIMEOUT_S = 15.0
-MOCK_START_TIMEOUT_S = 10.0
-
-# Loopback traffic (ours and the gateway's own upstream calls) must never go through a proxy.
-for _var in ("NO_PROXY", "no_proxy"):
-    os.environ[_var] = ",".join(filter(None, ["127.0.0.1,localhost", os.environ.get(_var)]))
-
-
-def _binary(env_var: str, name: str) -> Path:
-    override = os.environ.get(env_var)
-    path = Path(override) if override else REPO_ROOT / "target" / "debug" / name
-    if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.fail(
-            f"{name} binary not found at {path} (set {env_var} to override). "
-            "Build it first: cargo build -p sluice -p sluice-mock",
-            pytrace=False,
-        )
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, limit: int = 4000) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "<no output captured>"
-    return text[-limit:] if text else "<empty>"
 
 
 def _http(method: str, url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -77,66 +54,6 @@ def _http(method: str, url: str, timeout: float = 5.0) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
-
-
-class Process:
-    """A child process with stdout/stderr mirrored to files for failure messages."""
-
-    def __init__(self, name: str, argv: list[str], logdir: Path) -> None:
-        self.name = name
-        self.stdout_path = logdir / f"{name}.stdout.log"
-        self.stderr_path = logdir / f"{name}.stderr.log"
-        with self.stderr_path.open("wb") as stderr:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                cwd=logdir, start_new_session=True,
-            )
-        self._lines: list[str] = []
-        self._cond = threading.Condition()
-        threading.Thread(target=self._pump, name=f"{name}-stdout", daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        with self.stdout_path.open("w") as sink:
-            for raw in self.proc.stdout:
-                line = raw.decode(errors="replace")
-                sink.write(line)
-                sink.flush()
-                with self._cond:
-                    self._lines.append(line)
-                    self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str] | None:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._cond:
-            while True:
-                for line in self._lines[seen:]:
-                    if m := pattern.search(line):
-                        return m
-                seen = len(self._lines)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.proc.poll() is not None:
-                    return None
-                self._cond.wait(min(remaining, 0.1))
-
-    def diagnostics(self) -> str:
-        return (
-            f"{self.name} exit code: {self.proc.poll()}\n"
-            f"{self.name} stderr:\n{_tail(self.stderr_path)}\n"
-            f"{self.name} stdout:\n{_tail(self.stdout_path)}"
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 @dataclass
@@ -152,14 +69,7 @@ class MatrixMock:
     def requests(self) -> list[dict[str, Any]]:
         status, body = _http("GET", f"{self.root_url}/__mock/requests")
         assert status == 200, f"reading the mock's request log failed: {status} {body[:300]!r}"
-        records = json.loads(body)
-        for rec in records:
-            if isinstance(rec.get("body"), str):
-                try:
-                    rec["body"] = json.loads(rec["body"]) if rec["body"] else None
-                except ValueError:
-                    pass
-        return records
+        return decode_bodies(json.loads(body))
 
     def requests_with(self, needle: str) -> list[dict[str, Any]]:
         """The recorded requests whose path, query or body mention `needle` (a test's marker).
@@ -172,22 +82,22 @@ class MatrixMock:
 @dataclass
 class MatrixGateway:
     port: int
-    process: Process
+    process: ManagedProcess
     config: str
 
     @property
     def root_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def log_tail(self) -> str:
-        return _tail(self.process.stderr_path, 3000)
+    def logtail(self) -> str:
+        return tail(self.process.stderr_path, 3000)
 
 
 def _start_gateway(name: str, config: str, port: int, logdir: Path) -> MatrixGateway:
-    sluice = _binary("SLUICE_BIN", "sluice")
+    sluice = find_binary("SLUICE_BIN", "sluice")
     config_path = logdir / f"{name}.yaml"
     config_path.write_text(config)
-    process = Process(name, [str(sluice), "serve", "--config", str(config_path)], logdir)
+    process = ManagedProcess(name, [str(sluice), "serve", "--config", str(config_path)], logdir)
     deadline = time.monotonic() + READY_TIMEOUT_S
     last = "no attempt made"
     while time.monotonic() < deadline:
@@ -219,8 +129,8 @@ def matrix_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def matrix_mock(matrix_logdir: Path) -> Iterator[MatrixMock]:
-    binary = _binary("SLUICE_MOCK_BIN", "sluice-mock")
-    process = Process(
+    binary = find_binary("SLUICE_MOCK_BIN", "sluice-mock")
+    process = ManagedProcess(
         "matrix-mock",
         [str(binary), "--listen", "127.0.0.1:0", "--api-key", UPSTREAM_KEY],
         matrix_logdir,
@@ -239,7 +149,7 @@ def matrix_mock(matrix_logdir: Path) -> Iterator[MatrixMock]:
 
 @pytest.fixture(scope="session")
 def matrix_gateway(matrix_mock: MatrixMock, matrix_logdir: Path) -> Iterator[MatrixGateway]:
-    port = _free_port()
+    port = free_port()
     gw = _start_gateway("matrix-sluice", matrix_config(port, matrix_mock.port), port, matrix_logdir)
     try:
         yield gw
@@ -249,7 +159,7 @@ def matrix_gateway(matrix_mock: MatrixMock, matrix_logdir: Path) -> Iterator[Mat
 
 @pytest.fixture(scope="session")
 def matrix_error_gateway(matrix_mock: MatrixMock, matrix_logdir: Path) -> Iterator[MatrixGateway]:
-    port = _free_port()
+    port = free_port()
     gw = _start_gateway(
         "matrix-sluice-errors", error_config(port, matrix_mock.port), port, matrix_logdir
     )

@@ -46,14 +46,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/claude/v1/messages", post(pipeline::platform_claude))
         .route("/gemini/v1/chat", post(pipeline::platform_gemini))
-        .route(
-            "/api/upload-token",
-            post(crate::token_pool::api::upload_token),
-        )
-        .route(
-            "/api/token-status",
-            get(crate::token_pool::api::token_status),
-        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::api::router())

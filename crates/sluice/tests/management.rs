@@ -1270,6 +1270,70 @@ async fn openapi_document_describes_every_management_endpoint() {
             assert_ne!(resp.status(), 405, "{method} {path}");
         }
     }
+
+    // The `/api` surface (seed 004) and seed 000's token pool: exactly these operations are
+    // documented, each with a security requirement (empty for sign-in), and each is routed.
+    let expected: Vec<(&str, &str)> = vec![
+        ("/api/auth/login", "post"),
+        ("/api/auth/me", "get"),
+        ("/api/api-keys", "get"),
+        ("/api/api-keys", "post"),
+        ("/api/api-keys/{id}", "get"),
+        ("/api/api-keys/{id}", "put"),
+        ("/api/api-keys/{id}", "delete"),
+        ("/api/api-keys/{id}/toggle", "put"),
+        ("/api/api-keys/{id}/usage", "get"),
+        ("/api/users", "get"),
+        ("/api/users", "post"),
+        ("/api/users/{id}", "put"),
+        ("/api/users/{id}/api-keys", "get"),
+        ("/api/usage/summary", "get"),
+        ("/api/usage/daily", "get"),
+        ("/api/usage/models", "get"),
+        ("/api/upload-token", "post"),
+        ("/api/token-status", "get"),
+    ];
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in paths.iter().filter(|(p, _)| p.starts_with("/api/")) {
+        for (method, op) in item.as_object().unwrap() {
+            if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                documented.push((path.clone(), method.clone()));
+                assert!(op["security"].is_array(), "{method} {path}: no security");
+                assert!(op["responses"]["200"].is_object(), "{method} {path}");
+            }
+        }
+    }
+    let mut want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(p, m)| (p.to_string(), m.to_string()))
+        .collect();
+    want.sort();
+    documented.sort();
+    assert_eq!(documented, want, "documented /api operations");
+    assert_eq!(
+        paths["/api/auth/login"]["post"]["security"],
+        json!([]),
+        "sign-in needs no session"
+    );
+    for (path, method) in &expected {
+        let url = m.proxy(&path.replace("{id}", "1"));
+        let resp = m
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                &url,
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert_ne!(status, 405, "{method} {path} is not routed: {body}");
+        assert!(
+            !body.contains("unknown_url"),
+            "{method} {path} is not routed: {body}"
+        );
+    }
 }
 
 #[test]

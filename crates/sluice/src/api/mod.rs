@@ -4,6 +4,7 @@
 //! success, `{"code": <HTTP status>, "message": …}` with that HTTP status on failure. Callers
 //! authenticate with `Authorization: Bearer <session token>` from `POST /api/auth/login`.
 
+pub mod doc;
 pub mod keys;
 pub mod session;
 pub mod usage;
@@ -12,8 +13,12 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use utoipa::openapi::path::HttpMethod;
+
+use self::doc::{Access, ApiOp};
 use bytes::Bytes;
 use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
@@ -27,22 +32,205 @@ pub type ApiResult = Result<Response, ApiError>;
 
 /// The `/api` routes.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/auth/login", post(session::login))
-        .route("/api/auth/me", get(session::me))
-        .route("/api/api-keys", get(keys::list).post(keys::create))
-        .route(
-            "/api/api-keys/{id}",
-            get(keys::get_one).put(keys::update).delete(keys::delete),
+    Surface::all().into_router()
+}
+
+/// The `/api` routes and their OpenAPI description, registered together: every route is
+/// added with the [`ApiOp`] that documents it.
+pub struct Surface {
+    routes: Vec<(&'static str, MethodRouter<Arc<AppState>>)>,
+    pub ops: Vec<ApiOp>,
+}
+
+impl Surface {
+    /// Every `/api` operation.
+    pub fn all() -> Surface {
+        use Access::{Admin, Public, ServiceKey, User};
+        Surface {
+            routes: Vec::new(),
+            ops: Vec::new(),
+        }
+        .op(
+            ApiOp::post(
+                "/api/auth/login",
+                Public,
+                "Sign in: a session token for `Authorization: Bearer`",
+            )
+            .body(doc::login_body())
+            .reply(doc::login_reply())
+            .error(401)
+            .error(403),
+            session::login,
         )
-        .route("/api/api-keys/{id}/toggle", put(keys::toggle))
-        .route("/api/api-keys/{id}/usage", get(usage::key_usage))
-        .route("/api/users", get(users::list).post(users::create))
-        .route("/api/users/{id}", put(users::update))
-        .route("/api/users/{id}/api-keys", get(users::keys_of))
-        .route("/api/usage/summary", get(usage::summary))
-        .route("/api/usage/daily", get(usage::daily))
-        .route("/api/usage/models", get(usage::models))
+        .op(
+            ApiOp::get("/api/auth/me", User, "The signed-in user").reply(doc::user()),
+            session::me,
+        )
+        .op(
+            ApiOp::get("/api/api-keys", User, "The caller's API keys").reply(doc::keys()),
+            keys::list,
+        )
+        .op(
+            ApiOp::post(
+                "/api/api-keys",
+                User,
+                "Create an API key; the secret `key` is shown only in this answer",
+            )
+            .body(doc::key_create_body())
+            .reply(doc::key_created()),
+            keys::create,
+        )
+        .op(
+            ApiOp::get("/api/api-keys/{id}", User, "One API key")
+                .id("the API key's id")
+                .reply(doc::key()),
+            keys::get_one,
+        )
+        .op(
+            ApiOp::put(
+                "/api/api-keys/{id}",
+                User,
+                "Change an API key; answers with its id and the fields set",
+            )
+            .id("the API key's id")
+            .body(doc::key_update_body())
+            .reply(doc::key_updated()),
+            keys::update,
+        )
+        .op(
+            ApiOp::delete(
+                "/api/api-keys/{id}",
+                User,
+                "Delete an API key; it stops working at once",
+            )
+            .id("the API key's id"),
+            keys::delete,
+        )
+        .op(
+            ApiOp::put(
+                "/api/api-keys/{id}/toggle",
+                User,
+                "Switch an API key between active and disabled",
+            )
+            .id("the API key's id")
+            .reply(doc::key_toggled()),
+            keys::toggle,
+        )
+        .op(
+            ApiOp::get(
+                "/api/api-keys/{id}/usage",
+                User,
+                "One API key's usage: totals, per day, per model, latest records",
+            )
+            .id("the API key's id")
+            .usage_filter(false)
+            .query("limit", "latest records to list (default 20)", doc::limit())
+            .reply(doc::key_usage()),
+            usage::key_usage,
+        )
+        .op(
+            ApiOp::get("/api/users", Admin, "Every user").reply(doc::users()),
+            users::list,
+        )
+        .op(
+            ApiOp::post("/api/users", Admin, "Create a user")
+                .body(doc::user_create_body())
+                .reply(doc::user())
+                .error(409),
+            users::create,
+        )
+        .op(
+            ApiOp::put(
+                "/api/users/{id}",
+                Admin,
+                "Change a user's status, role or password",
+            )
+            .id("the user's id")
+            .body(doc::user_update_body())
+            .reply(doc::user()),
+            users::update,
+        )
+        .op(
+            ApiOp::get("/api/users/{id}/api-keys", Admin, "A user's API keys")
+                .id("the user's id")
+                .reply(doc::keys()),
+            users::keys_of,
+        )
+        .op(
+            ApiOp::get(
+                "/api/usage/summary",
+                User,
+                "Usage totals over a range (admins: everyone's)",
+            )
+            .usage_filter(true)
+            .reply(doc::summary()),
+            usage::summary,
+        )
+        .op(
+            ApiOp::get("/api/usage/daily", User, "Usage per day")
+                .usage_filter(true)
+                .reply(doc::per_day()),
+            usage::daily,
+        )
+        .op(
+            ApiOp::get("/api/usage/models", User, "Usage per model (as served)")
+                .usage_filter(true)
+                .reply(doc::per_model()),
+            usage::models,
+        )
+        .op(
+            ApiOp::post(
+                "/api/upload-token",
+                ServiceKey,
+                "Seed 000: add tokens to the token pool",
+            )
+            .body(doc::upload_body())
+            .reply(doc::uploaded())
+            .error(413),
+            crate::token_pool::api::upload_token,
+        )
+        .op(
+            ApiOp::get(
+                "/api/token-status",
+                ServiceKey,
+                "Seed 000: the token pool, tokens masked",
+            )
+            .reply(doc::token_status()),
+            crate::token_pool::api::token_status,
+        )
+    }
+
+    /// Adds `handler` for `op`'s method and path, and `op` to the description.
+    fn op<H, T>(mut self, op: ApiOp, handler: H) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        let filter = match op.method {
+            HttpMethod::Get => MethodFilter::GET,
+            HttpMethod::Post => MethodFilter::POST,
+            HttpMethod::Put => MethodFilter::PUT,
+            HttpMethod::Delete => MethodFilter::DELETE,
+            HttpMethod::Patch => MethodFilter::PATCH,
+            HttpMethod::Head => MethodFilter::HEAD,
+            HttpMethod::Options => MethodFilter::OPTIONS,
+            HttpMethod::Trace => MethodFilter::TRACE,
+        };
+        match self.routes.iter_mut().find(|(path, _)| *path == op.path) {
+            Some((_, methods)) => *methods = std::mem::take(methods).on(filter, handler),
+            None => self.routes.push((op.path, on(filter, handler))),
+        }
+        self.ops.push(op);
+        self
+    }
+
+    fn into_router(self) -> Router<Arc<AppState>> {
+        self.routes
+            .into_iter()
+            .fold(Router::new(), |router, (path, methods)| {
+                router.route(path, methods)
+            })
+    }
 }
 
 /// `{"code": 0, "message": <message>, "data": <data>}` (no `data` when `None`).

@@ -88,8 +88,8 @@ fn id_param(params: &HashMap<String, String>, field: &str) -> Result<Option<i64>
         .get(field)
         .filter(|v| !v.is_empty())
         .map(|v| {
-            v.parse::<i64>().map_err(|_| {
-                GatewayError::invalid_field(field, format!("{field} must be a number"))
+            v.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                GatewayError::invalid_field(field, format!("{field} must be a positive number"))
             })
         })
         .transpose()

@@ -2,8 +2,8 @@
 //! operations [`super::api::Api`] registers alongside its routes, and from the Rust types of
 //! the bodies (`#[derive(utoipa::ToSchema)]`).
 //!
-//! Other APIs join by adding their operations in [`document`] (the key/user API, `/api/…`,
-//! goes there when it lands).
+//! The key/user API (`/api/…`) and the token pool join in [`document`] from
+//! [`crate::api::Surface`], which registers their routes and operations together.
 
 use std::sync::{Arc, OnceLock};
 
@@ -312,7 +312,14 @@ pub fn document() -> OpenApi {
             None => items.push((path, item)),
         }
     }
-    // The key/user API (`/api/…`) adds its operations here.
+    // The key/user API (`/api/…`) and seed 000's token pool, registered with their routes.
+    for op in crate::api::Surface::all().ops {
+        let item = PathItem::new(op.method.clone(), op.operation());
+        match items.iter_mut().find(|(p, _)| p == op.path) {
+            Some((_, existing)) => existing.merge_operations(item),
+            None => items.push((op.path.to_string(), item)),
+        }
+    }
     for (path, item) in items {
         paths = paths.path(path, item);
     }
@@ -328,6 +335,27 @@ pub fn document() -> OpenApi {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         )
         .security_scheme(
+            crate::api::doc::SESSION,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Session token from POST /api/auth/login"))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            crate::api::doc::SERVICE_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The token pool's service key (`token-pool.service-key`)",
+                    ))
+                    .build(),
+            ),
+        )
+        .security_scheme(
             "managementKey",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Management-Key"))),
         )
@@ -335,10 +363,10 @@ pub fn document() -> OpenApi {
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
-                .title("Sluice management API")
+                .title("Sluice API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "Seed 003's /v0/management API: runtime configuration persisted to the YAML config file, and OAuth token files.",
+                    "Seed 003's /v0/management API (runtime configuration persisted to the YAML config file, and OAuth token files; management key), seed 004's /api surface (sign-in, API keys, users, usage; session token, answers in the {code, message, data} envelope) and seed 000's token pool (service key).",
                 ))
                 .build(),
         )

@@ -78,6 +78,14 @@ fn collect(value: &Value, out: &mut Vec<Upload>, depth: u8) -> Result<(), String
         }
         Value::Object(object) => {
             if let Some(access) = object.get("access_token") {
+                for name in ["refresh_token", "token_type", "resource_url"] {
+                    if object
+                        .get(name)
+                        .is_some_and(|v| !v.is_null() && !v.is_string())
+                    {
+                        return Err(format!("{name} must be a string"));
+                    }
+                }
                 let text = |name: &str| {
                     object
                         .get(name)
@@ -185,6 +193,10 @@ mod tests {
             (
                 r#"{"access_token":"a","resource_url":"a b/c"}"#,
                 "resource_url",
+            ),
+            (
+                r#"{"access_token":"a","refresh_token":5}"#,
+                "refresh_token must be a string",
             ),
         ] {
             let err = parse(body.as_bytes()).unwrap_err();

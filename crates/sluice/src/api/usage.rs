@@ -16,6 +16,7 @@ use super::session::{Session, session};
 use super::{ApiResult, store_error, success};
 use crate::error::GatewayError;
 use crate::gateway::AppState;
+use crate::store::StoreResult;
 use crate::store::{UsageFilter, UsageRow, UsageTotals, nanos_to_usd};
 
 /// Days a range covers when `start` is not given.
@@ -172,13 +173,8 @@ pub async fn daily(
 ) -> ApiResult {
     let session = session(&app, &headers).await?;
     let f = filter(&app, &session, &params)?;
-    let rows = app
-        .accounts
-        .store
-        .usage_by_day(&f)
-        .await
-        .map_err(|e| store_error(e, "usage"))?;
-    Ok(success("success", Some(grouped(&rows, "date"))))
+    let rows = app.accounts.store.usage_by_day(&f).await;
+    grouped_reply(rows, "date")
 }
 
 /// `GET /api/usage/models`: totals per model (as served).
@@ -189,13 +185,14 @@ pub async fn models(
 ) -> ApiResult {
     let session = session(&app, &headers).await?;
     let f = filter(&app, &session, &params)?;
-    let rows = app
-        .accounts
-        .store
-        .usage_by_model(&f)
-        .await
-        .map_err(|e| store_error(e, "usage"))?;
-    Ok(success("success", Some(grouped(&rows, "model"))))
+    let rows = app.accounts.store.usage_by_model(&f).await;
+    grouped_reply(rows, "model")
+}
+
+/// A grouped report in the envelope, each group's name under `label`.
+fn grouped_reply(rows: StoreResult<Vec<(String, UsageTotals)>>, label: &str) -> ApiResult {
+    let rows = rows.map_err(|e| store_error(e, "usage"))?;
+    Ok(success("success", Some(grouped(&rows, label))))
 }
 
 /// `GET /api/api-keys/:id/usage`: one key's totals, per day, per model, and its latest

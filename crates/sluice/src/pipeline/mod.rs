@@ -382,13 +382,18 @@ async fn handle(
             },
         )
     } else if client == upstream_dialect {
-        let usage = match client {
-            Dialect::OpenAiChat => openai_chat::response_usage(&body),
-            other => other.decode_response(&body).ok().map(|r| r.usage),
+        // Passthrough: read only the usage (OpenAI Chat: without building the answer); the
+        // answer's text is needed only when the upstream reported none, to count locally.
+        let (usage, decoded) = match client {
+            Dialect::OpenAiChat => (openai_chat::response_usage(&body), None),
+            other => {
+                let decoded = other.decode_response(&body).ok();
+                (decoded.as_ref().map(|r| r.usage), decoded)
+            }
         };
         if usage.is_none_or(|u| u.total() == 0) {
-            let text = upstream_dialect
-                .decode_response(&body)
+            let text = decoded
+                .or_else(|| upstream_dialect.decode_response(&body).ok())
                 .map(|r| crate::pricing::estimate::response_text(&r))
                 .unwrap_or_default();
             ledger.with(|r| r.reply_text = Some(text));

@@ -11,7 +11,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod keys;
-pub mod limits;
+pub use sluice_store::limits;
 pub mod management;
 pub mod peer;
 pub mod pipeline;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 
 use super::{Calendar, KeyLimits, Limiter, MINUTE_MS, Refusal, Reservation};
-use crate::store::{KeySpend, Nanos};
+use crate::{KeySpend, Nanos};
 
 /// Per-key counters.
 #[derive(Debug, Default)]

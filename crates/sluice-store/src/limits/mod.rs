@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::store::{KeySpend, Nanos};
+use crate::{KeySpend, Nanos};
 
 /// Milliseconds in the rate-limit window.
 pub const MINUTE_MS: i64 = 60_000;

@@ -1,0 +1,302 @@
+//! Sluice's durable state and its counters, behind traits the gateway depends on.
+//!
+//! [`Store`] holds users, their API keys and usage records; [`sqlite::SqliteStore`] implements
+//! it on SQLite in the data directory. The schema (`crates/sluice-store/migrations/`) and every
+//! query are written in SQL that PostgreSQL runs too, so a PostgreSQL implementation is a second
+//! impl of the same trait. [`limits::Limiter`] counts per-key requests and spend;
+//! [`limits::memory::MemoryLimiter`] keeps them in this process.
+//!
+//! This crate knows nothing of HTTP, dialects or the gateway's application state: the gateway
+//! serves keys from its in-memory cache and writes usage through a background sink built on
+//! [`Store::insert_usage`], so nothing on the proxy request path awaits the store.
+#![forbid(unsafe_code)]
+
+pub mod limits;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// Money in the store: nano-dollars (10⁻⁹ USD), so sums are exact.
+pub type Nanos = i64;
+
+/// Nano-dollars in a dollar.
+pub const NANOS_PER_USD: f64 = 1e9;
+
+/// Dollars → nano-dollars, rounded.
+pub fn usd_to_nanos(usd: f64) -> Nanos {
+    (usd * NANOS_PER_USD).round() as Nanos
+}
+
+/// Nano-dollars → dollars.
+pub fn nanos_to_usd(nanos: Nanos) -> f64 {
+    nanos as f64 / NANOS_PER_USD
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or limit rule refused the write; the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Manages users and sees every key and all usage.
+    Admin,
+    /// Manages their own keys and sees their own usage.
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a user or key may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "active" => Some(Status::Active),
+            "disabled" => Some(Status::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    pub role: Role,
+    pub status: Status,
+    pub created_at: i64,
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub password_hash: Option<String>,
+    pub role: Option<Role>,
+    pub status: Option<Status>,
+}
+
+/// A stored API key (never the key itself: its SHA-256 digest and its display prefix).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    /// Lowercase hex SHA-256 of the whole key.
+    pub key_hash: String,
+    /// `sk-a1b2c3d4...`
+    pub key_prefix: String,
+    pub status: Status,
+    /// `all`, or comma-separated platform labels.
+    pub allowed_platforms: String,
+    /// Empty (all), or comma-separated model names.
+    pub allowed_models: String,
+    /// Requests per minute; 0 = unlimited.
+    pub rate_limit: i64,
+    /// Requests per day; 0 = unlimited.
+    pub daily_limit: i64,
+    /// Cost per calendar month; 0 = unlimited.
+    pub monthly_quota: Nanos,
+    pub used_tokens: i64,
+    pub used_cost: Nanos,
+    pub request_count: i64,
+    /// Unix milliseconds.
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Set when deleted; deleted keys are kept for their usage history but never served.
+    pub deleted_at: Option<i64>,
+}
+
+/// A key to create.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub user_id: i64,
+    pub name: String,
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub allowed_platforms: String,
+    pub allowed_models: String,
+    pub rate_limit: i64,
+    pub daily_limit: i64,
+    pub monthly_quota: Nanos,
+    pub expires_at: Option<i64>,
+}
+
+/// Changes to a key; `None` leaves a field as it is (`expires_at: Some(None)` clears it).
+#[derive(Debug, Clone, Default)]
+pub struct KeyUpdate {
+    pub name: Option<String>,
+    pub allowed_platforms: Option<String>,
+    pub allowed_models: Option<String>,
+    pub rate_limit: Option<i64>,
+    pub daily_limit: Option<i64>,
+    pub monthly_quota: Option<Nanos>,
+    pub expires_at: Option<Option<i64>>,
+    pub status: Option<Status>,
+}
+
+/// One usage record as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageRow {
+    pub request_id: String,
+    /// Unix milliseconds.
+    pub time_ms: i64,
+    /// Calendar day (`YYYY-MM-DD`) in the configured time zone.
+    pub day: String,
+    pub endpoint: String,
+    pub user_id: Option<i64>,
+    pub api_key_id: Option<i64>,
+    /// `key:<id>`, `config:<hash prefix>`, or none (anonymous).
+    pub key_label: Option<String>,
+    pub provider: Option<String>,
+    pub credential: Option<String>,
+    pub platform: Option<String>,
+    pub model_requested: Option<String>,
+    pub model_served: Option<String>,
+    pub stream: bool,
+    pub status: i64,
+    pub error: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_nanos: Nanos,
+    /// Tokens were counted by the gateway because the upstream reported none.
+    pub estimated: bool,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+}
+
+/// Which usage a query covers. Days are `YYYY-MM-DD`, both ends included.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub user_id: Option<i64>,
+    pub api_key_id: Option<i64>,
+    pub start_day: String,
+    pub end_day: String,
+}
+
+/// Sums over a set of usage records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UsageTotals {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_nanos: Nanos,
+}
+
+/// What the limiter needs to resume after a restart: per key, requests counted today and cost
+/// spent this month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySpend {
+    pub requests_today: i64,
+    pub cost_this_month: Nanos,
+}
+
+/// Error codes of requests that limits refused; they do not count against the limits.
+pub const REFUSED_CODES: [&str; 7] = [
+    "rate_limit_exceeded",
+    "daily_limit_exceeded",
+    "monthly_quota_exceeded",
+    "platform_not_allowed",
+    "model_not_allowed",
+    "api_key_disabled",
+    "api_key_expired",
+];
+
+/// The store's interface. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    async fn create_user(&self, user: NewUser, now: i64) -> StoreResult<User>;
+    async fn user_by_id(&self, id: i64) -> StoreResult<User>;
+    async fn user_by_name(&self, username: &str) -> StoreResult<User>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, id: i64, update: UserUpdate, now: i64) -> StoreResult<User>;
+    /// The oldest active admin, the owner of config-file keys.
+    async fn first_admin(&self) -> StoreResult<Option<User>>;
+
+    /// Creates a key unless the user already has `max_per_user` (not deleted) keys.
+    async fn create_key(&self, key: NewApiKey, max_per_user: i64, now: i64) -> StoreResult<ApiKey>;
+    /// A key that is not deleted.
+    async fn key_by_id(&self, id: i64) -> StoreResult<ApiKey>;
+    /// A user's keys that are not deleted, oldest first.
+    async fn keys_of_user(&self, user_id: i64) -> StoreResult<Vec<ApiKey>>;
+    async fn update_key(&self, id: i64, update: KeyUpdate, now: i64) -> StoreResult<ApiKey>;
+    async fn delete_key(&self, id: i64, now: i64) -> StoreResult<()>;
+    /// Keys changed (settings, status, deletion) at or after `since`, deleted ones included;
+    /// `since = 0` gives every key.
+    async fn keys_changed_since(&self, since: i64) -> StoreResult<Vec<ApiKey>>;
+    /// Users changed at or after `since`.
+    async fn users_changed_since(&self, since: i64) -> StoreResult<Vec<User>>;
+
+    /// Writes a batch of usage records and adds them to their keys' counters, atomically.
+    async fn insert_usage(&self, rows: &[UsageRow]) -> StoreResult<()>;
+    async fn usage_totals(&self, filter: &UsageFilter) -> StoreResult<UsageTotals>;
+    async fn usage_by_day(&self, filter: &UsageFilter) -> StoreResult<Vec<(String, UsageTotals)>>;
+    async fn usage_by_model(&self, filter: &UsageFilter)
+    -> StoreResult<Vec<(String, UsageTotals)>>;
+    /// Records, newest first, at most `limit` (0 = all).
+    async fn usage_records(&self, filter: &UsageFilter, limit: i64) -> StoreResult<Vec<UsageRow>>;
+    /// Per key: admitted requests on `today` and cost since `month_start` (days, inclusive).
+    async fn key_spend(&self, today: &str, month_start: &str) -> StoreResult<Vec<(i64, KeySpend)>>;
+}

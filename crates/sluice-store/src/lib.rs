@@ -12,7 +12,13 @@
 #![forbid(unsafe_code)]
 
 pub mod limits;
+pub mod postgres;
+pub mod redis;
+pub mod shared;
+mod rows;
+mod sql;
 pub mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -299,4 +305,91 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn usage_records(&self, filter: &UsageFilter, limit: i64) -> StoreResult<Vec<UsageRow>>;
     /// Per key: admitted requests on `today` and cost since `month_start` (days, inclusive).
     async fn key_spend(&self, today: &str, month_start: &str) -> StoreResult<Vec<(i64, KeySpend)>>;
+
+    // --- Scale-out and moving stores (issue 14) ---
+
+    /// [`Store::key_spend`] of one key (a shared limiter reseeding a key it lost).
+    async fn key_spend_of(&self, key_id: i64, today: &str, month_start: &str) -> StoreResult<KeySpend> {
+        Ok(self
+            .key_spend(today, month_start)
+            .await?
+            .into_iter()
+            .find(|(id, _)| *id == key_id)
+            .map(|(_, spend)| spend)
+            .unwrap_or_default())
+    }
+
+    /// Writes users and keys as they are in another store, keeping their ids, with the keys'
+    /// counters at zero (copying the usage records then adds them up); rows whose id exists
+    /// are left alone. Later ids continue after the highest.
+    async fn restore_accounts(&self, users: &[User], keys: &[ApiKey]) -> StoreResult<()>;
+
+    /// Up to `limit` records after `after` (time, request id) in that order, oldest first: a
+    /// cursor over every record, for copying a store.
+    async fn usage_after(&self, after: Option<(i64, String)>, limit: i64) -> StoreResult<Vec<UsageRow>>;
+
+    /// Retention: removes the records older than `before_ms` that can go (PostgreSQL drops
+    /// whole monthly partitions that end by then; SQLite deletes the rows). The number removed.
+    async fn prune_usage(&self, before_ms: i64) -> StoreResult<u64>;
+}
+
+/// Where the store lives: the `store:` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `sluice.db` in this directory (the default: the config's `data-dir`).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` / `postgresql://…`, `sqlite://<dir>` (the directory holding `sluice.db`).
+    pub fn parse(url: &str) -> Result<Location, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Location::Postgres(url.to_string()))
+        } else if let Some(dir) = url.strip_prefix("sqlite://") {
+            if dir.is_empty() {
+                return Err("sqlite:// needs the data directory, e.g. sqlite:///var/lib/sluice".into());
+            }
+            Ok(Location::Sqlite(dir.into()))
+        } else {
+            Err("must start with postgres://, postgresql:// or sqlite://".into())
+        }
+    }
+
+    /// The location without its password, for logs and messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Location::Sqlite(dir) => format!("sqlite://{}", dir.display()),
+            Location::Postgres(url) => redact_url(url),
+        }
+    }
+}
+
+/// A URL with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Opens the store at a location (creating the SQLite directory), applying pending migrations.
+pub async fn open(location: &Location) -> StoreResult<std::sync::Arc<dyn Store>> {
+    Ok(match location {
+        Location::Sqlite(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Conflict(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            std::sync::Arc::new(sqlite::SqliteStore::open(dir).await?)
+        }
+        Location::Postgres(url) => std::sync::Arc::new(postgres::PgStore::open(url).await?),
+    })
 }

@@ -20,11 +20,11 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, role, status, created_at";
-const KEY_COLUMNS: &str = "id, user_id, name, key_hash, key_prefix, status, allowed_platforms, \
+pub(crate) const USER_COLUMNS: &str = "id, username, password_hash, role, status, created_at";
+pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, key_hash, key_prefix, status, allowed_platforms, \
     allowed_models, rate_limit, daily_limit, monthly_quota_nanos, used_tokens, used_cost_nanos, \
     request_count, last_used_at, expires_at, created_at, updated_at, deleted_at";
-const USAGE_COLUMNS: &str = "request_id, time_ms, day, endpoint, user_id, api_key_id, key_label, \
+pub(crate) const USAGE_COLUMNS: &str = "request_id, time_ms, day, endpoint, user_id, api_key_id, key_label, \
     provider, credential, platform, model_requested, model_served, stream, status, error, \
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
     cost_nanos, estimated, latency_ms, ttft_ms";
@@ -63,85 +63,7 @@ impl SqliteStore {
     }
 }
 
-fn user_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<User> {
-    let role: String = row.try_get("role")?;
-    let status: String = row.try_get("status")?;
-    Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        password_hash: row.try_get("password_hash")?,
-        role: Role::parse(&role).unwrap_or(Role::User),
-        status: Status::parse(&status).unwrap_or(Status::Disabled),
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn key_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ApiKey> {
-    let status: String = row.try_get("status")?;
-    Ok(ApiKey {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        name: row.try_get("name")?,
-        key_hash: row.try_get("key_hash")?,
-        key_prefix: row.try_get("key_prefix")?,
-        status: Status::parse(&status).unwrap_or(Status::Disabled),
-        allowed_platforms: row.try_get("allowed_platforms")?,
-        allowed_models: row.try_get("allowed_models")?,
-        rate_limit: row.try_get("rate_limit")?,
-        daily_limit: row.try_get("daily_limit")?,
-        monthly_quota: row.try_get("monthly_quota_nanos")?,
-        used_tokens: row.try_get("used_tokens")?,
-        used_cost: row.try_get("used_cost_nanos")?,
-        request_count: row.try_get("request_count")?,
-        last_used_at: row.try_get("last_used_at")?,
-        expires_at: row.try_get("expires_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-    })
-}
-
-fn usage_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<UsageRow> {
-    Ok(UsageRow {
-        request_id: row.try_get("request_id")?,
-        time_ms: row.try_get("time_ms")?,
-        day: row.try_get("day")?,
-        endpoint: row.try_get("endpoint")?,
-        user_id: row.try_get("user_id")?,
-        api_key_id: row.try_get("api_key_id")?,
-        key_label: row.try_get("key_label")?,
-        provider: row.try_get("provider")?,
-        credential: row.try_get("credential")?,
-        platform: row.try_get("platform")?,
-        model_requested: row.try_get("model_requested")?,
-        model_served: row.try_get("model_served")?,
-        stream: row.try_get("stream")?,
-        status: row.try_get("status")?,
-        error: row.try_get("error")?,
-        input_tokens: row.try_get("input_tokens")?,
-        output_tokens: row.try_get("output_tokens")?,
-        cache_read_tokens: row.try_get("cache_read_tokens")?,
-        cache_write_tokens: row.try_get("cache_write_tokens")?,
-        reasoning_tokens: row.try_get("reasoning_tokens")?,
-        cost_nanos: row.try_get("cost_nanos")?,
-        estimated: row.try_get("estimated")?,
-        latency_ms: row.try_get("latency_ms")?,
-        ttft_ms: row.try_get("ttft_ms")?,
-    })
-}
-
-fn totals_from(row: &sqlx::sqlite::SqliteRow, offset: usize) -> StoreResult<UsageTotals> {
-    Ok(UsageTotals {
-        requests: row.try_get(offset)?,
-        errors: row.try_get(offset + 1)?,
-        input_tokens: row.try_get(offset + 2)?,
-        output_tokens: row.try_get(offset + 3)?,
-        cache_read_tokens: row.try_get(offset + 4)?,
-        cache_write_tokens: row.try_get(offset + 5)?,
-        reasoning_tokens: row.try_get(offset + 6)?,
-        cost_nanos: row.try_get(offset + 7)?,
-    })
-}
+crate::rows::decoders!(sqlx::sqlite::SqliteRow);
 
 /// `WHERE` clause of a usage filter; parameters `$1`..`$4` are bound by [`bind_filter`].
 const FILTER: &str = "WHERE day >= $1 AND day <= $2 \
@@ -400,32 +322,7 @@ impl Store for SqliteStore {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
                 "INSERT INTO usage_records ({USAGE_COLUMNS}) "
             ));
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(&r.request_id)
-                    .push_bind(r.time_ms)
-                    .push_bind(&r.day)
-                    .push_bind(&r.endpoint)
-                    .push_bind(r.user_id)
-                    .push_bind(r.api_key_id)
-                    .push_bind(&r.key_label)
-                    .push_bind(&r.provider)
-                    .push_bind(&r.credential)
-                    .push_bind(&r.platform)
-                    .push_bind(&r.model_requested)
-                    .push_bind(&r.model_served)
-                    .push_bind(r.stream)
-                    .push_bind(r.status)
-                    .push_bind(&r.error)
-                    .push_bind(r.input_tokens)
-                    .push_bind(r.output_tokens)
-                    .push_bind(r.cache_read_tokens)
-                    .push_bind(r.cache_write_tokens)
-                    .push_bind(r.reasoning_tokens)
-                    .push_bind(r.cost_nanos)
-                    .push_bind(r.estimated)
-                    .push_bind(r.latency_ms)
-                    .push_bind(r.ttft_ms);
-            });
+            crate::sql::push_usage_values(&mut insert, chunk);
             insert.build().execute(&mut *tx).await?;
         }
         for (key, (tokens, cost, requests, last)) in counters {
@@ -525,6 +422,62 @@ impl Store for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn restore_accounts(&self, users: &[User], keys: &[ApiKey]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for u in users {
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, role, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(u.id)
+            .bind(&u.username)
+            .bind(&u.password_hash)
+            .bind(u.role.as_str())
+            .bind(u.status.as_str())
+            .bind(u.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for k in keys {
+            crate::sql::restore_key(k).execute(&mut *tx).await?;
+        }
+        for (table, ids) in [
+            ("users", users.iter().map(|u| u.id).max()),
+            ("api_keys", keys.iter().map(|k| k.id).max()),
+        ] {
+            sqlx::query("UPDATE sequences SET last_id = MAX(last_id, $2) WHERE name = $1")
+                .bind(table)
+                .bind(ids.unwrap_or(0))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn usage_after(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<UsageRow>> {
+        let (time, id) = after.unwrap_or((i64::MIN, String::new()));
+        let rows = sqlx::query(crate::sql::USAGE_AFTER)
+            .bind(time)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(usage_from).collect()
+    }
+
+    async fn prune_usage(&self, before_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM usage_records WHERE time_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
 

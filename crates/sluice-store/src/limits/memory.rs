@@ -112,6 +112,7 @@ impl MemoryLimiter {
             key_id: limits.key_id,
             month,
             amount,
+            ticket: 0,
         })
     }
 }

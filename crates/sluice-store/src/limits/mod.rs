@@ -7,8 +7,9 @@
 //! quota is overshot by at most what the requests in flight when it was reached cost beyond
 //! their reservations.
 //!
-//! [`memory::MemoryLimiter`] keeps the counters in this process. The trait leaves room for a
-//! shared implementation (Redis with a Lua script) so several gateways enforce one limit.
+//! [`memory::MemoryLimiter`] keeps the counters in this process;
+//! [`crate::redis::limiter::RedisLimiter`] keeps them in Redis so several gateways enforce one
+//! limit.
 //!
 //! Days and months begin at midnight in the configured time zone ([`Calendar`]); the time comes
 //! from a [`Clock`], which tests replace.
@@ -117,6 +118,20 @@ impl Calendar {
         i64::from(d.year()) * 12 + i64::from(d.month0())
     }
 
+    /// The zone's offset from UTC at an instant, in milliseconds (east positive).
+    pub fn utc_offset_ms(&self, ms: i64) -> i64 {
+        use chrono::Offset;
+        i64::from(self.local(ms).offset().fix().local_minus_utc()) * 1000
+    }
+
+    /// `YYYY-MM-DD` of a local day number (days since 1970-01-01).
+    pub fn day_of_number(day: i64) -> String {
+        NaiveDate::from_num_days_from_ce_opt(i32::try_from(day + 719_163).unwrap_or(719_163))
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+
     /// Unix milliseconds of the next local midnight after `ms`.
     pub fn next_midnight_ms(&self, ms: i64) -> i64 {
         let next = self.date(ms).succ_opt().unwrap_or(NaiveDate::MAX);
@@ -158,6 +173,8 @@ pub enum Refusal {
     DailyLimit { limit: u64, retry_after_secs: u64 },
     /// Spent plus reserved cost has reached the monthly quota.
     QuotaExhausted { quota: Nanos },
+    /// The shared counters cannot be reached and the policy is to refuse (`fail-closed`).
+    Unavailable,
 }
 
 /// Cost held for a request in flight, to be settled with its real cost.
@@ -167,6 +184,8 @@ pub struct Reservation {
     pub key_id: i64,
     pub month: i64,
     pub amount: Nanos,
+    /// The shared limiter's handle on the reservation (0: counted in this process).
+    pub ticket: u64,
 }
 
 /// Checks and counts requests against per-key limits.
@@ -185,4 +204,15 @@ pub trait Limiter: Send + Sync + Debug + 'static {
 
     /// Starts a key's counters from what the store recorded (after a restart).
     fn resume(&self, key_id: i64, spend: KeySpend, now_ms: i64);
+
+    /// `Some(reason)` while the limiter cannot enforce shared limits (its shared counters are
+    /// unreachable), for `/readyz`, logs and metrics.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether a degraded limiter refuses requests (`fail-closed`) rather than counting locally.
+    fn refuses_when_degraded(&self) -> bool {
+        false
+    }
 }

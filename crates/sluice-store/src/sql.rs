@@ -1,0 +1,88 @@
+//! SQL text and bindings both stores share (the portable subset: `$n` parameters, `RETURNING`,
+//! `ON CONFLICT`), generic over the sqlx database.
+
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use crate::{ApiKey, UsageRow};
+
+/// Records after a (time, request id) cursor, oldest first; `$1` time, `$2` id, `$3` limit.
+pub(crate) const USAGE_AFTER: &str = "SELECT request_id, time_ms, day, endpoint, user_id, \
+    api_key_id, key_label, provider, credential, platform, model_requested, model_served, stream, \
+    status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+    reasoning_tokens, cost_nanos, estimated, latency_ms, ttft_ms FROM usage_records \
+    WHERE time_ms > $1 OR (time_ms = $1 AND request_id > $2) \
+    ORDER BY time_ms, request_id LIMIT $3";
+
+/// A key copied from another store, id kept, counters zero (the copied records add up to them).
+pub(crate) fn restore_key<'q, DB>(
+    k: &'q ApiKey,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(
+        "INSERT INTO api_keys (id, user_id, name, key_hash, key_prefix, status, \
+         allowed_platforms, allowed_models, rate_limit, daily_limit, monthly_quota_nanos, \
+         expires_at, created_at, updated_at, deleted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(k.id)
+    .bind(k.user_id)
+    .bind(k.name.as_str())
+    .bind(k.key_hash.as_str())
+    .bind(k.key_prefix.as_str())
+    .bind(k.status.as_str())
+    .bind(k.allowed_platforms.as_str())
+    .bind(k.allowed_models.as_str())
+    .bind(k.rate_limit)
+    .bind(k.daily_limit)
+    .bind(k.monthly_quota)
+    .bind(k.expires_at)
+    .bind(k.created_at)
+    .bind(k.updated_at)
+    .bind(k.deleted_at)
+}
+
+/// `VALUES (…), (…)` of a multi-row usage insert, in the column order of `USAGE_COLUMNS`.
+pub(crate) fn push_usage_values<'q, DB>(insert: &mut QueryBuilder<'q, DB>, rows: &'q [UsageRow])
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+    f64: Encode<'q, DB> + Type<DB>,
+    Option<f64>: Encode<'q, DB> + Type<DB>,
+{
+    insert.push_values(rows, |mut row, r| {
+        row.push_bind(r.request_id.as_str())
+            .push_bind(r.time_ms)
+            .push_bind(r.day.as_str())
+            .push_bind(r.endpoint.as_str())
+            .push_bind(r.user_id)
+            .push_bind(r.api_key_id)
+            .push_bind(r.key_label.as_deref())
+            .push_bind(r.provider.as_deref())
+            .push_bind(r.credential.as_deref())
+            .push_bind(r.platform.as_deref())
+            .push_bind(r.model_requested.as_deref())
+            .push_bind(r.model_served.as_deref())
+            .push_bind(r.stream)
+            .push_bind(r.status)
+            .push_bind(r.error.as_deref())
+            .push_bind(r.input_tokens)
+            .push_bind(r.output_tokens)
+            .push_bind(r.cache_read_tokens)
+            .push_bind(r.cache_write_tokens)
+            .push_bind(r.reasoning_tokens)
+            .push_bind(r.cost_nanos)
+            .push_bind(r.estimated)
+            .push_bind(r.latency_ms)
+            .push_bind(r.ttft_ms);
+    });
+}

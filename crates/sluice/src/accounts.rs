@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::keys::KeyCache;
 use crate::limits::memory::MemoryLimiter;
 use crate::limits::{Calendar, Clock, Limiter};
-use crate::store::sqlite::SqliteStore;
+use crate::store::shared::{Event, EventBus, Health, SharedLock, SharedRouting};
 use crate::store::{NewUser, Role, Store, StoreError};
 
 /// Everything behind users, keys and limits.
@@ -33,17 +33,73 @@ pub struct Accounts {
     pub default_rate_limit: i64,
     /// How often the key cache reads changes made outside this process.
     pub refresh: Duration,
+    /// What several instances share through Redis (`limits.redis`); `None` for one instance.
+    pub shared: Option<Shared>,
 }
 
-/// Opens the store in the configured data directory (creating it), applying migrations.
+/// The state instances share beyond the store (Redis), as traits.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub events: Arc<dyn EventBus>,
+    pub routing: Arc<dyn SharedRouting>,
+    /// Single-flight locks across instances (an OAuth refresher's seam).
+    pub lock: Arc<dyn SharedLock>,
+    /// Whether Redis is reachable.
+    pub health: Arc<Health>,
+}
+
+/// Opens the configured store (`store:`, else SQLite in `data-dir`), applying migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let dir = &config.data_path();
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("data-dir: cannot create {}", dir.display()))?;
-    let store = SqliteStore::open(dir)
+    let location = config.store_location().map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    crate::store::open(&location)
         .await
-        .with_context(|| format!("data-dir: cannot open the store in {}", dir.display()))?;
-    Ok(Arc::new(store))
+        .with_context(|| match &location {
+            crate::store::Location::Sqlite(dir) => {
+                format!("data-dir: cannot open the store in {}", dir.display())
+            }
+            other => format!("store: cannot open {}", other.redacted()),
+        })
+}
+
+/// The limiter and shared services the config asks for.
+fn open_limits(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    calendar: Calendar,
+) -> anyhow::Result<(Arc<dyn Limiter>, Option<Shared>)> {
+    use crate::store::redis::{
+        Link, OnRedisError, RedisSettings, events::RedisEvents, limiter::RedisLimiter,
+        lock::RedisLock, routing::RedisRouting,
+    };
+    let limits = &config.limits;
+    if limits.redis.is_empty() {
+        return Ok((Arc::new(MemoryLimiter::new(calendar)), None));
+    }
+    let on_error = match limits.on_redis_error {
+        crate::config::OnRedisError::FailClosed => OnRedisError::FailClosed,
+        crate::config::OnRedisError::Local => OnRedisError::Local,
+    };
+    let link = Link::open(&RedisSettings {
+        url: limits.redis.clone(),
+        prefix: limits.redis_prefix.clone(),
+        on_error,
+        timeout: limits.redis_timeout,
+    })
+    .map_err(|e| anyhow::anyhow!("limits.redis: {e}"))?;
+    let events: Arc<dyn EventBus> = RedisEvents::start(link.clone(), limits.pubsub);
+    let shared = Shared {
+        routing: Arc::new(RedisRouting::new(link.clone(), events.clone())),
+        lock: Arc::new(RedisLock::new(link.clone())),
+        health: link.health().clone(),
+        events,
+    };
+    tracing::info!(
+        redis = %crate::store::redact_url(&limits.redis),
+        prefix = %limits.redis_prefix,
+        "per-key limits, cooldowns and key changes are shared through Redis"
+    );
+    let limiter = RedisLimiter::new(link, store.clone(), calendar, on_error);
+    Ok((Arc::new(limiter), Some(shared)))
 }
 
 impl Accounts {
@@ -73,7 +129,7 @@ impl Accounts {
                 Err(e) => return Err(e.into()),
             }
         }
-        let limiter = Arc::new(MemoryLimiter::new(calendar));
+        let (limiter, shared) = open_limits(config, &store, calendar)?;
         let now = clock.now_ms();
         for (key_id, spend) in store
             .key_spend(&calendar.day(now), &calendar.month_start_day(now))
@@ -91,6 +147,7 @@ impl Accounts {
             max_keys_per_user: config.user_keys.max_per_user,
             default_rate_limit: config.user_keys.default_rate_limit,
             refresh: config.user_keys.refresh,
+            shared,
         };
         accounts.keys.refresh(&*accounts.store, now).await?;
         Ok(Arc::new(accounts))
@@ -99,6 +156,18 @@ impl Accounts {
     /// Unix milliseconds now, by the accounts' clock.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Tells the other instances that users or keys changed in the store (they re-read them).
+    pub async fn announce_keys(&self) {
+        if let Some(shared) = &self.shared {
+            shared.events.publish(Event::Keys).await;
+        }
+    }
+
+    /// Why the accounts cannot enforce shared limits right now, if they cannot.
+    pub fn degraded(&self) -> Option<String> {
+        self.limiter.degraded()
     }
 
     /// Keeps the key cache in step with changes made outside this process.

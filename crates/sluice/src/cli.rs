@@ -12,6 +12,8 @@ use crate::api::usage::record_json;
 use crate::config::{CONFIG_ENV, Config};
 use crate::store::{NewUser, Role, UsageFilter};
 
+pub mod store;
+
 /// Environment variable a new user's password may come from.
 pub const PASSWORD_ENV: &str = "SLUICE_USER_PASSWORD";
 
@@ -71,14 +73,14 @@ pub enum Format {
     Jsonl,
 }
 
-fn load(path: &Path) -> Result<Config, String> {
+pub(crate) fn load(path: &Path) -> Result<Config, String> {
     Config::load(path).map_err(|errors| {
         let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
         format!("invalid config {}:\n{}", path.display(), list.join("\n"))
     })
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,7 +88,7 @@ fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Resul
         .block_on(f)
 }
 
-fn finish(result: Result<(), String>) -> ExitCode {
+pub(crate) fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -132,6 +132,77 @@ pub struct Config {
     /// Price overrides by model name, USD per million tokens.
     #[serde(default)]
     pub prices: BTreeMap<String, crate::pricing::Price>,
+
+    // --- Scale-out: several instances sharing one store and one Redis (issue 14) ---
+    /// Where users, keys and usage live: empty for SQLite in `data-dir`, or `postgres://…`
+    /// (one database every instance shares). `${VAR}` is read from the environment.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub store: String,
+    /// Where per-key limits are counted (this process, or Redis shared by every instance).
+    #[serde(default, skip_serializing_if = "LimitsConfig::is_default")]
+    pub limits: LimitsConfig,
+}
+
+/// Per-key limit counting. With `redis` set, every instance counts in the same Redis, and
+/// cooldowns, probes, disables and key changes are shared through it too.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// `redis://[:password@]host:port[/db]` (or `rediss://`); empty = count in this process.
+    #[serde(default)]
+    pub redis: String,
+    /// Prefix of every Redis key and channel Sluice uses (deployments sharing one Redis need
+    /// different prefixes).
+    #[serde(default = "default_redis_prefix")]
+    pub redis_prefix: String,
+    /// What keyed requests get while Redis is unreachable: `fail-closed` (503, no limit can be
+    /// overrun) or `local` (each instance counts on its own until Redis returns).
+    #[serde(default)]
+    pub on_redis_error: OnRedisError,
+    /// Longest wait for one Redis command before Redis counts as unreachable.
+    #[serde(default = "default_redis_timeout", with = "duration")]
+    pub redis_timeout: Duration,
+    /// Receive changes over Redis pub/sub (off for Redis proxies without pub/sub: changes then
+    /// arrive through the epoch poll, within a second).
+    #[serde(default = "default_true")]
+    pub pubsub: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            redis: String::new(),
+            redis_prefix: default_redis_prefix(),
+            on_redis_error: OnRedisError::default(),
+            redis_timeout: default_redis_timeout(),
+            pubsub: true,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// `limits.on-redis-error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnRedisError {
+    #[default]
+    FailClosed,
+    Local,
+}
+
+fn default_redis_prefix() -> String {
+    "sluice".into()
+}
+fn default_redis_timeout() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_true() -> bool {
+    true
 }
 
 /// Credential selection.
@@ -781,6 +852,8 @@ impl Config {
         if let Some(secret) = self.auth.jwt_secret.as_mut() {
             expand(secret, "auth.jwt-secret", env)?;
         }
+        expand(&mut self.store, "store", env)?;
+        expand(&mut self.limits.redis, "limits.redis", env)?;
         if let Some(admin) = self.auth.admin.as_mut() {
             expand(&mut admin.password, "auth.admin.password", env)?;
         }
@@ -918,6 +991,15 @@ impl Config {
 }
 
 impl Config {
+    /// Where the store lives: `store:` when set, else SQLite in `data-dir`.
+    pub fn store_location(&self) -> Result<sluice_store::Location, String> {
+        if self.store.is_empty() {
+            Ok(sluice_store::Location::Sqlite(self.data_path()))
+        } else {
+            sluice_store::Location::parse(&self.store)
+        }
+    }
+
     /// `data-dir`, resolved against the config file's directory when it is relative (as
     /// `auth-dir` is), so a gateway finds its store wherever it was started from.
     pub fn data_path(&self) -> PathBuf {
@@ -972,6 +1054,31 @@ impl Config {
         }
         if self.user_keys.refresh.is_zero() {
             err("user-keys.refresh".into(), "must be greater than zero");
+        }
+        if !self.store.is_empty()
+            && let Err(e) = sluice_store::Location::parse(&self.store)
+        {
+            err("store".into(), &e);
+        }
+        let limits = &self.limits;
+        if !limits.redis.is_empty()
+            && !(limits.redis.starts_with("redis://") || limits.redis.starts_with("rediss://"))
+        {
+            err("limits.redis".into(), "must start with redis:// or rediss://");
+        }
+        if limits.redis_prefix.is_empty()
+            || limits
+                .redis_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || "{}".contains(c))
+        {
+            err(
+                "limits.redis-prefix".into(),
+                "must be non-empty, without spaces or braces",
+            );
+        }
+        if limits.redis_timeout.is_zero() {
+            err("limits.redis-timeout".into(), "must be greater than zero");
         }
         for (model, price) in &self.prices {
             let all = [

@@ -139,6 +139,26 @@ impl GatewayError {
         e
     }
 
+    /// 503 when the shared limit counters (Redis) cannot be reached and
+    /// `limits.on-redis-error` is `fail-closed`: no request is admitted that could overrun a
+    /// limit.
+    pub fn limits_unavailable() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Fault::Gateway,
+            ErrorBody::new(
+                ErrorKind::Overloaded,
+                "The gateway cannot check this key's limits right now; retry shortly.",
+            )
+            .with_code("limits_unavailable"),
+        );
+        e.extra = Some(Box::new(ErrorExtra {
+            retry_after: Some(HeaderValue::from_static("1")),
+            upstream_body: None,
+        }));
+        e
+    }
+
     /// 502 when the upstream cannot be reached or the exchange failed.
     pub fn upstream_failed(provider: &str, detail: &str) -> Self {
         Self::new(

@@ -167,8 +167,12 @@ impl AppState {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let runtime = Runtime::build(config)?;
+        if let Some(shared) = &accounts.shared {
+            runtime.router.share_with(shared.routing.clone());
+        }
         Ok(AppState {
-            runtime: ArcSwap::from_pointee(Runtime::build(config)?),
+            runtime: ArcSwap::from_pointee(runtime),
             usage,
             admission: Admission::new(config.max_concurrent_requests),
             accounts,

@@ -20,6 +20,7 @@ pub mod providers;
 pub mod routing;
 pub mod server;
 pub mod settings;
+pub mod shared;
 pub mod store;
 pub mod token_pool;
 pub mod transport;

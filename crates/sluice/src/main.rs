@@ -47,6 +47,16 @@ enum Command {
         #[command(subcommand)]
         command: sluice::cli::UsageCommand,
     },
+    /// Apply pending schema migrations to the config's store (`serve` does it too).
+    Migrate {
+        #[arg(long, short, env = CONFIG_ENV)]
+        config: PathBuf,
+    },
+    /// Move an installation between stores; prune old usage.
+    Store {
+        #[command(subcommand)]
+        command: sluice::cli::store::StoreCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -81,6 +91,8 @@ fn main() -> ExitCode {
         },
         Command::Users { command } => sluice::cli::run_users(command),
         Command::Usage { command } => sluice::cli::run_usage(command),
+        Command::Migrate { config } => sluice::cli::store::run_migrate(&config),
+        Command::Store { command } => sluice::cli::store::run_store(command),
         Command::Serve { config, listen } => {
             let mut loaded = match Config::load(&config) {
                 Ok(c) => c,

@@ -101,6 +101,16 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
     } else if app.runtime.load().catalog().is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "no providers configured")
+    } else if let Some(reason) = app.accounts.degraded() {
+        // Shared limits unreachable: `fail-closed` refuses keyed requests, so the instance is
+        // not ready; `local` serves (limits per instance), visibly degraded.
+        let status = if app.accounts.limiter.refuses_when_degraded() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        let body = serde_json::json!({"status": "degraded", "reason": reason});
+        return (status, axum::Json(body)).into_response();
     } else {
         (StatusCode::OK, "ready")
     };
@@ -211,6 +221,7 @@ async fn start_full(
     let (usage, writer) = UsageLog::start(sinks);
     let state = Arc::new(AppState::with_host(&config, usage.clone(), accounts, host)?);
     let watch = crate::management::Plane::start(&state).await?;
+    let shared_events = crate::shared::spawn_apply(&state);
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace_period;
     let app = router(state.clone());
@@ -255,6 +266,9 @@ async fn start_full(
         };
         usage.flush().await;
         refresh.abort();
+        if let Some(events) = shared_events {
+            events.abort();
+        }
         drop(usage);
         drop(task_state);
         writer.abort();

@@ -274,6 +274,7 @@ pub async fn create(
             other => store_error(other, "API key"),
         })?;
     accounts.keys.apply_key(&key);
+    accounts.announce_keys().await;
     tracing::info!(
         key_id = key.id,
         user_id = session.user_id,
@@ -319,6 +320,7 @@ pub async fn update(
         .await
         .map_err(|e| store_error(e, &format!("API key {}", key.id)))?;
     accounts.keys.apply_key(&key);
+    accounts.announce_keys().await;
     let full = key_json(&key);
     let mut data = Map::new();
     data.insert("id".into(), json!(key.id));
@@ -343,6 +345,7 @@ pub async fn delete(
         .await
         .map_err(|e| store_error(e, &format!("API key {}", key.id)))?;
     accounts.keys.remove_key(key.id);
+    accounts.announce_keys().await;
     tracing::info!(
         key_id = key.id,
         user_id = session.user_id,
@@ -377,6 +380,7 @@ pub async fn toggle(
         .await
         .map_err(|e| store_error(e, &format!("API key {}", key.id)))?;
     accounts.keys.apply_key(&key);
+    accounts.announce_keys().await;
     Ok(success(
         "success",
         Some(json!({"id": key.id, "status": key.status})),

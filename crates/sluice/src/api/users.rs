@@ -143,6 +143,7 @@ pub async fn update(
         .await
         .map_err(|e| store_error(e, &format!("user {id}")))?;
     accounts.keys.apply_user(&user);
+    accounts.announce_keys().await;
     Ok(success("success", Some(user_json(&user))))
 }
 

@@ -44,6 +44,7 @@ pub async fn admit_key(
                 retry_after_secs,
             } => GatewayError::daily_limit_exceeded(limit, retry_after_secs),
             Refusal::QuotaExhausted { quota } => GatewayError::quota_exceeded(nanos_to_usd(quota)),
+            Refusal::Unavailable => GatewayError::limits_unavailable(),
         })
 }
 

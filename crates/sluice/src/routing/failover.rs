@@ -101,6 +101,26 @@ pub async fn run(
         {
             pick.credential = pool.fresh(&pick.credential).await;
         }
+        if pick.probe
+            && pick.credential.origin != Origin::Caller
+            && let Some(shared) = router.shared()
+        {
+            // One probe per cooled credential across every instance: the others skip it for a
+            // moment and look again.
+            let lease = pick.target.provider.common().timeouts.first_byte;
+            let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+            if !shared
+                .try_probe(&pick.credential.id, &pick.target.upstream_model, lease_ms)
+                .await
+            {
+                router.health.hold_probe(
+                    &pick.credential.id,
+                    &pick.target.upstream_model,
+                    router.clock.now() + PROBE_RECHECK,
+                );
+                continue;
+            }
+        }
         let started = Instant::now();
         let common = pick.target.provider.common();
         ledger.with(|r| {
@@ -282,12 +302,56 @@ impl<'a> ProbeGuard<'a> {
             return;
         }
         self.reported = true;
-        self.router.health.report(
-            &self.pick.credential.id,
-            &self.pick.target.upstream_model,
-            &outcome,
-            self.router.clock.now(),
-        );
+        let now = self.router.clock.now();
+        let (credential, model) = (&self.pick.credential.id, &self.pick.target.upstream_model);
+        self.router.health.report(credential, model, &outcome, now);
+        if let Some(shared) = self.router.shared() {
+            share(shared.clone(), self.router, self.pick, &outcome, now);
+        }
+    }
+}
+
+/// How soon an instance that lost the race for a probe looks at the credential again.
+const PROBE_RECHECK: Duration = Duration::from_secs(1);
+
+/// Tells the other instances what an attempt taught this one, off the request path: a cooldown
+/// window set here, a probe that succeeded, a credential disabled.
+fn share(
+    shared: std::sync::Arc<dyn crate::store::shared::SharedRouting>,
+    router: &Router,
+    pick: &Pick,
+    outcome: &Outcome,
+    now: Instant,
+) {
+    use super::health::{Availability, CooldownReason};
+    let credential = pick.credential.id.to_string();
+    let model = pick.target.upstream_model.to_string();
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    match outcome {
+        Outcome::Quota { .. } | Outcome::ServerError => {
+            if let Availability::Cooling { until, reason } =
+                router.health.availability(&credential, &model, now)
+            {
+                let window_ms = u64::try_from((until - now).as_millis()).unwrap_or(u64::MAX);
+                let reason = match reason {
+                    CooldownReason::Quota => "quota",
+                    CooldownReason::ServerError => "server_error",
+                };
+                runtime.spawn(async move {
+                    shared.cool(&credential, &model, window_ms, reason).await;
+                });
+            }
+        }
+        Outcome::Success if pick.probe => {
+            runtime.spawn(async move { shared.clear(&credential, &model).await });
+        }
+        Outcome::Unauthorized { reason } => {
+            let reason = reason.clone();
+            runtime.spawn(async move { shared.disable(&credential, &reason).await });
+        }
+        Outcome::Success | Outcome::Abandoned => {}
     }
 }
 

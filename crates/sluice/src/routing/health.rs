@@ -284,6 +284,46 @@ impl Health {
         self.lock().table.extend(carried);
     }
 
+    // --- Applying what other instances saw (shared through Redis; issue 14) ---
+
+    /// Cools a credential for a model until `until` unless a later window is already set (the
+    /// later deadline wins); a probe in flight here is not disturbed.
+    pub fn cool_until(&self, credential: &str, model: &str, until: Instant, reason: CooldownReason) {
+        let mut guard = self.lock();
+        let state = guard.table.entry(credential.into()).or_default();
+        let m = state.models.entry(model.into()).or_default();
+        if m.cooldown_until.is_none_or(|current| current < until) {
+            m.cooldown_until = Some(until);
+            m.reason = Some(reason);
+        }
+    }
+
+    /// Ends a credential's cooldown for a model (another instance's probe succeeded).
+    pub fn clear(&self, credential: &str, model: &str) {
+        if let Some(state) = self.lock().table.get_mut(credential) {
+            state.models.remove(model);
+        }
+    }
+
+    /// Disables a credential (another instance was refused with it).
+    pub fn disable(&self, credential: &str, reason: &str) {
+        let mut guard = self.lock();
+        guard.table.entry(credential.into()).or_default().disabled = Some(reason.to_string());
+    }
+
+    /// Another instance holds the probe of this credential: skip it here until `until`, then
+    /// look again.
+    pub fn hold_probe(&self, credential: &str, model: &str, until: Instant) {
+        if let Some(m) = self
+            .lock()
+            .table
+            .get_mut(credential)
+            .and_then(|s| s.models.get_mut(model))
+        {
+            m.probe_until = Some(until);
+        }
+    }
+
     /// Re-enables a disabled credential (after a successful token refresh).
     pub fn enable(&self, credential: &str) {
         if let Some(state) = self.lock().table.get_mut(credential) {

@@ -51,6 +51,8 @@ pub struct Router {
     strategy: Strategy,
     sticky: Option<Sticky>,
     session_header: http::HeaderName,
+    /// Cooldowns, probes and disables shared with other instances (`limits.redis`).
+    shared: std::sync::OnceLock<Arc<dyn crate::store::shared::SharedRouting>>,
 }
 
 /// A credential chosen for one attempt.
@@ -92,12 +94,26 @@ impl Router {
                 .then(|| Sticky::new(config.routing.sticky_ttl)),
             session_header: http::HeaderName::from_bytes(config.routing.session_header.as_bytes())
                 .unwrap_or(http::HeaderName::from_static("x-session-id")),
+            shared: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Shares this router's cooldowns, probes and disables with other instances.
+    pub fn share_with(&self, shared: Arc<dyn crate::store::shared::SharedRouting>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// The shared routing state, when instances share one.
+    pub fn shared(&self) -> Option<&Arc<dyn crate::store::shared::SharedRouting>> {
+        self.shared.get()
     }
 
     /// Keeps what the running router learned (cooldowns, failure streaks, sessions) across a
     /// config reload; disabled credentials get another chance.
     pub fn inherit(&self, previous: &Router) {
+        if let Some(shared) = previous.shared() {
+            self.share_with(shared.clone());
+        }
         self.clock.inherit(&previous.clock);
         self.health.inherit(&previous.health);
         if let (Some(new), Some(old)) = (&self.sticky, &previous.sticky) {

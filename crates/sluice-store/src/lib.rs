@@ -14,8 +14,8 @@
 pub mod limits;
 pub mod postgres;
 pub mod redis;
-pub mod shared;
 mod rows;
+pub mod shared;
 mod sql;
 pub mod sqlite;
 pub mod testing;
@@ -309,7 +309,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // --- Scale-out and moving stores (issue 14) ---
 
     /// [`Store::key_spend`] of one key (a shared limiter reseeding a key it lost).
-    async fn key_spend_of(&self, key_id: i64, today: &str, month_start: &str) -> StoreResult<KeySpend> {
+    async fn key_spend_of(
+        &self,
+        key_id: i64,
+        today: &str,
+        month_start: &str,
+    ) -> StoreResult<KeySpend> {
         Ok(self
             .key_spend(today, month_start)
             .await?
@@ -326,7 +331,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Up to `limit` records after `after` (time, request id) in that order, oldest first: a
     /// cursor over every record, for copying a store.
-    async fn usage_after(&self, after: Option<(i64, String)>, limit: i64) -> StoreResult<Vec<UsageRow>>;
+    async fn usage_after(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<UsageRow>>;
 
     /// Retention: removes the records older than `before_ms` that can go (PostgreSQL drops
     /// whole monthly partitions that end by then; SQLite deletes the rows). The number removed.
@@ -349,7 +358,9 @@ impl Location {
             Ok(Location::Postgres(url.to_string()))
         } else if let Some(dir) = url.strip_prefix("sqlite://") {
             if dir.is_empty() {
-                return Err("sqlite:// needs the data directory, e.g. sqlite:///var/lib/sluice".into());
+                return Err(
+                    "sqlite:// needs the data directory, e.g. sqlite:///var/lib/sluice".into(),
+                );
             }
             Ok(Location::Sqlite(dir.into()))
         } else {

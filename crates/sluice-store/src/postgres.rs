@@ -113,6 +113,14 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         for month in &wanted {
+            let exists: Option<String> = sqlx::query("SELECT CAST(to_regclass($1) AS TEXT)")
+                .bind(partition_name(*month))
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            if exists.is_some() {
+                continue;
+            }
             let ddl = format!(
                 "CREATE TABLE IF NOT EXISTS {} PARTITION OF usage_records \
                  FOR VALUES FROM ({}) TO ({})",
@@ -613,7 +621,10 @@ mod tests {
         assert_eq!(partition_name(month_of(end)), "usage_records_y2026m12");
         assert_eq!(partition_name(month_of(end + 1)), "usage_records_y2027m01");
         assert_eq!(month_start_ms(month_of(end + 1)), end + 1);
-        assert_eq!(parse_partition("usage_records_y2027m01"), Some(month_of(end + 1)));
+        assert_eq!(
+            parse_partition("usage_records_y2027m01"),
+            Some(month_of(end + 1))
+        );
         assert_eq!(parse_partition("usage_records_default"), None);
     }
 }

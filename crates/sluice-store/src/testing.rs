@@ -66,7 +66,9 @@ impl TestDatabase {
         conn.close().await?;
         let base = server_url.split('?').next().unwrap_or(server_url);
         let url = match base.rfind('/') {
-            Some(i) if i > base.find("://").map_or(0, |s| s + 2) => format!("{}/{name}", &base[..i]),
+            Some(i) if i > base.find("://").map_or(0, |s| s + 2) => {
+                format!("{}/{name}", &base[..i])
+            }
             _ => format!("{base}/{name}"),
         };
         Ok(TestDatabase { admin, name, url })

@@ -208,18 +208,25 @@ async fn contract(s: &dyn Store) {
         "refused requests do not count against the day"
     );
     assert_eq!(
-        s.key_spend_of(b.id, "2025-02-01", "2025-02-01").await.unwrap(),
+        s.key_spend_of(b.id, "2025-02-01", "2025-02-01")
+            .await
+            .unwrap(),
         spend[0].1
     );
     assert_eq!(
-        s.key_spend_of(999, "2025-02-01", "2025-02-01").await.unwrap(),
+        s.key_spend_of(999, "2025-02-01", "2025-02-01")
+            .await
+            .unwrap(),
         KeySpend::default()
     );
 
     // A cursor over every record, oldest first.
     let first = s.usage_after(None, 2).await.unwrap();
     assert_eq!(
-        first.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
         ["r1", "r2"]
     );
     let last = first.last().unwrap();
@@ -228,7 +235,9 @@ async fn contract(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        rest.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+        rest.iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
         ["r3", "r4"]
     );
 }
@@ -302,7 +311,9 @@ async fn postgres_concurrent_batches_add_up() {
     .await
     .unwrap();
     for i in 0..5 {
-        s.create_key(new_key(1, &format!("h{i}")), 10, 1).await.unwrap();
+        s.create_key(new_key(1, &format!("h{i}")), 10, 1)
+            .await
+            .unwrap();
     }
     let mut tasks = Vec::new();
     for (n, store) in instances.iter().enumerate() {
@@ -315,7 +326,14 @@ async fn postgres_concurrent_batches_add_up() {
                 for i in 0..40 {
                     let id = batch * 20 + i;
                     let key = if n % 2 == 0 { 1 + id % 5 } else { 5 - id % 5 };
-                    rows.push(row(&format!("i{n}-{id}"), Some(key), JAN_1 + id, "2025-01-01", 1, 1));
+                    rows.push(row(
+                        &format!("i{n}-{id}"),
+                        Some(key),
+                        JAN_1 + id,
+                        "2025-01-01",
+                        1,
+                        1,
+                    ));
                 }
                 store.insert_usage(&rows).await.unwrap();
             }
@@ -330,7 +348,11 @@ async fn postgres_concurrent_batches_add_up() {
     for key in keys {
         let of_key = records.iter().filter(|r| r.api_key_id == Some(key.id));
         let (n, tokens, cost) = of_key.fold((0, 0, 0), |(n, t, c), r| {
-            (n + 1, t + r.input_tokens + r.output_tokens, c + r.cost_nanos)
+            (
+                n + 1,
+                t + r.input_tokens + r.output_tokens,
+                c + r.cost_nanos,
+            )
         });
         assert_eq!(
             (key.request_count, key.used_tokens, key.used_cost),
@@ -348,7 +370,8 @@ async fn accounts_and_records_copy_between_stores() {
     let from = SqliteStore::open(dir.path()).await.unwrap();
     contract(&from).await;
     let target_dir = tempfile::tempdir().unwrap();
-    let sqlite_target: Arc<dyn Store> = Arc::new(SqliteStore::open(target_dir.path()).await.unwrap());
+    let sqlite_target: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(target_dir.path()).await.unwrap());
     let mut targets = vec![sqlite_target];
     let mut _db = None;
     if let Some(url) = postgres_url("accounts_and_records_copy_between_stores (postgres target)") {
@@ -371,8 +394,22 @@ async fn accounts_and_records_copy_between_stores() {
         let copied = to.keys_changed_since(0).await.unwrap();
         for (a, b) in keys.iter().zip(&copied) {
             assert_eq!(
-                (a.id, &a.key_hash, a.status, a.deleted_at, a.used_cost, a.request_count),
-                (b.id, &b.key_hash, b.status, b.deleted_at, b.used_cost, b.request_count)
+                (
+                    a.id,
+                    &a.key_hash,
+                    a.status,
+                    a.deleted_at,
+                    a.used_cost,
+                    a.request_count
+                ),
+                (
+                    b.id,
+                    &b.key_hash,
+                    b.status,
+                    b.deleted_at,
+                    b.used_cost,
+                    b.request_count
+                )
             );
         }
         assert_eq!(

@@ -57,7 +57,11 @@ impl Prefix {
                 .await
                 .unwrap();
             if !keys.is_empty() {
-                let _: () = ::redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+                let _: () = ::redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -68,10 +72,17 @@ impl Drop for Prefix {
         let url = self.url.clone();
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let Ok(client) = ::redis::Client::open(url.as_str()) else { return };
-            let Ok(mut conn) = client.get_connection() else { return };
+            let Ok(client) = ::redis::Client::open(url.as_str()) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_connection() else {
+                return;
+            };
             for pattern in [format!("{{{name}:*"), format!("{name}:*")] {
-                let keys: Vec<String> = ::redis::cmd("KEYS").arg(pattern).query(&mut conn).unwrap_or_default();
+                let keys: Vec<String> = ::redis::cmd("KEYS")
+                    .arg(pattern)
+                    .query(&mut conn)
+                    .unwrap_or_default();
                 if !keys.is_empty() {
                     let _: Result<(), _> = ::redis::cmd("DEL").arg(keys).query(&mut conn);
                 }
@@ -133,25 +144,39 @@ fn record(id: &str, cost: Nanos) -> UsageRow {
 
 fn limiter(prefix: &Prefix, store: &Arc<dyn Store>, on_error: OnRedisError) -> Arc<RedisLimiter> {
     let link = Link::open(&prefix.settings(on_error)).unwrap();
-    Arc::new(RedisLimiter::new(link, store.clone(), Calendar::default(), on_error))
+    Arc::new(RedisLimiter::new(
+        link,
+        store.clone(),
+        Calendar::default(),
+        on_error,
+    ))
 }
 
 #[tokio::test]
 async fn three_limiters_admit_exactly_the_limit() {
-    let Some(url) = redis_url("three_limiters_admit_exactly_the_limit") else { return };
+    let Some(url) = redis_url("three_limiters_admit_exactly_the_limit") else {
+        return;
+    };
     let prefix = Prefix::new(&url);
     let (store, _dir) = store_with_usage(&[]).await;
-    let instances: Vec<_> = (0..3).map(|_| limiter(&prefix, &store, OnRedisError::FailClosed)).collect();
+    let instances: Vec<_> = (0..3)
+        .map(|_| limiter(&prefix, &store, OnRedisError::FailClosed))
+        .collect();
     let mut tasks = Vec::new();
     for i in 0..300 {
         let l = instances[i % 3].clone();
-        tasks.push(tokio::spawn(async move { l.admit(&limits(60, 100, 0), now(), 0).await }));
+        tasks.push(tokio::spawn(async move {
+            l.admit(&limits(60, 100, 0), now(), 0).await
+        }));
     }
     let mut admitted = 0;
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => admitted += 1,
-            Err(Refusal::RateLimited { limit: 60, retry_after_secs }) => {
+            Err(Refusal::RateLimited {
+                limit: 60,
+                retry_after_secs,
+            }) => {
                 assert!((1..=60).contains(&retry_after_secs))
             }
             Err(other) => panic!("unexpected refusal {other:?}"),
@@ -168,7 +193,9 @@ async fn a_day_refusal_takes_no_minute_slot_and_counts_reseed_once() {
     let prefix = Prefix::new(&url);
     // The store already holds two of today's requests and 50 nanos of this month.
     let (store, _dir) = store_with_usage(&[record("a", 20), record("b", 30)]).await;
-    let instances: Vec<_> = (0..3).map(|_| limiter(&prefix, &store, OnRedisError::FailClosed)).collect();
+    let instances: Vec<_> = (0..3)
+        .map(|_| limiter(&prefix, &store, OnRedisError::FailClosed))
+        .collect();
     // Three instances reseed the cold key at once: counted once, so exactly one more fits.
     let day = limits(10, 3, 0);
     let mut tasks = Vec::new();
@@ -184,7 +211,10 @@ async fn a_day_refusal_takes_no_minute_slot_and_counts_reseed_once() {
             Err(other) => panic!("{other:?}"),
         }
     }
-    assert_eq!(admitted, 1, "the store's two requests were seeded once, never added");
+    assert_eq!(
+        admitted, 1,
+        "the store's two requests were seeded once, never added"
+    );
     let mut conn = prefix.conn().await;
     let minute: i64 = ::redis::cmd("ZCARD")
         .arg(format!("{{{}:k:7}}:rl", prefix.name))
@@ -206,7 +236,9 @@ async fn a_day_refusal_takes_no_minute_slot_and_counts_reseed_once() {
 
 #[tokio::test]
 async fn quota_reserves_settles_once_and_reseeds_spend() {
-    let Some(url) = redis_url("quota_reserves_settles_once_and_reseeds_spend") else { return };
+    let Some(url) = redis_url("quota_reserves_settles_once_and_reseeds_spend") else {
+        return;
+    };
     let prefix = Prefix::new(&url);
     let (store, _dir) = store_with_usage(&[record("a", 40)]).await;
     let l = limiter(&prefix, &store, OnRedisError::FailClosed);
@@ -239,7 +271,11 @@ async fn quota_reserves_settles_once_and_reseeds_spend() {
 #[tokio::test]
 async fn unreachable_redis_follows_the_policy() {
     // A port nothing listens on: bind, read the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (store, _dir) = store_with_usage(&[]).await;
     let settings = |on_error| RedisSettings {
         url: format!("redis://127.0.0.1:{port}"),
@@ -253,7 +289,10 @@ async fn unreachable_redis_follows_the_policy() {
         Calendar::default(),
         OnRedisError::FailClosed,
     );
-    assert_eq!(closed.admit(&limits(5, 0, 0), now(), 0).await.unwrap_err(), Refusal::Unavailable);
+    assert_eq!(
+        closed.admit(&limits(5, 0, 0), now(), 0).await.unwrap_err(),
+        Refusal::Unavailable
+    );
     let reason = closed.degraded().expect("degraded");
     assert!(reason.contains("fail-closed"), "{reason}");
     let local = RedisLimiter::new(
@@ -265,10 +304,13 @@ async fn unreachable_redis_follows_the_policy() {
     for _ in 0..5 {
         assert!(local.admit(&limits(5, 0, 0), now(), 0).await.is_ok());
     }
-    assert!(matches!(
-        local.admit(&limits(5, 0, 0), now(), 0).await,
-        Err(Refusal::RateLimited { .. })
-    ), "the local fallback still enforces the limit in this process");
+    assert!(
+        matches!(
+            local.admit(&limits(5, 0, 0), now(), 0).await,
+            Err(Refusal::RateLimited { .. })
+        ),
+        "the local fallback still enforces the limit in this process"
+    );
     assert!(local.degraded().unwrap().contains("local"));
 }
 
@@ -285,7 +327,10 @@ async fn cooldowns_keep_the_later_deadline_and_one_probe_wins() {
     let first = routing.cool("p#0", "m", 10_000, "quota").await;
     assert!((9_000..=10_000).contains(&first), "{first}");
     let kept = routing.cool("p#0", "m", 1_000, "quota").await;
-    assert!(kept > 9_000, "a shorter window never shortens a longer one ({kept} ms)");
+    assert!(
+        kept > 9_000,
+        "a shorter window never shortens a longer one ({kept} ms)"
+    );
     let snapshot = routing.snapshot().await.unwrap();
     assert_eq!(snapshot.cooling.len(), 1);
     assert_eq!(snapshot.cooling[0].0, "p#0");
@@ -297,7 +342,10 @@ async fn cooldowns_keep_the_later_deadline_and_one_probe_wins() {
     assert_eq!(wins, 1);
     routing.clear("p#0", "m").await;
     assert!(routing.snapshot().await.unwrap().cooling.is_empty());
-    assert!(routing.try_probe("p#0", "m", 5_000).await, "cleared: the lease went with it");
+    assert!(
+        routing.try_probe("p#0", "m", 5_000).await,
+        "cleared: the lease went with it"
+    );
     routing.disable("p#1", "HTTP 401").await;
     assert_eq!(
         routing.snapshot().await.unwrap().disabled,
@@ -314,7 +362,10 @@ async fn cooldowns_keep_the_later_deadline_and_one_probe_wins() {
         }
     }
     assert!(matches!(seen[0], Event::Cooled { .. }), "{seen:?}");
-    assert!(matches!(seen.last(), Some(Event::Disabled { .. })), "{seen:?}");
+    assert!(
+        matches!(seen.last(), Some(Event::Disabled { .. })),
+        "{seen:?}"
+    );
 
     let lock = RedisLock::new(link);
     let held = lock.try_lock("refresh:claude-1", 5_000).await.unwrap();

@@ -50,7 +50,9 @@ pub struct Shared {
 
 /// Opens the configured store (`store:`, else SQLite in `data-dir`), applying migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let location = config.store_location().map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    let location = config
+        .store_location()
+        .map_err(|e| anyhow::anyhow!("store: {e}"))?;
     crate::store::open(&location)
         .await
         .with_context(|| match &location {
@@ -114,7 +116,7 @@ impl Accounts {
                 Ok(_) => {}
                 Err(StoreError::NotFound) => {
                     let password_hash = hash_password(&admin.password)?;
-                    store
+                    let created = store
                         .create_user(
                             NewUser {
                                 username: admin.username.clone(),
@@ -123,8 +125,15 @@ impl Accounts {
                             },
                             clock.now_ms(),
                         )
-                        .await?;
-                    tracing::info!(username = %admin.username, "created the admin user from `auth.admin`");
+                        .await;
+                    match created {
+                        Ok(_) => {
+                            tracing::info!(username = %admin.username, "created the admin user from `auth.admin`");
+                        }
+                        // Another instance starting on the same store created it first.
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }

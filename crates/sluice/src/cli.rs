@@ -80,7 +80,9 @@ pub(crate) fn load(path: &Path) -> Result<Config, String> {
     })
 }
 
-pub(crate) fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+pub(crate) fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

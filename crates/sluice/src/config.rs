@@ -199,7 +199,7 @@ fn default_redis_prefix() -> String {
     "sluice".into()
 }
 fn default_redis_timeout() -> Duration {
-    Duration::from_millis(250)
+    Duration::from_secs(1)
 }
 fn default_true() -> bool {
     true
@@ -1064,7 +1064,10 @@ impl Config {
         if !limits.redis.is_empty()
             && !(limits.redis.starts_with("redis://") || limits.redis.starts_with("rediss://"))
         {
-            err("limits.redis".into(), "must start with redis:// or rediss://");
+            err(
+                "limits.redis".into(),
+                "must start with redis:// or rediss://",
+            );
         }
         if limits.redis_prefix.is_empty()
             || limits

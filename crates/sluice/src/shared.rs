@@ -88,7 +88,11 @@ fn apply_snapshot(app: &AppState, snapshot: &RoutingSnapshot) {
 
 async fn refresh_keys(app: &AppState) {
     let accounts = &app.accounts;
-    if let Err(e) = accounts.keys.refresh(&*accounts.store, accounts.now_ms()).await {
+    if let Err(e) = accounts
+        .keys
+        .refresh(&*accounts.store, accounts.now_ms())
+        .await
+    {
         tracing::warn!(error = %e, "could not re-read changed keys from the store; the periodic refresh retries");
     }
 }

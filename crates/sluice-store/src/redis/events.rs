@@ -85,7 +85,10 @@ impl EventBus for RedisEvents {
             }
             Err(e) => {
                 self.link.failed("publish", &e);
-                tracing::warn!(?event, "could not publish a change to the other instances; they pick it up with their periodic refresh");
+                tracing::warn!(
+                    ?event,
+                    "could not publish a change to the other instances; they pick it up with their periodic refresh"
+                );
             }
         }
     }
@@ -167,7 +170,11 @@ async fn epoch_poll(events: std::sync::Weak<RedisEvents>) {
                 if epoch != seen {
                     events.seen.store(epoch, Ordering::SeqCst);
                     if seen >= 0 {
-                        tracing::debug!(epoch, seen, "event epoch moved without a message: resyncing");
+                        tracing::debug!(
+                            epoch,
+                            seen,
+                            "event epoch moved without a message: resyncing"
+                        );
                     }
                     let _ = events.tx.send(Event::Resync);
                 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
 use super::{Link, OnRedisError};
 use crate::limits::memory::MemoryLimiter;
@@ -159,7 +158,8 @@ pub struct RedisLimiter {
     local: MemoryLimiter,
     admit: redis::Script,
     seed: redis::Script,
-    settles: mpsc::UnboundedSender<(Reservation, Nanos)>,
+    settle: Arc<redis::Script>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl RedisLimiter {
@@ -170,8 +170,6 @@ impl RedisLimiter {
         calendar: Calendar,
         policy: OnRedisError,
     ) -> RedisLimiter {
-        let (settles, rx) = mpsc::unbounded_channel();
-        tokio::spawn(settle_writer(link.clone(), rx));
         RedisLimiter {
             link,
             store,
@@ -180,7 +178,8 @@ impl RedisLimiter {
             local: MemoryLimiter::new(calendar),
             admit: redis::Script::new(&format!("{CALENDAR_LUA}{ADMIT_LUA}")),
             seed: redis::Script::new(SEED_LUA),
-            settles,
+            settle: Arc::new(redis::Script::new(SETTLE_LUA)),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -290,7 +289,10 @@ impl Limiter for RedisLimiter {
                 .invoke_async(&mut conn)
                 .await;
             let (status, a, b) = match answer {
-                Ok(answer) => answer,
+                Ok(answer) => {
+                    self.link.succeeded();
+                    answer
+                }
                 Err(e) => {
                     self.link.failed("admit", &e);
                     return self.degraded_admit(limits, now_ms, estimate);
@@ -300,7 +302,11 @@ impl Limiter for RedisLimiter {
                 "ok" => Ok(Reservation {
                     key_id: limits.key_id,
                     month: a,
-                    amount: if limits.monthly_quota > 0 { estimate } else { 0 },
+                    amount: if limits.monthly_quota > 0 {
+                        estimate
+                    } else {
+                        0
+                    },
                     ticket: if limits.monthly_quota > 0 { ticket } else { 0 },
                 }),
                 "rate" => Err(Refusal::RateLimited {
@@ -322,7 +328,10 @@ impl Limiter for RedisLimiter {
                     continue;
                 }
                 other => {
-                    tracing::error!(status = other, "unexpected answer from the admission script");
+                    tracing::error!(
+                        status = other,
+                        "unexpected answer from the admission script"
+                    );
                     Err(Refusal::Unavailable)
                 }
             };
@@ -336,12 +345,12 @@ impl Limiter for RedisLimiter {
             self.local.settle(reservation, actual);
             return;
         }
-        if self.settles.send((reservation, actual.max(0))).is_err() {
-            tracing::error!(
-                key_id = reservation.key_id,
-                "the shared settle writer has stopped; the reservation is released by its lease"
-            );
-        }
+        // At once, on its own task: the settle is queued on the shared connection before the
+        // client has read its answer, so the client's next admission sees it (Redis runs one
+        // connection's commands in order).
+        let (link, script) = (self.link.clone(), self.settle.clone());
+        self.runtime
+            .spawn(settle(link, script, reservation, actual.max(0)));
     }
 
     fn resume(&self, key_id: i64, spend: KeySpend, now_ms: i64) {
@@ -370,36 +379,33 @@ fn secs(ms: i64) -> u64 {
     u64::try_from(ms.max(1)).unwrap_or(1).div_ceil(1000).max(1)
 }
 
-/// Runs settles off the request path, retrying each a few times; a settle is idempotent, so a
-/// retry after a lost reply cannot count twice.
-async fn settle_writer(link: Link, mut rx: mpsc::UnboundedReceiver<(Reservation, Nanos)>) {
-    let script = redis::Script::new(SETTLE_LUA);
-    while let Some((reservation, actual)) = rx.recv().await {
-        let tag = link.tag(&format!("k:{}", reservation.key_id));
-        let mut delay = Duration::from_millis(100);
-        for attempt in 1..=SETTLE_ATTEMPTS {
-            let mut conn = link.conn();
-            let done: Result<i64, _> = script
-                .arg(&tag)
-                .arg(reservation.month)
-                .arg(reservation.ticket)
-                .arg(actual)
-                .invoke_async(&mut conn)
-                .await;
-            match done {
-                Ok(_) => break,
-                Err(e) if attempt < SETTLE_ATTEMPTS => {
-                    link.failed("settle", &e);
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => {
-                    tracing::error!(
-                        error = %e,
-                        key_id = reservation.key_id,
-                        "could not settle a quota reservation in Redis; its lease releases it, and the month's spend is reseeded from the store if Redis lost it"
-                    );
-                }
+/// Settles one reservation off the request path, retrying a few times; a settle is
+/// idempotent, so a retry after a lost reply cannot count twice.
+async fn settle(link: Link, script: Arc<redis::Script>, reservation: Reservation, actual: Nanos) {
+    let tag = link.tag(&format!("k:{}", reservation.key_id));
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=SETTLE_ATTEMPTS {
+        let mut conn = link.conn();
+        let done: Result<i64, _> = script
+            .arg(&tag)
+            .arg(reservation.month)
+            .arg(reservation.ticket)
+            .arg(actual)
+            .invoke_async(&mut conn)
+            .await;
+        match done {
+            Ok(_) => return,
+            Err(e) if attempt < SETTLE_ATTEMPTS => {
+                link.failed("settle", &e);
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    key_id = reservation.key_id,
+                    "could not settle a quota reservation in Redis; its lease releases it, and the month's spend is reseeded from the store if Redis lost it"
+                );
             }
         }
     }

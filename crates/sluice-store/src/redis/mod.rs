@@ -60,7 +60,13 @@ pub struct Link {
     pub(crate) client: redis::Client,
     pub(crate) prefix: Arc<str>,
     pub(crate) health: Arc<Health>,
+    /// Commands timed out in a row: one slow answer under load is not an outage.
+    timeouts: Arc<std::sync::atomic::AtomicU32>,
 }
+
+/// Consecutive timeouts after which Redis counts as unreachable (a refused or dropped
+/// connection counts at once).
+const TIMEOUTS_TO_DEGRADE: u32 = 3;
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,6 +93,7 @@ impl Link {
             client,
             prefix: settings.prefix.as_str().into(),
             health: Arc::default(),
+            timeouts: Arc::default(),
         };
         link.spawn_watch();
         Ok(link)
@@ -102,8 +109,24 @@ impl Link {
         self.conn.clone()
     }
 
-    /// Notes a failed command: Redis is now degraded until the watcher reaches it again.
+    /// Notes a command that succeeded.
+    pub(crate) fn succeeded(&self) {
+        self.timeouts.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Notes a failed command: Redis is now degraded until the watcher reaches it again (for a
+    /// timeout, once several came in a row).
     pub(crate) fn failed(&self, what: &str, error: &redis::RedisError) {
+        if error.is_timeout()
+            && self
+                .timeouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1
+                < TIMEOUTS_TO_DEGRADE
+        {
+            tracing::warn!(what, "a Redis command timed out (limits.redis-timeout)");
+            return;
+        }
         let reason = format!("redis unreachable ({what}: {})", error.kind_str());
         if self.health.set_down(reason) {
             tracing::error!(
@@ -132,7 +155,9 @@ impl Link {
                 let mut conn = link.conn();
                 let ping: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
                 if ping.is_ok() && health.set_up() {
-                    tracing::warn!("Redis is reachable again: shared limits, cooldowns and events resume");
+                    tracing::warn!(
+                        "Redis is reachable again: shared limits, cooldowns and events resume"
+                    );
                 }
             }
         });

@@ -288,7 +288,13 @@ impl Health {
 
     /// Cools a credential for a model until `until` unless a later window is already set (the
     /// later deadline wins); a probe in flight here is not disturbed.
-    pub fn cool_until(&self, credential: &str, model: &str, until: Instant, reason: CooldownReason) {
+    pub fn cool_until(
+        &self,
+        credential: &str,
+        model: &str,
+        until: Instant,
+        reason: CooldownReason,
+    ) {
         let mut guard = self.lock();
         let state = guard.table.entry(credential.into()).or_default();
         let m = state.models.entry(model.into()).or_default();

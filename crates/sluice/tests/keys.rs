@@ -721,6 +721,7 @@ async fn the_daily_limit_resets_at_midnight_in_the_configured_time_zone() {
     let mut config = sluice::config::Config::from_yaml(&yaml, |_| None).unwrap();
     let data_dir = tempfile::tempdir().unwrap();
     config.data_dir = data_dir.path().to_path_buf();
+    let store_db = common::test_store(&mut config).await;
     let usage = sluice::pipeline::account::MemorySink::default();
     let server =
         sluice::server::start_with_clock(config, vec![Box::new(usage.clone())], clock.clone())
@@ -733,6 +734,7 @@ async fn the_daily_limit_resets_at_midnight_in_the_configured_time_zone() {
         usage,
         http,
         data_dir,
+        store_db,
     };
     let k = Keys::with(h).await;
     let alice = k.user("alice").await;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sluice::config::Config;
 use sluice::pipeline::account::{MemorySink, UsageRecord};
 use sluice::server::RunningServer;
+use sluice::store::testing::TestDatabase;
 use sluice_mock::{MockConfig, MockServer};
 
 pub const CLIENT_KEY: &str = "sk-test-client-key";
@@ -21,6 +22,20 @@ pub struct Harness {
     pub http: reqwest::Client,
     /// The store's data directory (a fresh temporary one unless the config names one).
     pub data_dir: tempfile::TempDir,
+    /// The PostgreSQL database of this test, when the suite runs on PostgreSQL.
+    pub store_db: Option<TestDatabase>,
+}
+
+/// With `SLUICE_TEST_STORE=postgres` (and `SLUICE_TEST_POSTGRES_URL`), points the config at a
+/// fresh PostgreSQL database of this test's own, so the whole suite also runs on PostgreSQL.
+pub async fn test_store(config: &mut Config) -> Option<TestDatabase> {
+    let server = sluice::store::testing::suite_on_postgres()?;
+    if !config.store.is_empty() {
+        return None;
+    }
+    let db = TestDatabase::create(&server).await.unwrap();
+    config.store = db.url.clone();
+    Some(db)
 }
 
 /// Config text for a gateway in front of `mock`; `extra` is appended at the top level and
@@ -75,6 +90,7 @@ impl Harness {
         if !yaml.lines().any(|l| l.starts_with("data-dir:")) {
             config.data_dir = data_dir.path().to_path_buf();
         }
+        let store_db = test_store(&mut config).await;
         let usage = MemorySink::default();
         let server = sluice::server::start(config, vec![Box::new(usage.clone())])
             .await
@@ -89,6 +105,7 @@ impl Harness {
             usage,
             http,
             data_dir,
+            store_db,
         }
     }
 

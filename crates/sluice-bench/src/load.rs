@@ -34,10 +34,12 @@ pub fn http_client(concurrency: usize) -> HttpClient {
         .build(connector)
 }
 
-/// One chat-completions endpoint and the exact request sent to it.
+/// The chat-completions endpoint(s) and the exact request sent to them. With several
+/// endpoints (instances behind a load balancer), worker `i` always uses endpoint `i mod n`, as a
+/// balancer with keep-alive connections does.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub uri: Uri,
+    pub uris: Vec<Uri>,
     pub authorization: String,
     pub body: Bytes,
     pub stream: bool,
@@ -55,11 +57,26 @@ impl Target {
             "stream": stream,
         });
         Ok(Self {
-            uri,
+            uris: vec![uri],
             authorization: format!("Bearer {bearer}"),
             body: Bytes::from(serde_json::to_vec(&body).context("serialising request body")?),
             stream,
         })
+    }
+}
+
+impl Target {
+    /// The same request spread over the instances at `bases`.
+    pub fn spread(mut self, bases: &[String]) -> Result<Self> {
+        self.uris = bases
+            .iter()
+            .map(|base| {
+                format!("{base}/v1/chat/completions")
+                    .parse()
+                    .with_context(|| format!("invalid endpoint URL from base {base}"))
+            })
+            .collect::<Result<_>>()?;
+        Ok(self)
     }
 }
 
@@ -139,8 +156,9 @@ pub async fn run_phase(
     let tickets = Arc::new(AtomicU64::new(0));
     let target = Arc::new(target.clone());
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..plan.concurrency.max(1) {
+    for index in 0..plan.concurrency.max(1) {
         workers.spawn(worker(
+            index,
             client.clone(),
             Arc::clone(&target),
             plan,
@@ -157,6 +175,7 @@ pub async fn run_phase(
 }
 
 async fn worker(
+    index: usize,
     client: HttpClient,
     target: Arc<Target>,
     plan: PhasePlan,
@@ -164,6 +183,7 @@ async fn worker(
     tickets: Arc<AtomicU64>,
 ) -> PhaseOutcome {
     let mut tally = PhaseOutcome::default();
+    let uri = target.uris[index % target.uris.len().max(1)].clone();
     loop {
         let since_start = phase_started.elapsed();
         let go_on = match plan.stop {
@@ -178,7 +198,7 @@ async fn worker(
             break;
         }
         let sent = Instant::now();
-        match tokio::time::timeout(REQUEST_TIMEOUT, exchange(&client, &target, sent)).await {
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange(&client, &target, &uri, sent)).await {
             Ok(Ok(sample)) => {
                 tally.ok += 1;
                 tally.latencies_us.push(sample.latency_us);
@@ -219,8 +239,13 @@ impl Failure {
 }
 
 /// Sends one request and reads the whole response, checking it is what a client expects.
-async fn exchange(client: &HttpClient, target: &Target, sent: Instant) -> Result<Sample, Failure> {
-    let request = Request::post(target.uri.clone())
+async fn exchange(
+    client: &HttpClient,
+    target: &Target,
+    uri: &Uri,
+    sent: Instant,
+) -> Result<Sample, Failure> {
+    let request = Request::post(uri.clone())
         .header(CONTENT_TYPE, "application/json")
         .header(AUTHORIZATION, &target.authorization)
         .body(Full::new(target.body.clone()))
@@ -314,7 +339,7 @@ mod tests {
         assert_eq!(body["model"], "bench-model");
         assert_eq!(body["stream"], true);
         assert_eq!(body["messages"][0]["content"], "Say hello. mock:words=7");
-        assert_eq!(target.uri.path(), "/v1/chat/completions");
+        assert_eq!(target.uris[0].path(), "/v1/chat/completions");
         Ok(())
     }
 }

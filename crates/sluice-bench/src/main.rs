@@ -7,6 +7,7 @@
 
 mod load;
 mod report;
+mod scale;
 mod servers;
 mod stats;
 
@@ -56,7 +57,21 @@ struct Cli {
     /// Backstop: a phase that has not finished after this many seconds stops and fails the run.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     phase_limit_secs: u64,
+    /// PostgreSQL server for the scale-out scenarios (a database is created for the run and
+    /// dropped after it), e.g. postgres://postgres@127.0.0.1:5432/test. Needs --redis.
+    #[arg(long, requires = "redis")]
+    postgres: Option<String>,
+    /// Redis for the scale-out scenarios (keys under a prefix of the run's own, removed after).
+    #[arg(long, requires = "postgres")]
+    redis: Option<String>,
 }
+
+/// The scale-out scenarios: one and three instances on PostgreSQL + Redis, stored key,
+/// non-stream (compared with `sluice+key non-stream`, SQLite + in-process limits).
+const SCALE_SCENARIOS: [(&str, usize); 2] = [
+    ("1x pg+redis key non-stream", 1),
+    ("3x pg+redis key non-stream", 3),
+];
 
 /// Which server a scenario talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +218,48 @@ async fn run(cli: &Cli) -> Result<()> {
             report::ms(summary.p50_us)
         );
         summaries.push(summary);
+    }
+
+    if let (Some(postgres), Some(redis)) = (&cli.postgres, &cli.redis) {
+        for (name, n) in SCALE_SCENARIOS {
+            eprintln!("sluice-bench: {name}: starting {n} instance(s) on PostgreSQL + Redis");
+            let cluster =
+                scale::Cluster::start(&binaries, &client, servers.mock_addr, postgres, redis, n)
+                    .await?;
+            let key = cluster.stored_key(&client).await?;
+            let target = Target::chat(
+                &format!("http://{}", cluster.addrs[0]),
+                &key,
+                servers::SLUICE_MODEL,
+                cli.words,
+                false,
+            )?
+            .spread(&cluster.bases())?;
+            if cli.warmup > 0 {
+                let outcome = run_checked(&client, &target, warmup, &mut servers).await?;
+                failures.extend(describe_failures(name, "warmup", &outcome, time_limit));
+            }
+            eprintln!("sluice-bench: {name}: measuring");
+            let (mock_before, sluice_before) = (servers.cpu_time().0, cluster.cpu_time());
+            let outcome = run_checked(&client, &target, measured, &mut servers).await?;
+            let (mock_after, sluice_after) = (servers.cpu_time().0, cluster.cpu_time());
+            failures.extend(describe_failures(name, "measured", &outcome, time_limit));
+            let mut summary = summarize(name, concurrency, outcome);
+            let per_request = |before: Option<Duration>, after: Option<Duration>| {
+                let spent = after?.checked_sub(before?)?;
+                (summary.requests > 0)
+                    .then(|| spent.as_secs_f64() * 1e6 / summary.requests as f64)
+            };
+            summary.mock_cpu_us = per_request(mock_before, mock_after);
+            summary.sluice_cpu_us = per_request(sluice_before, sluice_after);
+            eprintln!(
+                "sluice-bench: {}: {:.0} req/s, p50 {} ms",
+                summary.name,
+                summary.req_per_sec,
+                report::ms(summary.p50_us)
+            );
+            summaries.push(summary);
+        }
     }
 
     let layout = if cli.markdown {
@@ -360,8 +417,27 @@ fn render_report(cli: &Cli, summaries: &[ScenarioSummary], layout: Layout) -> Re
             sluice: find("sluice+key stream")?,
         },
     );
+    let scale = match (
+        summaries.iter().find(|s| s.name == SCALE_SCENARIOS[0].0),
+        summaries.iter().find(|s| s.name == SCALE_SCENARIOS[1].0),
+    ) {
+        (Some(one), Some(three)) => {
+            let table = report::scale_table(
+                &Pair {
+                    direct: find("sluice+key non-stream")?,
+                    sluice: one,
+                },
+                &Pair {
+                    direct: one,
+                    sluice: three,
+                },
+            );
+            format!("\n{}", table.render(layout))
+        }
+        _ => String::new(),
+    };
     Ok(format!(
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}{scale}",
         provenance.render(layout),
         report::scenario_table(summaries).render(layout),
         report::comparison_table(&non_stream, &stream).render(layout),

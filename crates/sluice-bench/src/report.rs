@@ -220,6 +220,35 @@ pub fn keys_table(non_stream: &Pair<'_>, stream: &Pair<'_>) -> Table {
     }
 }
 
+/// The scale-out table: shared store and limiter against the embedded ones on one instance,
+/// and three instances against one (each pair is (baseline, compared)).
+pub fn scale_table(shared_vs_local: &Pair<'_>, three_vs_one: &Pair<'_>) -> Table {
+    let ratio = |p: &Pair<'_>| {
+        throughput_ratio_percent(p.direct, p.sluice)
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}%"))
+    };
+    let added = |p: &Pair<'_>| signed_ms(added_p50_us(p.direct, p.sluice));
+    Table {
+        columns: vec![
+            ("Scale-out (stored key, non-stream)", Align::Left),
+            ("throughput vs baseline", Align::Right),
+            ("added p50 latency", Align::Right),
+        ],
+        rows: vec![
+            vec![
+                "PostgreSQL + Redis vs SQLite + memory, one instance".to_owned(),
+                ratio(shared_vs_local),
+                added(shared_vs_local),
+            ],
+            vec![
+                "three instances vs one (PostgreSQL + Redis)".to_owned(),
+                ratio(three_vs_one),
+                added(three_vs_one),
+            ],
+        ],
+    }
+}
+
 /// Where the numbers came from: enough to reproduce them or to discount them.
 #[derive(Debug, Clone)]
 pub struct Provenance {

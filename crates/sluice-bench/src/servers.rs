@@ -110,25 +110,13 @@ impl Servers {
         let (mock, mock_addr) = start_mock(&binaries.mock, &mock_log).await?;
 
         let sluice_addr = free_local_addr()?;
-        let config_path = scratch.path().join("sluice.yaml");
         let data_dir = scratch.path().join("data");
-        std::fs::write(
-            &config_path,
-            sluice_config(sluice_addr, mock_addr, &data_dir),
-        )
-        .with_context(|| format!("writing {}", config_path.display()))?;
-        let log = std::fs::File::create(&sluice_log)
-            .with_context(|| format!("creating {}", sluice_log.display()))?;
-        let sluice = Command::new(&binaries.sluice)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("duplicating the log file handle")?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binaries.sluice.display()))?;
+        let sluice = spawn_sluice(
+            binaries,
+            scratch.path(),
+            "sluice",
+            &sluice_config(sluice_addr, mock_addr, &data_dir),
+        )?;
 
         let mut servers = Self {
             mock,
@@ -143,38 +131,8 @@ impl Servers {
         Ok(servers)
     }
 
-    /// Polls `/readyz` until Sluice answers 200, failing early if it exits.
     async fn wait_for_sluice(&mut self, client: &HttpClient) -> Result<()> {
-        let uri: hyper::Uri = format!("http://{}/readyz", self.sluice_addr)
-            .parse()
-            .context("building the readiness URL")?;
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Some(status) = self.sluice.try_wait().context("checking on sluice")? {
-                bail!(
-                    "sluice exited during startup ({status}); its output:\n{}",
-                    log_tail(&self.sluice_log)
-                );
-            }
-            let request = Request::get(uri.clone())
-                .body(Full::default())
-                .context("building the readiness request")?;
-            let last =
-                match tokio::time::timeout(Duration::from_secs(1), client.request(request)).await {
-                    Ok(Ok(response)) if response.status() == StatusCode::OK => return Ok(()),
-                    Ok(Ok(response)) => format!("GET /readyz answered {}", response.status()),
-                    Ok(Err(e)) => format!("GET /readyz failed: {:#}", anyhow::anyhow!(e)),
-                    Err(_) => "GET /readyz took over 1 s".to_owned(),
-                };
-            if Instant::now() >= deadline {
-                bail!(
-                    "sluice was not ready within {} s ({last}); its output:\n{}",
-                    STARTUP_TIMEOUT.as_secs(),
-                    log_tail(&self.sluice_log)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_ready(&mut self.sluice, self.sluice_addr, &self.sluice_log, client).await
     }
 
     /// CPU time each server has used so far (mock, Sluice): all threads, from the kernel's
@@ -184,64 +142,9 @@ impl Servers {
         (process_cpu(self.mock.id()), process_cpu(self.sluice.id()))
     }
 
-    /// Signs in as the bench admin and creates a stored API key (seed 004) with generous limits,
-    /// so every limit is checked and counted but none refuses: requests per minute and per day,
-    /// and a monthly quota that reserves and settles each request's cost.
+    /// Creates the stored API key every keyed scenario uses (see [`stored_key`]).
     pub async fn stored_key(&self, client: &HttpClient) -> Result<String> {
-        let login = self
-            .post_json(
-                client,
-                "/api/auth/login",
-                None,
-                serde_json::json!({"username": ADMIN.0, "password": ADMIN.1}),
-            )
-            .await?;
-        let token = login["data"]["token"]
-            .as_str()
-            .with_context(|| format!("signing in to sluice failed: {login}"))?
-            .to_owned();
-        let created = self
-            .post_json(
-                client,
-                "/api/api-keys",
-                Some(&token),
-                serde_json::json!({"name": "bench", "rate_limit": 1_000_000_000,
-                    "daily_limit": 1_000_000_000, "monthly_quota": 1_000_000}),
-            )
-            .await?;
-        created["data"]["key"]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("creating a key failed: {created}"))
-    }
-
-    async fn post_json(
-        &self,
-        client: &HttpClient,
-        path: &str,
-        bearer: Option<&str>,
-        body: serde_json::Value,
-    ) -> Result<serde_json::Value> {
-        use http_body_util::BodyExt as _;
-        let mut request = Request::post(format!("http://{}{path}", self.sluice_addr))
-            .header("content-type", "application/json");
-        if let Some(token) = bearer {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let request = request
-            .body(Full::new(bytes::Bytes::from(body.to_string())))
-            .context("building an /api request")?;
-        let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
-            .await
-            .with_context(|| format!("POST {path} timed out"))?
-            .with_context(|| format!("POST {path} failed"))?;
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("reading the answer to POST {path}"))?
-            .to_bytes();
-        serde_json::from_slice(&bytes).with_context(|| format!("POST {path} answered non-JSON"))
+        stored_key(client, self.sluice_addr).await
     }
 
     /// Fails with the server's own output if either server has died since startup.
@@ -319,8 +222,128 @@ pub fn parse_listen_banner(line: &str) -> Option<SocketAddr> {
     rest.trim().trim_end_matches('/').parse().ok()
 }
 
+/// Starts `sluice serve` with `config` written to `<dir>/<name>.yaml`, logging to
+/// `<dir>/<name>.log`.
+pub fn spawn_sluice(binaries: &Binaries, dir: &Path, name: &str, config: &str) -> Result<Child> {
+    let config_path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&config_path, config)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let log_path = dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    Command::new(&binaries.sluice)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("duplicating the log file handle")?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binaries.sluice.display()))
+}
+
+/// Polls `/readyz` until a Sluice answers 200, failing early if it exits.
+pub async fn wait_ready(
+    sluice: &mut Child,
+    addr: SocketAddr,
+    log: &Path,
+    client: &HttpClient,
+) -> Result<()> {
+    let uri: hyper::Uri = format!("http://{addr}/readyz")
+        .parse()
+        .context("building the readiness URL")?;
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(status) = sluice.try_wait().context("checking on sluice")? {
+            bail!(
+                "sluice exited during startup ({status}); its output:\n{}",
+                log_tail(log)
+            );
+        }
+        let request = Request::get(uri.clone())
+            .body(Full::default())
+            .context("building the readiness request")?;
+        let last = match tokio::time::timeout(Duration::from_secs(1), client.request(request)).await
+        {
+            Ok(Ok(response)) if response.status() == StatusCode::OK => return Ok(()),
+            Ok(Ok(response)) => format!("GET /readyz answered {}", response.status()),
+            Ok(Err(e)) => format!("GET /readyz failed: {:#}", anyhow::anyhow!(e)),
+            Err(_) => "GET /readyz took over 1 s".to_owned(),
+        };
+        if Instant::now() >= deadline {
+            bail!(
+                "sluice was not ready within {} s ({last}); its output:\n{}",
+                STARTUP_TIMEOUT.as_secs(),
+                log_tail(log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Signs in as the bench admin and creates a stored API key (seed 004) with generous limits,
+/// so every limit is checked and counted but none refuses: requests per minute and per day,
+/// and a monthly quota that reserves and settles each request's cost.
+pub async fn stored_key(client: &HttpClient, addr: SocketAddr) -> Result<String> {
+    let login = post_json(
+        client,
+        addr,
+        "/api/auth/login",
+        None,
+        serde_json::json!({"username": ADMIN.0, "password": ADMIN.1}),
+    )
+    .await?;
+    let token = login["data"]["token"]
+        .as_str()
+        .with_context(|| format!("signing in to sluice failed: {login}"))?
+        .to_owned();
+    let created = post_json(
+        client,
+        addr,
+        "/api/api-keys",
+        Some(&token),
+        serde_json::json!({"name": "bench", "rate_limit": 1_000_000_000,
+            "daily_limit": 1_000_000_000, "monthly_quota": 1_000_000}),
+    )
+    .await?;
+    created["data"]["key"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("creating a key failed: {created}"))
+}
+
+async fn post_json(
+    client: &HttpClient,
+    addr: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+    body: serde_json::Value,
+) -> Result<serde_json::Value> {
+    use http_body_util::BodyExt as _;
+    let mut request =
+        Request::post(format!("http://{addr}{path}")).header("content-type", "application/json");
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .context("building an /api request")?;
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .with_context(|| format!("POST {path} timed out"))?
+        .with_context(|| format!("POST {path} failed"))?;
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .with_context(|| format!("reading the answer to POST {path}"))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).with_context(|| format!("POST {path} answered non-JSON"))
+}
+
 /// A loopback address with a port nothing is using right now (the OS picks it).
-fn free_local_addr() -> Result<SocketAddr> {
+pub fn free_local_addr() -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free local port")?;
     listener.local_addr().context("reading the free port")
 }
@@ -353,7 +376,7 @@ providers:
 }
 
 /// The last few kilobytes of a server's log, for error messages.
-fn log_tail(path: &Path) -> String {
+pub fn log_tail(path: &Path) -> String {
     match std::fs::read(path) {
         Ok(bytes) if bytes.is_empty() => "(no output)".to_owned(),
         Ok(bytes) => {
@@ -365,7 +388,7 @@ fn log_tail(path: &Path) -> String {
 }
 
 /// Sum of `/proc/<pid>/task/*/schedstat` on-CPU nanoseconds.
-fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+pub fn process_cpu(pid: Option<u32>) -> Option<Duration> {
     let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
     let mut total: u64 = 0;
     for task in tasks.flatten() {

@@ -247,8 +247,7 @@ async fn run(cli: &Cli) -> Result<()> {
             let mut summary = summarize(name, concurrency, outcome);
             let per_request = |before: Option<Duration>, after: Option<Duration>| {
                 let spent = after?.checked_sub(before?)?;
-                (summary.requests > 0)
-                    .then(|| spent.as_secs_f64() * 1e6 / summary.requests as f64)
+                (summary.requests > 0).then(|| spent.as_secs_f64() * 1e6 / summary.requests as f64)
             };
             summary.mock_cpu_us = per_request(mock_before, mock_after);
             summary.sluice_cpu_us = per_request(sluice_before, sluice_after);

@@ -64,6 +64,10 @@ pub trait SharedRouting: Send + Sync + Debug + 'static {
     async fn enable(&self, credential: &str);
     /// Every live cooldown and disable.
     async fn snapshot(&self) -> Option<RoutingSnapshot>;
+    /// The credential a session (an opaque digest) is bound to on any instance.
+    async fn session(&self, session: &str) -> Option<String>;
+    /// Binds a session to a credential for `ttl_ms` on every instance.
+    async fn bind_session(&self, session: &str, credential: &str, ttl_ms: u64);
 }
 
 /// Publishes changes to every instance (including this one's own subscribers).

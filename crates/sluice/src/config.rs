@@ -221,6 +221,10 @@ pub struct RoutingConfig {
     /// The request header naming the session (Anthropic's `metadata.user_id` is used too).
     #[serde(default = "default_session_header")]
     pub session_header: String,
+    /// Share session bindings between instances through Redis (`limits.redis`), for load
+    /// balancers without session affinity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_sticky_sessions: bool,
 }
 
 impl Default for RoutingConfig {
@@ -230,6 +234,7 @@ impl Default for RoutingConfig {
             sticky_sessions: false,
             sticky_ttl: default_sticky_ttl(),
             session_header: default_session_header(),
+            shared_sticky_sessions: false,
         }
     }
 }

@@ -80,6 +80,8 @@ struct Cluster {
     prefix: String,
     dir: tempfile::TempDir,
     instances: Vec<Instance>,
+    /// The `routing:` value every instance gets.
+    routing: String,
     http: reqwest::Client,
     token: String,
 }
@@ -93,6 +95,16 @@ impl Cluster {
     }
 
     async fn start_on(pg: &str, redis: &str, n: usize, limits_extra: &[&str]) -> Cluster {
+        Self::start_routed(pg, redis, n, limits_extra, "{strategy: round-robin}").await
+    }
+
+    async fn start_routed(
+        pg: &str,
+        redis: &str,
+        n: usize,
+        limits_extra: &[&str],
+        routing: &str,
+    ) -> Cluster {
         let mock = MockServer::start(MockConfig::default()).await.unwrap();
         let db = TestDatabase::create(pg).await.unwrap();
         let mut cluster = Cluster {
@@ -102,6 +114,7 @@ impl Cluster {
             prefix: format!("sluice-scale-{}", unique_suffix()),
             dir: tempfile::tempdir().unwrap(),
             instances: Vec::new(),
+            routing: routing.to_string(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .pool_max_idle_per_host(64)
@@ -133,8 +146,7 @@ user-keys:
 auth:
   admin: {{username: admin, password: {ADMIN_PASSWORD}}}
   jwt-secret: scale-out-test-secret-0123456789abcdef
-routing:
-  strategy: round-robin
+routing: {routing}
 cooldown:
   quota-backoff-max: 30s
 prices:
@@ -151,6 +163,7 @@ providers:
             redis = self.redis,
             prefix = self.prefix,
             base = self.mock.base_url(),
+            routing = self.routing,
         )
     }
 
@@ -907,4 +920,71 @@ async fn sigterm_on_all_three_under_load_keeps_every_record() {
     let records = cluster.wait_records(&store, 60).await;
     assert_eq!(records.len(), 60, "one record per request sent");
     assert_eq!(store.key_by_id(id).await.unwrap().request_count, 60);
+}
+
+#[tokio::test]
+async fn sticky_sessions_are_shared_when_configured() {
+    let test = "sticky_sessions_are_shared_when_configured";
+    let (Some(pg), Some(redis)) = (postgres_url(test), redis_url(test)) else {
+        return;
+    };
+    let cluster = Cluster::start_routed(
+        &pg,
+        &redis,
+        3,
+        &[],
+        "{strategy: round-robin, sticky-sessions: true, shared-sticky-sessions: true}",
+    )
+    .await;
+    let (_, key) = cluster
+        .create_key(json!({"name": "k", "rate_limit": 0}))
+        .await;
+    let used = || {
+        (
+            cluster.mock.requests_with_key(UP_A),
+            cluster.mock.requests_with_key(UP_B),
+        )
+    };
+    // Instance 0 serves one request without a session, so its round-robin turn (now on B)
+    // differs from the fresh instances 1 and 2 (on A): without shared bindings they would
+    // each bind the session to A.
+    assert_eq!(
+        cluster.chat(0, &key, "hi").send().await.unwrap().status(),
+        200
+    );
+    let before = used();
+    let session = "session-1";
+    assert_eq!(
+        cluster
+            .chat(0, &key, "hi")
+            .header("x-session-id", session)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let first = used();
+    assert_eq!(
+        (first.0 - before.0, first.1 - before.1),
+        (0, 1),
+        "instance 0 bound it to B"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in [1, 2, 1, 2, 0, 1] {
+        let status = cluster
+            .chat(i, &key, "hi")
+            .header("x-session-id", session)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let after = used();
+    assert_eq!(
+        (after.0 - first.0, after.1 - first.1),
+        (0, 6),
+        "every instance kept the session on B"
+    );
 }

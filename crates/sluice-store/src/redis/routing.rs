@@ -1,6 +1,7 @@
 //! [`SharedRouting`] on Redis: cooldown windows where the later deadline wins (`ZADD GT` on
 //! Redis's clock), one probe lease per cooled credential and model (`SET NX PX`), disables in
-//! a hash, each change published as an [`Event`] so other instances apply it at once.
+//! a hash, each change published as an [`Event`] so other instances apply it at once; sticky
+//! session bindings (when shared) as keys expiring with their TTL.
 
 use std::sync::Arc;
 
@@ -60,6 +61,11 @@ impl RedisRouting {
 
     fn key(&self, name: &str) -> String {
         format!("{}:{name}", self.link.tag("routing"))
+    }
+
+    /// A session binding: a key (and hash slot) of its own, expiring with the binding.
+    fn session_key(&self, session: &str) -> String {
+        self.link.tag(&format!("session:{session}"))
     }
 }
 
@@ -191,6 +197,38 @@ impl SharedRouting for RedisRouting {
                     .await;
             }
             Err(e) => self.link.failed("enable", &e),
+        }
+    }
+
+    async fn session(&self, session: &str) -> Option<String> {
+        if !self.link.health.is_up() {
+            return None;
+        }
+        let mut conn = self.link.conn();
+        let bound: Result<Option<String>, _> = redis::cmd("GET")
+            .arg(self.session_key(session))
+            .query_async(&mut conn)
+            .await;
+        bound.unwrap_or_else(|e| {
+            self.link.failed("session", &e);
+            None
+        })
+    }
+
+    async fn bind_session(&self, session: &str, credential: &str, ttl_ms: u64) {
+        if !self.link.health.is_up() {
+            return;
+        }
+        let mut conn = self.link.conn();
+        let done: Result<(), _> = redis::cmd("SET")
+            .arg(self.session_key(session))
+            .arg(credential)
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = done {
+            self.link.failed("bind session", &e);
         }
     }
 

@@ -76,6 +76,7 @@ pub async fn run(
     stream: bool,
     mut build: impl FnMut(&Pick) -> Result<UpstreamRequest, GatewayError>,
 ) -> Result<Served, GatewayError> {
+    router.adopt_shared_session(plan).await;
     let max_attempts = router.retry.request_retry.saturating_add(1);
     let mut attempts: u32 = 0;
     let mut last_error: Option<GatewayError> = None;

@@ -53,6 +53,8 @@ pub struct Router {
     session_header: http::HeaderName,
     /// Cooldowns, probes and disables shared with other instances (`limits.redis`).
     shared: std::sync::OnceLock<Arc<dyn crate::store::shared::SharedRouting>>,
+    /// Sticky bindings are shared too (`routing.shared-sticky-sessions`).
+    shared_sticky: bool,
 }
 
 /// A credential chosen for one attempt.
@@ -95,6 +97,7 @@ impl Router {
             session_header: http::HeaderName::from_bytes(config.routing.session_header.as_bytes())
                 .unwrap_or(http::HeaderName::from_static("x-session-id")),
             shared: std::sync::OnceLock::new(),
+            shared_sticky: config.routing.shared_sticky_sessions,
         }
     }
 
@@ -153,11 +156,41 @@ impl Router {
         })
     }
 
-    /// Binds a session to the credential that served it.
+    /// Binds a session to the credential that served it (on every instance, when bindings are
+    /// shared; written off the request path).
     pub fn bind_session(&self, plan: &Plan<'_>, credential: &Arc<str>) {
         if let (Some(sticky), Some(key)) = (&self.sticky, plan.session) {
             sticky.bind(key, credential.clone(), self.clock.now());
+            if let Some(shared) = self.shared_sessions()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let (session, credential) = (key.hex(), credential.to_string());
+                let ttl_ms = u64::try_from(sticky.ttl().as_millis()).unwrap_or(u64::MAX);
+                runtime.spawn(async move {
+                    shared.bind_session(&session, &credential, ttl_ms).await;
+                });
+            }
         }
+    }
+
+    /// Before a plan's first pick: a session this instance has not seen, bound by another
+    /// instance, takes that binding.
+    pub async fn adopt_shared_session(&self, plan: &Plan<'_>) {
+        let (Some(sticky), Some(key), Some(shared)) =
+            (&self.sticky, plan.session, self.shared_sessions())
+        else {
+            return;
+        };
+        if sticky.bound(&key, self.clock.now()).is_some() {
+            return;
+        }
+        if let Some(credential) = shared.session(&key.hex()).await {
+            sticky.bind(key, credential.into(), self.clock.now());
+        }
+    }
+
+    fn shared_sessions(&self) -> Option<Arc<dyn crate::store::shared::SharedRouting>> {
+        self.shared_sticky.then(|| self.shared().cloned()).flatten()
     }
 
     /// Live sticky bindings.

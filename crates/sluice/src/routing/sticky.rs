@@ -19,6 +19,11 @@ const MAX_BINDINGS: usize = 100_000;
 pub struct SessionKey([u8; 16]);
 
 impl SessionKey {
+    /// Lowercase hex, for naming the binding in shared state.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     fn new(model: &str, session: &str) -> Self {
         let digest = Sha256::new()
             .chain_update(model.as_bytes())
@@ -139,6 +144,11 @@ impl Sticky {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(carried);
+    }
+
+    /// The TTL of a binding.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Releases a session whose credential became unavailable.

@@ -40,6 +40,14 @@ pub fn top_level(config: &Config, err: &mut Report<'_>) {
             "must be at least 1",
         );
     }
+    if config.routing.shared_sticky_sessions
+        && (!config.routing.sticky_sessions || config.limits.redis.is_empty())
+    {
+        err(
+            "routing.shared-sticky-sessions".into(),
+            "needs routing.sticky-sessions and limits.redis",
+        );
+    }
     if config.routing.sticky_ttl.is_zero() {
         err("routing.sticky-ttl".into(), "must be greater than zero");
     }

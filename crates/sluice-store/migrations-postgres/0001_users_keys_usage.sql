@@ -72,3 +72,12 @@ CREATE UNIQUE INDEX usage_records_request ON usage_records (request_id, time_ms)
 CREATE INDEX usage_records_day ON usage_records (day);
 CREATE INDEX usage_records_key_day ON usage_records (api_key_id, day);
 CREATE INDEX usage_records_user_day ON usage_records (user_id, day);
+
+-- PostgreSQL only (several instances): credentials an upstream refused (401/403), so the
+-- disable outlives a Redis that lost its data and reaches instances started later. Cleared
+-- when an operator's config reload gives the credential another chance.
+CREATE TABLE credential_disables (
+    credential TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    disabled_at BIGINT NOT NULL
+);

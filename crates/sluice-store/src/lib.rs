@@ -337,6 +337,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: i64,
     ) -> StoreResult<Vec<UsageRow>>;
 
+    /// Credentials disabled on any instance (credential, reason). Only stores shared by several
+    /// instances keep them; the default keeps none.
+    async fn credential_disables(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
+    /// Records (`Some(reason)`) or clears (`None`) a credential's disable.
+    async fn set_credential_disabled(
+        &self,
+        _credential: &str,
+        _reason: Option<&str>,
+        _now: i64,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Retention: removes the records older than `before_ms` that can go (PostgreSQL drops
     /// whole monthly partitions that end by then; SQLite deletes the rows). The number removed.
     async fn prune_usage(&self, before_ms: i64) -> StoreResult<u64>;

@@ -559,6 +559,45 @@ impl Store for PgStore {
         rows.iter().map(usage_from).collect()
     }
 
+    async fn credential_disables(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT credential, reason FROM credential_disables ORDER BY credential")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    async fn set_credential_disabled(
+        &self,
+        credential: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        match reason {
+            Some(reason) => {
+                sqlx::query(
+                    "INSERT INTO credential_disables (credential, reason, disabled_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (credential) \
+                     DO UPDATE SET reason = EXCLUDED.reason, disabled_at = EXCLUDED.disabled_at",
+                )
+                .bind(credential)
+                .bind(reason)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM credential_disables WHERE credential = $1")
+                    .bind(credential)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn prune_usage(&self, before_ms: i64) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -323,7 +323,8 @@ async fn cooldowns_keep_the_later_deadline_and_one_probe_wins() {
     let link = Link::open(&prefix.settings(OnRedisError::FailClosed)).unwrap();
     let events = RedisEvents::start(link.clone(), true);
     let mut rx = events.subscribe();
-    let routing = RedisRouting::new(link.clone(), events.clone());
+    let (store, _dir) = store_with_usage(&[]).await;
+    let routing = RedisRouting::new(link.clone(), events.clone(), store);
     let first = routing.cool("p#0", "m", 10_000, "quota").await;
     assert!((9_000..=10_000).contains(&first), "{first}");
     let kept = routing.cool("p#0", "m", 1_000, "quota").await;

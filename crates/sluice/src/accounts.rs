@@ -90,7 +90,11 @@ fn open_limits(
     .map_err(|e| anyhow::anyhow!("limits.redis: {e}"))?;
     let events: Arc<dyn EventBus> = RedisEvents::start(link.clone(), limits.pubsub);
     let shared = Shared {
-        routing: Arc::new(RedisRouting::new(link.clone(), events.clone())),
+        routing: Arc::new(RedisRouting::new(
+            link.clone(),
+            events.clone(),
+            store.clone(),
+        )),
         lock: Arc::new(RedisLock::new(link.clone())),
         health: link.health().clone(),
         events,

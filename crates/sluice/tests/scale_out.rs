@@ -988,3 +988,49 @@ async fn sticky_sessions_are_shared_when_configured() {
         "every instance kept the session on B"
     );
 }
+
+#[tokio::test]
+async fn a_refused_credential_is_disabled_everywhere_and_durably() {
+    let Some(mut cluster) = Cluster::start(
+        "a_refused_credential_is_disabled_everywhere_and_durably",
+        2,
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, key) = cluster
+        .create_key(json!({"name": "k", "rate_limit": 0}))
+        .await;
+    cluster.mock.faults().set_for_key(UP_A, "status=401");
+    // Round-robin reaches A within two requests on instance 0; it fails over to B.
+    for _ in 0..2 {
+        assert_eq!(
+            cluster.chat(0, &key, "hi").send().await.unwrap().status(),
+            200
+        );
+    }
+    assert_eq!(cluster.mock.requests_with_key(UP_A), 1);
+    cluster.mock.faults().clear_key(UP_A);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let results = cluster.burst(&key, 10, "hi").await;
+    assert_eq!(count(&results, 200), 10);
+    assert_eq!(
+        cluster.mock.requests_with_key(UP_A),
+        1,
+        "instance 1 skips A too"
+    );
+    // Redis loses everything, and a new instance starts: the disable is in PostgreSQL.
+    cluster.flush_redis().await;
+    let third = cluster.spawn(2, "");
+    cluster.instances.push(third);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let results = cluster.burst(&key, 12, "hi").await;
+    assert_eq!(count(&results, 200), 12);
+    assert_eq!(
+        cluster.mock.requests_with_key(UP_A),
+        1,
+        "A stays disabled on every instance"
+    );
+}

@@ -1,6 +1,6 @@
 //! [`SharedRouting`] on Redis: cooldown windows where the later deadline wins (`ZADD GT` on
 //! Redis's clock), one probe lease per cooled credential and model (`SET NX PX`), disables in
-//! a hash, each change published as an [`Event`] so other instances apply it at once; sticky
+//! a hash (and durably in the store, when it keeps them), each change published as an [`Event`] so other instances apply it at once; sticky
 //! session bindings (when shared) as keys expiring with their TTL.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::Link;
+use crate::Store;
 use crate::shared::{Event, EventBus, RoutingSnapshot, SharedRouting};
 
 /// KEYS: cool zset, reason hash. ARGV: member, window ms, reason. Returns the window in effect.
@@ -41,8 +42,14 @@ return {out, redis.call('HGETALL', KEYS[3])}
 pub struct RedisRouting {
     link: Link,
     events: Arc<dyn EventBus>,
+    /// Where disables are kept durably (PostgreSQL keeps them; SQLite keeps none).
+    store: Arc<dyn Store>,
     cool: redis::Script,
     snapshot: redis::Script,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 fn member(credential: &str, model: &str) -> String {
@@ -50,10 +57,11 @@ fn member(credential: &str, model: &str) -> String {
 }
 
 impl RedisRouting {
-    pub fn new(link: Link, events: Arc<dyn EventBus>) -> RedisRouting {
+    pub fn new(link: Link, events: Arc<dyn EventBus>, store: Arc<dyn Store>) -> RedisRouting {
         RedisRouting {
             link,
             events,
+            store,
             cool: redis::Script::new(COOL_LUA),
             snapshot: redis::Script::new(SNAPSHOT_LUA),
         }
@@ -154,6 +162,13 @@ impl SharedRouting for RedisRouting {
     }
 
     async fn disable(&self, credential: &str, reason: &str) {
+        if let Err(e) = self
+            .store
+            .set_credential_disabled(credential, Some(reason), now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, credential, "could not record a credential's disable in the store");
+        }
         if !self.link.health.is_up() {
             return;
         }
@@ -178,6 +193,13 @@ impl SharedRouting for RedisRouting {
     }
 
     async fn enable(&self, credential: &str) {
+        if let Err(e) = self
+            .store
+            .set_credential_disabled(credential, None, now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, credential, "could not clear a credential's disable in the store");
+        }
         if !self.link.health.is_up() {
             return;
         }
@@ -236,6 +258,7 @@ impl SharedRouting for RedisRouting {
         if !self.link.health.is_up() {
             return None;
         }
+        let durable = self.store.credential_disables().await.unwrap_or_default();
         let mut conn = self.link.conn();
         type Raw = (Vec<(String, i64, String)>, Vec<String>);
         let raw: Result<Raw, _> = self
@@ -271,6 +294,7 @@ impl SharedRouting for RedisRouting {
                     [credential, reason] => Some((credential.clone(), reason.clone())),
                     _ => None,
                 })
+                .chain(durable)
                 .collect(),
         })
     }

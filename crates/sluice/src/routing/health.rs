@@ -284,6 +284,16 @@ impl Health {
         self.lock().table.extend(carried);
     }
 
+    /// Credentials disabled now (a reload gives them another chance on every instance).
+    pub fn disabled(&self) -> Vec<Arc<str>> {
+        self.lock()
+            .table
+            .iter()
+            .filter(|(_, state)| state.disabled.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     // --- Applying what other instances saw (shared through Redis; issue 14) ---
 
     /// Cools a credential for a model until `until` unless a later window is already set (the

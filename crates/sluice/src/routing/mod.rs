@@ -116,6 +116,19 @@ impl Router {
     pub fn inherit(&self, previous: &Router) {
         if let Some(shared) = previous.shared() {
             self.share_with(shared.clone());
+            // The reload is the operator's fix: the credentials disabled before get their
+            // chance on every instance, not only here.
+            let disabled = previous.health.disabled();
+            if !disabled.is_empty()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let shared = shared.clone();
+                runtime.spawn(async move {
+                    for credential in disabled {
+                        shared.enable(&credential).await;
+                    }
+                });
+            }
         }
         self.clock.inherit(&previous.clock);
         self.health.inherit(&previous.health);

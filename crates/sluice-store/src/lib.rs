@@ -420,3 +420,30 @@ pub async fn open(location: &Location) -> StoreResult<std::sync::Arc<dyn Store>>
         Location::Postgres(url) => std::sync::Arc::new(postgres::PgStore::open(url).await?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_and_never_show_a_password() {
+        assert_eq!(
+            Location::parse("postgres://u:secret@db:5432/s").map(|l| l.redacted()),
+            Ok("postgres://u:***@db:5432/s".to_string())
+        );
+        assert_eq!(
+            redact_url("redis://:pw@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            Location::parse("sqlite:///var/lib/sluice"),
+            Ok(Location::Sqlite("/var/lib/sluice".into()))
+        );
+        assert!(Location::parse("mysql://x").is_err());
+        assert!(Location::parse("sqlite://").is_err());
+    }
+}

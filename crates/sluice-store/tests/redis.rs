@@ -356,10 +356,10 @@ async fn cooldowns_keep_the_later_deadline_and_one_probe_wins() {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while seen.len() < 4 && tokio::time::Instant::now() < deadline {
-        if let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
-            if event != Event::Resync {
-                seen.push(event);
-            }
+        if let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+            && event != Event::Resync
+        {
+            seen.push(event);
         }
     }
     assert!(matches!(seen[0], Event::Cooled { .. }), "{seen:?}");

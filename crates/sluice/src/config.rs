@@ -1066,9 +1066,10 @@ impl Config {
             err("store".into(), &e);
         }
         let limits = &self.limits;
-        if !limits.redis.is_empty()
-            && !(limits.redis.starts_with("redis://") || limits.redis.starts_with("rediss://"))
-        {
+        let redis_url = limits.redis.is_empty()
+            || limits.redis.starts_with("redis://")
+            || limits.redis.starts_with("rediss://");
+        if !redis_url {
             err(
                 "limits.redis".into(),
                 "must start with redis:// or rediss://",

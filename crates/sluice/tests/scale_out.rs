@@ -191,12 +191,13 @@ providers:
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 use std::io::Write;
                 let _ = writeln!(file, "{line}");
-                if !sent && line.contains("sluice listening") {
-                    if let Some(addr) = line.split("addr=").nth(1) {
-                        let addr = addr.split_whitespace().next().unwrap_or_default();
-                        let _ = tx.send(addr.parse::<SocketAddr>().ok());
-                        sent = true;
-                    }
+                if !sent
+                    && line.contains("sluice listening")
+                    && let Some(addr) = line.split("addr=").nth(1)
+                {
+                    let addr = addr.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.parse::<SocketAddr>().ok());
+                    sent = true;
                 }
             }
             if !sent {

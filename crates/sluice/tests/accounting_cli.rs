@@ -151,7 +151,11 @@ providers:
             })
         };
     let mut tasks: Vec<_> = (0..40).map(request).collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // SIGTERM once all 40 are in flight (at the upstream), however busy the machine is.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while mock.requests().len() < 40 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let pid = child.id().unwrap().to_string();
     assert!(
         Command::new("kill")

@@ -53,6 +53,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let location = config
         .store_location()
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    // The data directory holds generated secrets and the token pool even when the store is
+    // elsewhere.
+    let dir = config.data_path();
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("data-dir: cannot create {}", dir.display()))?;
     crate::store::open(&location)
         .await
         .with_context(|| match &location {

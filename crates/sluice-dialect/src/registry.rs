@@ -116,6 +116,25 @@ impl Dialect {
         }
     }
 
+    /// Upstream side: the most output tokens an upstream of this dialect will generate for
+    /// `body` (one it is about to receive), or `None` when the body sets no limit. OpenAI
+    /// Chat counts the larger of `max_tokens` and `max_completion_tokens`: compatible servers
+    /// honour one or the other.
+    pub fn output_cap(self, body: &[u8]) -> Option<u64> {
+        match self {
+            Dialect::OpenAiChat => {
+                #[derive(serde::Deserialize)]
+                struct Caps {
+                    max_tokens: Option<u64>,
+                    max_completion_tokens: Option<u64>,
+                }
+                let caps = serde_json::from_slice::<Caps>(body).ok()?;
+                caps.max_tokens.max(caps.max_completion_tokens)
+            }
+            other => other.decode_request(body).ok()?.max_tokens,
+        }
+    }
+
     /// Client side: decode a token-counting request (`count_tokens` / `:countTokens`).
     pub fn decode_count_tokens(self, body: &[u8]) -> Result<Request, ErrorBody> {
         match self {

@@ -201,6 +201,19 @@ impl GatewayError {
         )
     }
 
+    /// 503 for a request still in flight when the shutdown grace period ended.
+    pub fn cut_by_shutdown() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Fault::Gateway,
+            ErrorBody::new(
+                ErrorKind::Overloaded,
+                "The gateway shut down before this request completed; retry on another instance.",
+            )
+            .with_code("shutdown"),
+        )
+    }
+
     /// 404 for a path the gateway does not serve.
     pub fn unknown_route(method: &http::Method, path: &str) -> Self {
         Self::new(

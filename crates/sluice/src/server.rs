@@ -251,7 +251,7 @@ async fn start_full(
                 match tokio::time::timeout(grace, &mut serve).await {
                     Ok(r) => r,
                     Err(_) => {
-                        tracing::warn!("grace period over: ending the streams still open");
+                        tracing::warn!("grace period over: answering the requests still in flight with 503 and ending open streams");
                         task_state.hard_stop.send_replace(true);
                         match tokio::time::timeout(HARD_STOP_WAIT, &mut serve).await {
                             Ok(r) => r,
@@ -264,7 +264,12 @@ async fn start_full(
                 }
             }
         };
-        usage.flush().await;
+        // Every request that reached a proxy endpoint closes its record: answered, cut by the
+        // hard stop, or dropped with its connection. Wait for the stragglers, then make it all
+        // durable; what could not be written makes the exit fail.
+        task_state.hard_stop.send_replace(true);
+        let unclosed = usage.wait_ledgers_closed(HARD_STOP_WAIT).await;
+        let lost = usage.flush().await + unclosed as u64;
         refresh.abort();
         if let Some(events) = shared_events {
             events.abort();
@@ -272,6 +277,10 @@ async fn start_full(
         drop(usage);
         drop(task_state);
         writer.abort();
+        if lost > 0 {
+            tracing::error!(lost, "stopped: usage records could not be written");
+            anyhow::bail!("{lost} usage record(s) could not be written");
+        }
         tracing::info!("stopped");
         result?.map_err(anyhow::Error::from)
     });

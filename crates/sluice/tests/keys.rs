@@ -956,3 +956,144 @@ async fn upstreams_that_report_no_usage_are_counted_locally_and_marked_estimated
     assert_eq!(row["request_count"], 2);
     assert_eq!(row["used_cost"].as_f64(), Some(0.8));
 }
+
+/// A gateway with an Anthropic upstream (`claude-mock`, `via-anthropic`): output costs
+/// `output_price` USD per million tokens, input is free.
+async fn anthropic_keys(output_price: u32) -> Keys {
+    let mock = sluice_mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+auth: {{admin: {{username: {}, password: {}}}}}
+prices: {{claude-mock: {{input: 0, output: {output_price}}}}}
+cooldown: {{server-error-threshold: 1000}}
+providers:
+  - {{name: up-anthropic, kind: anthropic, base-url: 'http://{}', api-keys: [{UPSTREAM_KEY}], models: [{{name: claude-mock, alias: via-anthropic}}]}}
+",
+        ADMIN.0,
+        ADMIN.1,
+        mock.addr()
+    );
+    Keys::with(Harness::from_yaml(mock, &yaml).await).await
+}
+
+fn messages(k: &Keys, key: &str, body: Value) -> reqwest::RequestBuilder {
+    k.h.http
+        .post(k.h.url("/v1/messages"))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+}
+
+/// Anthropic reports output tokens only at the end of a stream: 20 streams cut after hundreds
+/// of words (10 by the upstream, 10 by their client) are billed for what the client received,
+/// and a small quota then stops admitting cut streams.
+#[tokio::test]
+async fn cut_streams_are_billed_for_the_tokens_the_client_received() {
+    use futures_util::StreamExt;
+    let k = Arc::new(anthropic_keys(10).await);
+    let alice = k.user("alice").await;
+    let (_, key) = k.key(&alice, json!({"name": "open"})).await;
+    // 3 events precede the text deltas: 300 words reach the client, then the upstream breaks.
+    let cut = json!({"model": "claude-mock", "max_tokens": 1000, "stream": true,
+        "messages": user("mock:words=1000 mock:cut_after=303")});
+    let slow = json!({"model": "claude-mock", "max_tokens": 1000, "stream": true,
+        "messages": user("mock:words=1000 mock:chunk_delay_ms=2")});
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (k, key) = (k.clone(), key.clone());
+        let body = if i < 10 { cut.clone() } else { slow.clone() };
+        tasks.push(tokio::spawn(async move {
+            let resp = messages(&k, &key, body).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let mut stream = resp.bytes_stream();
+            let mut text = String::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                // The client goes away after 300 text deltas.
+                if i >= 10 && text.matches("\"text_delta\"").count() >= 300 {
+                    break;
+                }
+            }
+            text.matches("\"text_delta\"").count()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap() >= 300);
+    }
+    let records = k.h.wait_records(20).await;
+    assert_eq!(records.len(), 20);
+    for r in &records {
+        assert!(r.stream && r.estimated, "{r:?}");
+        // "w1 w2 … w300": about 1,400 characters, 350 tokens at four characters a token.
+        assert!(r.usage.output_tokens >= 300, "{:?}", r.usage);
+        assert!(r.cost_nanos >= 3_000_000, "{r:?}");
+    }
+    let upstream_cut = records
+        .iter()
+        .filter(|r| r.error.as_deref() == Some("upstream_stream_broken"))
+        .count();
+    let client_cut = records.iter().filter(|r| r.status == 499).count();
+    assert_eq!((upstream_cut, client_cut), (10, 10), "{records:?}");
+
+    // $0.01 of quota: each cut stream costs about $0.0035 (350 tokens at $10 a million), so
+    // admission stops after three or four of twenty.
+    let (id, quota) = k
+        .key(&alice, json!({"name": "small", "monthly_quota": 0.01}))
+        .await;
+    let small = json!({"model": "claude-mock", "max_tokens": 400, "stream": true,
+        "messages": user("mock:words=1000 mock:cut_after=303")});
+    let mut admitted = 0;
+    for _ in 0..20 {
+        let resp = messages(&k, &quota, small.clone()).send().await.unwrap();
+        if resp.status() == 200 {
+            admitted += 1;
+            resp.text().await.unwrap();
+        } else {
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            assert_eq!(status, 429, "{text}");
+            assert!(text.contains("quota"), "{text}");
+        }
+    }
+    let row = k.key_row(&alice, id).await;
+    assert!((3..=4).contains(&admitted), "admitted {admitted}: {row}");
+    let row = k.key_row(&alice, id).await;
+    assert!(row["used_cost"].as_f64().unwrap() >= 0.01, "{row}");
+}
+
+/// The reservation is priced from the output limit the upstream will enforce: a Responses
+/// client's `max_completion_tokens: 1` (a field the translation to Anthropic drops; the
+/// upstream gets the default `max_tokens` 8192) does not shrink it.
+#[tokio::test]
+async fn a_field_the_upstream_ignores_does_not_shrink_the_reservation() {
+    let k = Arc::new(anthropic_keys(1).await);
+    let alice = k.user("alice").await;
+    // 8192 output tokens at $1 a million: $0.0082 reserved; $0.01 covers one such request.
+    let (_, key) = k
+        .key(&alice, json!({"name": "small", "monthly_quota": 0.01}))
+        .await;
+    let body = json!({"model": "via-anthropic", "input": "hi mock:latency_ms=500",
+        "max_completion_tokens": 1});
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (k, key, body) = (k.clone(), key.clone(), body.clone());
+            tokio::spawn(async move {
+                let req =
+                    k.h.http
+                        .post(k.h.url("/v1/responses"))
+                        .bearer_auth(&key)
+                        .json(&body);
+                send(req).await.0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!((1..=2).contains(&ok), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 50 - ok);
+}

@@ -2,6 +2,7 @@
 //! one [`UsageRecord`], whether it succeeded, failed or was abandoned by its client. Records go
 //! through a channel to a background writer, so the request path never waits on a sink.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,6 +46,10 @@ pub struct UsageRecord {
     /// tokens locally when it never does. Never written anywhere.
     #[serde(skip)]
     pub reply_text: Option<String>,
+    /// The answer ended before the upstream's final usage report (a cut, stalled or abandoned
+    /// stream): the output is counted from `reply_text` when that is more than was reported.
+    #[serde(skip)]
+    pub usage_incomplete: bool,
     pub latency_ms: f64,
     /// Time until the first byte of the answer went to the client.
     pub ttft_ms: Option<f64>,
@@ -79,6 +84,11 @@ pub trait UsageSink: Send + 'static {
     /// far is durable. A flush of the usage log waits for it.
     fn flushed(&mut self) -> Option<oneshot::Receiver<()>> {
         None
+    }
+
+    /// Records this sink has given up on so far (a durable sink that could not write them).
+    fn lost(&self) -> u64 {
+        0
     }
 }
 
@@ -154,13 +164,24 @@ impl UsageSink for MemorySink {
 
 enum Message {
     Record(Box<UsageRecord>),
-    Flush(oneshot::Sender<()>),
+    /// Answered with the number of records lost so far.
+    Flush(oneshot::Sender<u64>),
 }
 
 /// The sending side: cheap to clone, never blocks.
 #[derive(Clone, Debug)]
 pub struct UsageLog {
     tx: mpsc::UnboundedSender<Message>,
+    /// Ledgers opened and not yet closed: requests whose record is still to come.
+    open: Arc<OpenLedgers>,
+    /// Records that could not be handed to the writer.
+    unsent: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct OpenLedgers {
+    count: AtomicUsize,
+    closed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Message {
@@ -173,6 +194,8 @@ impl UsageLog {
     /// Starts the background writer feeding `sinks`.
     pub fn start(mut sinks: Vec<Box<dyn UsageSink>>) -> (UsageLog, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let unsent = Arc::new(AtomicU64::new(0));
+        let unsent_seen = unsent.clone();
         let writer = tokio::spawn(async move {
             let mut inbox = Vec::with_capacity(256);
             let mut batch = Vec::with_capacity(256);
@@ -195,26 +218,60 @@ impl UsageLog {
                     for wait in pending {
                         let _ = wait.await;
                     }
-                }
-                for done in flushes {
-                    let _ = done.send(());
+                    let lost = sinks.iter().map(|s| s.lost()).sum::<u64>()
+                        + unsent_seen.load(Ordering::Relaxed);
+                    for done in flushes {
+                        let _ = done.send(lost);
+                    }
                 }
             }
         });
-        (UsageLog { tx }, writer)
+        let log = UsageLog {
+            tx,
+            open: Arc::default(),
+            unsent,
+        };
+        (log, writer)
     }
 
     fn send(&self, record: UsageRecord) {
         if self.tx.send(Message::Record(Box::new(record))).is_err() {
+            self.unsent.fetch_add(1, Ordering::Relaxed);
             tracing::error!("usage writer has stopped; a usage record was lost");
         }
     }
 
-    /// Resolves once every record sent before this call has reached the sinks.
-    pub async fn flush(&self) {
+    /// Resolves once every record sent before this call has reached the sinks (and durable
+    /// sinks have committed them), with the number of records lost so far: refused by a sink
+    /// for good, or sent after the writer stopped.
+    pub async fn flush(&self) -> u64 {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).is_ok() {
-            let _ = wait.await;
+        match self.tx.send(Message::Flush(done)) {
+            Ok(()) => wait
+                .await
+                .unwrap_or_else(|_| self.unsent.load(Ordering::Relaxed)),
+            Err(_) => self.unsent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Requests whose record has not been closed yet.
+    pub fn open_ledgers(&self) -> usize {
+        self.open.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until every open ledger has closed (each request in flight has sent its record),
+    /// or `limit` passes; returns how many are still open.
+    pub async fn wait_ledgers_closed(&self, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let closed = self.open.closed.notified();
+            let open = self.open_ledgers();
+            if open == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, closed).await.is_err() {
+                return self.open_ledgers();
+            }
         }
     }
 }
@@ -255,6 +312,7 @@ impl Ledger {
         let time_ms = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        log.open.count.fetch_add(1, Ordering::AcqRel);
         Self {
             log: log.clone(),
             started,
@@ -279,6 +337,7 @@ impl Ledger {
                 cost_nanos: 0,
                 estimated: false,
                 reply_text: None,
+                usage_incomplete: false,
                 latency_ms: 0.0,
                 ttft_ms: None,
                 attempts: 0,
@@ -329,6 +388,9 @@ impl Ledger {
             }
             record.reply_text = None;
             self.log.send(record);
+            if self.log.open.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.log.open.closed.notify_waiters();
+            }
         }
     }
 }

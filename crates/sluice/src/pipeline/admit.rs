@@ -16,16 +16,18 @@ use crate::store::nanos_to_usd;
 
 /// Counts a request against its key's limits, atomically, and reserves its estimated cost
 /// against the key's monthly quota (the reservation is settled when its record closes, see
-/// `pipeline::charge`). `body` is the client's request, `model` the model served.
+/// `pipeline::charge`). `body` is the client's request, `model` the model served;
+/// `output_cap` is asked for only under a quota: the output limit the upstream will enforce.
 pub async fn admit_key(
     accounts: &Accounts,
     prices: &PriceTable,
     key: &CachedKey,
     body: &[u8],
+    output_cap: impl FnOnce() -> Option<u64>,
     model: &str,
 ) -> Result<Reservation, GatewayError> {
     let estimate = if key.limits.monthly_quota > 0 {
-        let (input, output) = reservation_tokens(body);
+        let (input, output) = reservation_tokens(body, output_cap());
         prices.estimate(model, input, output)
     } else {
         0

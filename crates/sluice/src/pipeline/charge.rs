@@ -10,7 +10,7 @@ use sluice_dialect::Dialect;
 use super::account::{CloseHook, UsageRecord};
 use crate::limits::{Limiter, Reservation};
 use crate::pricing::PriceTable;
-use crate::pricing::estimate::local_usage;
+use crate::pricing::estimate::{count_tokens, local_usage};
 
 /// What closing a record needs to price it and settle its reservation.
 pub struct Charge {
@@ -47,6 +47,13 @@ impl Charge {
                     reply.as_deref().unwrap_or(""),
                 );
                 r.estimated = true;
+            } else if reached_upstream && r.usage_incomplete {
+                // The upstream's final count never came: bill what the client received.
+                let received = count_tokens(&model, reply.as_deref().unwrap_or(""));
+                if received > r.usage.output_tokens {
+                    r.usage.output_tokens = received;
+                    r.estimated = true;
+                }
             }
             r.cost_nanos = self.prices.cost(&model, &r.usage);
         }

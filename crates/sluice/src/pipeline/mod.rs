@@ -161,7 +161,14 @@ pub async fn proxy(
     let (parts, body) = request.into_parts();
     let request_id = crate::server::request_id(&parts.headers);
     let mut ledger = Ledger::open(&app.usage, request_id, endpoint.label, started);
-    let handled = handle(app, endpoint, &parts, body, path, &mut ledger).await;
+    // Past the shutdown grace period a request still waiting for its upstream (or still
+    // uploading its body) is answered with 503 in its dialect, and recorded so.
+    let mut hard_stop = app.hard_stop.subscribe();
+    let handled = tokio::select! {
+        biased;
+        handled = handle(app, endpoint, &parts, body, path, &mut ledger) => handled,
+        () = stopped(&mut hard_stop) => Err(GatewayError::cut_by_shutdown()),
+    };
     let mut attempts = 0;
     ledger.with(|r| attempts = r.attempts);
     let mut response = match handled {
@@ -191,6 +198,13 @@ pub async fn proxy(
     };
     routing::failover::tag_attempts(&mut response, attempts);
     response
+}
+
+/// Resolves once the hard stop is ordered (never, if the gateway's state is gone).
+async fn stopped(hard_stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if hard_stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 enum Handled {
@@ -257,17 +271,33 @@ async fn handle(
         endpoint.platform,
         caller.key.as_deref(),
     )?;
-    // The quota reservation is priced at the first candidate's model; the charge settles at the
-    // model that actually served.
-    let priced_model = plan
-        .entry()
-        .targets
-        .first()
-        .map_or_else(|| probe.model.clone(), |t| t.upstream_model.to_string());
+    // The quota reservation is priced at the first candidate's model, for the output limit that
+    // candidate will enforce (read from the body it would receive, after translation); the
+    // charge settles at the model that actually served.
+    let first = plan.entry().targets.first();
+    let priced_model = first.map_or_else(|| probe.model.clone(), |t| t.upstream_model.to_string());
+    let output_cap = || {
+        if counting {
+            return Some(0);
+        }
+        let target = first?;
+        let upstream = target.provider.dialect();
+        let body =
+            translate::upstream_body(client, upstream, &bytes, &probe, &target.upstream_model);
+        upstream.output_cap(&body.ok()?)
+    };
     let reservation = match caller.key.as_deref() {
         Some(key) => Some((
             accounts.limiter.clone(),
-            admit::admit_key(accounts, &runtime.prices, key, &bytes, &priced_model).await?,
+            admit::admit_key(
+                accounts,
+                &runtime.prices,
+                key,
+                &bytes,
+                output_cap,
+                &priced_model,
+            )
+            .await?,
         )),
         None => None,
     };

@@ -406,13 +406,18 @@ impl RelayState {
         }
     }
 
-    /// Puts the usage seen so far (and, without any, the answer's text) into the record.
+    /// Puts the usage seen so far into the record, and the answer's text when the upstream's
+    /// usage cannot be trusted to cover it: none came, or the stream ended before the upstream's
+    /// final count (Anthropic and Gemini report output tokens at the end; a cut stream carries
+    /// only the first event's count).
     fn hand_over_usage(&mut self) {
         let usage = self.usage;
-        let reply = (usage.total() == 0).then(|| self.reply.take());
+        let incomplete = !self.complete;
+        let reply = (usage.total() == 0 || incomplete).then(|| self.reply.take());
         if let Some(ledger) = self.ledger.as_mut() {
             ledger.with(|r| {
                 r.usage = usage;
+                r.usage_incomplete = incomplete;
                 r.reply_text = reply;
             });
         }

@@ -6,9 +6,9 @@
 //!   as the model calls for) for OpenAI-family models, and as one token per four characters
 //!   (rounded up) for every other model, whose tokenizers are not public.
 //! - Before a request under a monthly quota runs, its cost is reserved from an estimate: the
-//!   request body's bytes / 4 as input tokens plus its output cap (`max_tokens`,
-//!   `max_completion_tokens`, `max_output_tokens`, `generationConfig.maxOutputTokens`) or
-//!   [`DEFAULT_OUTPUT_RESERVATION`] tokens.
+//!   request body's bytes / 4 as input tokens plus the output cap the upstream will enforce —
+//!   read from the body the first candidate upstream will receive, after translation, so a
+//!   field the upstream ignores cannot shrink it — or [`DEFAULT_OUTPUT_RESERVATION`] tokens.
 
 use serde::Deserialize;
 use sluice_dialect::canonical::{Part, Request, Response};
@@ -116,30 +116,13 @@ pub fn local_usage(model: &str, dialect: Dialect, body: &[u8], reply: &str) -> T
     }
 }
 
-/// (input, output) tokens to reserve quota for before a request runs.
-pub fn reservation_tokens(body: &[u8]) -> (u64, u64) {
-    #[derive(Deserialize)]
-    struct GenerationConfig {
-        #[serde(rename = "maxOutputTokens")]
-        max_output_tokens: Option<u64>,
-    }
-    #[derive(Deserialize)]
-    struct Caps {
-        max_tokens: Option<u64>,
-        max_completion_tokens: Option<u64>,
-        max_output_tokens: Option<u64>,
-        #[serde(rename = "generationConfig")]
-        generation_config: Option<GenerationConfig>,
-    }
-    let cap = serde_json::from_slice::<Caps>(body).ok().and_then(|c| {
-        c.max_completion_tokens
-            .or(c.max_tokens)
-            .or(c.max_output_tokens)
-            .or(c.generation_config.and_then(|g| g.max_output_tokens))
-    });
+/// (input, output) tokens to reserve quota for before a request runs: the client's body bytes
+/// / 4, and `output_cap`, the output limit the upstream will enforce (read from the body it
+/// will receive, after translation), or [`DEFAULT_OUTPUT_RESERVATION`] without one.
+pub fn reservation_tokens(body: &[u8], output_cap: Option<u64>) -> (u64, u64) {
     (
         (body.len() as u64).div_ceil(4),
-        cap.unwrap_or(DEFAULT_OUTPUT_RESERVATION),
+        output_cap.unwrap_or(DEFAULT_OUTPUT_RESERVATION),
     )
 }
 
@@ -211,12 +194,18 @@ mod tests {
     }
 
     #[test]
-    fn reservation_reads_the_output_cap() {
+    fn reservation_reads_the_output_cap_the_upstream_enforces() {
         let body = br#"{"model":"m","max_tokens":50,"messages":[]}"#;
-        assert_eq!(reservation_tokens(body).1, 50);
-        let gemini = br#"{"contents":[],"generationConfig":{"maxOutputTokens":7}}"#;
-        assert_eq!(reservation_tokens(gemini).1, 7);
-        assert_eq!(reservation_tokens(b"{}").1, DEFAULT_OUTPUT_RESERVATION);
+        let cap = Dialect::OpenAiChat.output_cap(body);
+        assert_eq!(reservation_tokens(body, cap).1, 50);
+        let both = br#"{"model":"m","max_completion_tokens":1,"max_tokens":900,"messages":[]}"#;
+        assert_eq!(Dialect::OpenAiChat.output_cap(both), Some(900));
+        let gemini = br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"max_tokens":1,"generationConfig":{"maxOutputTokens":7}}"#;
+        assert_eq!(Dialect::Gemini.output_cap(gemini), Some(7));
+        assert_eq!(
+            reservation_tokens(b"{}", None).1,
+            DEFAULT_OUTPUT_RESERVATION
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! does one — waits until everything handed over is committed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -31,6 +32,8 @@ enum Message {
 pub struct StoreSink {
     tx: mpsc::UnboundedSender<Message>,
     calendar: Calendar,
+    /// Records given up on after [`ATTEMPTS`] failed writes.
+    lost: Arc<AtomicU64>,
 }
 
 /// A record as stored; `day` is its date in the configured time zone.
@@ -68,6 +71,8 @@ impl StoreSink {
     /// Starts the writer task.
     pub fn start(store: Arc<dyn Store>, calendar: Calendar) -> StoreSink {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let lost = Arc::new(AtomicU64::new(0));
+        let lost_by_writer = lost.clone();
         tokio::spawn(async move {
             let mut inbox = Vec::with_capacity(64);
             let mut pending: Vec<UsageRow> = Vec::with_capacity(BATCH);
@@ -94,22 +99,25 @@ impl StoreSink {
                 while !pending.is_empty() {
                     let take = pending.len().min(BATCH);
                     let batch: Vec<UsageRow> = pending.drain(..take).collect();
-                    write(&*store, &batch).await;
+                    if !write(&*store, &batch).await {
+                        lost_by_writer.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    }
                 }
                 for done in flushes {
                     let _ = done.send(());
                 }
             }
         });
-        StoreSink { tx, calendar }
+        StoreSink { tx, calendar, lost }
     }
 }
 
-async fn write(store: &dyn Store, batch: &[UsageRow]) {
+/// Writes one batch, retrying; `false` when its records were given up.
+async fn write(store: &dyn Store, batch: &[UsageRow]) -> bool {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=ATTEMPTS {
         match store.insert_usage(batch).await {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(e) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, records = batch.len(), "writing usage records failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -125,12 +133,14 @@ async fn write(store: &dyn Store, batch: &[UsageRow]) {
             }
         }
     }
+    false
 }
 
 impl UsageSink for StoreSink {
     fn write(&mut self, batch: &[UsageRecord]) {
         let rows = batch.iter().map(|r| row_of(r, &self.calendar)).collect();
         if self.tx.send(Message::Rows(rows)).is_err() {
+            self.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
             tracing::error!(
                 records = batch.len(),
                 "usage store writer has stopped; records lost"
@@ -141,6 +151,10 @@ impl UsageSink for StoreSink {
     fn flushed(&mut self) -> Option<oneshot::Receiver<()>> {
         let (done, wait) = oneshot::channel();
         self.tx.send(Message::Flush(done)).ok().map(|()| wait)
+    }
+
+    fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 }
 

@@ -132,6 +132,10 @@ pub struct Config {
     /// Price overrides by model name, USD per million tokens.
     #[serde(default)]
     pub prices: BTreeMap<String, crate::pricing::Price>,
+    /// The price of a model found neither in `prices` nor in the built-in table. Without one,
+    /// such a model is refused to keys with a monthly quota (and recorded at $0 for the rest).
+    #[serde(default)]
+    pub default_price: Option<crate::pricing::Price>,
 
     // --- Scale-out: several instances sharing one store and one Redis (issue 14) ---
     /// Where users, keys and usage live: empty for SQLite in `data-dir`, or `postgres://…`
@@ -1089,7 +1093,16 @@ impl Config {
         if limits.redis_timeout.is_zero() {
             err("limits.redis-timeout".into(), "must be greater than zero");
         }
-        for (model, price) in &self.prices {
+        let priced = self
+            .prices
+            .iter()
+            .map(|(model, price)| (format!("prices.{model}"), price))
+            .chain(
+                self.default_price
+                    .iter()
+                    .map(|p| ("default-price".into(), p)),
+            );
+        for (key, price) in priced {
             let all = [
                 Some(price.input),
                 Some(price.output),
@@ -1097,10 +1110,7 @@ impl Config {
                 price.cache_write,
             ];
             if all.into_iter().flatten().any(|p| !p.is_finite() || p < 0.0) {
-                err(
-                    format!("prices.{model}"),
-                    "prices must be non-negative numbers",
-                );
+                err(key, "prices must be non-negative numbers");
             }
         }
     }

@@ -431,6 +431,23 @@ impl GatewayError {
         )
     }
 
+    /// 403: a key with a monthly quota asked for a model that has no price, so its cost could
+    /// not be counted against the quota.
+    pub fn model_not_priced(model: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "Model `{model}` has no price, so an API key with a monthly quota cannot use it; the operator can set its price under `prices` or a `default-price`."
+                ),
+            )
+            .with_param("model")
+            .with_code("model_not_priced"),
+        )
+    }
+
     /// 429: `rate_limit` requests in the last minute.
     pub fn rate_limited(limit: u64, retry_after_secs: u64) -> Self {
         Self::new(

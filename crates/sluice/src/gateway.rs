@@ -77,7 +77,7 @@ impl Runtime {
             token_pool,
             clients,
             config: Arc::new(config.clone()),
-            prices: Arc::new(PriceTable::new(&config.prices)),
+            prices: Arc::new(PriceTable::new(&config.prices, config.default_price)),
         })
     }
 

@@ -1097,3 +1097,64 @@ async fn a_field_the_upstream_ignores_does_not_shrink_the_reservation() {
     assert!((1..=2).contains(&ok), "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 50 - ok);
 }
+
+/// A model with no price is never free to a key with a quota: without `default-price` such a
+/// key is refused it (403 naming the model, in the route's shape, and recorded); a key without
+/// a quota is served at $0. With `default-price` it is charged, and the quota stops it.
+#[tokio::test]
+async fn unpriced_models_are_refused_to_quota_keys_or_charged_the_default_price() {
+    let unpriced = "      - {name: unpriced-model}";
+    let k = Keys::with(Harness::with_config(&accounts_yaml(), unpriced).await).await;
+    let alice = k.user("alice").await;
+    let (_, quota) = k
+        .key(&alice, json!({"name": "quota", "monthly_quota": 0.5}))
+        .await;
+    let (_, open) = k.key(&alice, json!({"name": "open"})).await;
+    let ask = json!({"model": "unpriced-model", "messages": user("mock:words=10")});
+    let (status, body, _) = send(k.chat("/v1/chat/completions", &quota, ask.clone())).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("model_not_priced")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`unpriced-model`")
+    );
+    let (status, body, _) = send(k.chat("/openai/v1/chat/completions", &quota, ask.clone())).await;
+    assert_eq!((status, &body["code"]), (403, &json!(403)), "{body}");
+    assert_eq!(
+        send(k.chat("/v1/chat/completions", &open, ask.clone()))
+            .await
+            .0,
+        200
+    );
+    let records = k.h.records().await;
+    let statuses: Vec<(u16, i64)> = records.iter().map(|r| (r.status, r.cost_nanos)).collect();
+    assert_eq!(statuses, [(403, 0), (403, 0), (200, 0)]);
+
+    // $0.10 a token by default: ten words cost $1.00, beyond a $0.50 quota after one answer.
+    let yaml = format!(
+        "{}\ndefault-price: {{input: 0, output: 100000}}",
+        accounts_yaml()
+    );
+    let k = Keys::with(Harness::with_config(&yaml, unpriced).await).await;
+    let alice = k.user("alice").await;
+    let (id, quota) = k
+        .key(&alice, json!({"name": "quota", "monthly_quota": 0.5}))
+        .await;
+    assert_eq!(
+        send(k.chat("/v1/chat/completions", &quota, ask.clone()))
+            .await
+            .0,
+        200
+    );
+    let (status, body, _) = send(k.chat("/v1/chat/completions", &quota, ask)).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (429, &json!("monthly_quota_exceeded"))
+    );
+    assert_eq!(k.key_row(&alice, id).await["used_cost"].as_f64(), Some(1.0));
+}

@@ -271,6 +271,18 @@ async fn handle(
         endpoint.platform,
         caller.key.as_deref(),
     )?;
+    // A key with a quota is served only by models with a price: never silently free.
+    if !counting
+        && caller
+            .key
+            .as_deref()
+            .is_some_and(|k| k.limits.monthly_quota > 0)
+    {
+        let prices = runtime.prices.clone();
+        if !plan.restrict(move |t| prices.price(&t.upstream_model).is_some()) {
+            return Err(GatewayError::model_not_priced(&probe.model));
+        }
+    }
     // The quota reservation is priced at the first candidate's model, for the output limit that
     // candidate will enforce (read from the body it would receive, after translation); the
     // charge settles at the model that actually served.

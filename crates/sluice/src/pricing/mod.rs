@@ -5,7 +5,9 @@
 //! Built-in prices are the providers' public list prices at the time of writing, for the
 //! standard tier and short prompts; they drift, so operators who bill by them should pin their
 //! own in `prices`. A model matches its exact name, else the longest table entry it starts with
-//! (`gpt-4o-2024-08-06` → `gpt-4o`); a model in neither costs nothing (and is logged once).
+//! (`gpt-4o-2024-08-06` → `gpt-4o`), else the config's `default-price`. A model with no price
+//! at all is never served to a key with a monthly quota (`pipeline::proxy` refuses it); for
+//! other callers its usage is recorded at zero cost, logged once per model.
 
 pub mod estimate;
 
@@ -101,12 +103,18 @@ pub struct PriceTable {
     exact: HashMap<String, Price>,
     /// Names for prefix matching, longest first.
     by_length: Vec<(String, Price)>,
+    /// `default-price`: the price of every model not in the table.
+    default: Option<Price>,
     unknown_logged: Mutex<std::collections::HashSet<String>>,
 }
 
 impl PriceTable {
-    /// The built-in table with `overrides` (model → price) on top.
-    pub fn new<'a>(overrides: impl IntoIterator<Item = (&'a String, &'a Price)>) -> Self {
+    /// The built-in table with `overrides` (model → price) on top, and `default` for models in
+    /// neither.
+    pub fn new<'a>(
+        overrides: impl IntoIterator<Item = (&'a String, &'a Price)>,
+        default: Option<Price>,
+    ) -> Self {
         let mut exact: HashMap<String, Price> =
             BUILT_IN.iter().map(|(m, p)| (m.to_string(), *p)).collect();
         for (model, price) in overrides {
@@ -118,11 +126,12 @@ impl PriceTable {
         Self {
             exact,
             by_length,
+            default,
             unknown_logged: Mutex::default(),
         }
     }
 
-    /// The price of a model, by exact name or longest prefix.
+    /// The price of a model, by exact name or longest prefix, else the default price.
     pub fn price(&self, model: &str) -> Option<Price> {
         let model = model.strip_prefix("models/").unwrap_or(model);
         let model = model.rsplit_once(',').map_or(model, |(_, m)| m.trim());
@@ -133,6 +142,7 @@ impl PriceTable {
             .iter()
             .find(|(name, _)| model.starts_with(name.as_str()))
             .map(|(_, p)| *p)
+            .or(self.default)
     }
 
     /// What `usage` of `model` costs. Unknown models cost 0, logged once per model.
@@ -147,7 +157,7 @@ impl PriceTable {
                 {
                     tracing::warn!(
                         model,
-                        "no price for this model: its usage is recorded at zero cost; add it under `prices` in the config"
+                        "no price for this model: its usage is recorded at zero cost (keys with a monthly quota are refused it); add it under `prices`, or set `default-price`"
                     );
                 }
                 0
@@ -198,7 +208,7 @@ mod tests {
                 cache_write: None,
             },
         )];
-        let t = PriceTable::new(overrides.iter().map(|(m, p)| (m, p)));
+        let t = PriceTable::new(overrides.iter().map(|(m, p)| (m, p)), None);
         assert_eq!(t.price("gpt-4o-mini").unwrap().input, 0.15);
         assert_eq!(t.price("gpt-4o-mini-2024-07-18").unwrap().input, 0.15);
         assert_eq!(t.price("gpt-4o-2024-08-06").unwrap().input, 2.5);
@@ -213,11 +223,14 @@ mod tests {
         };
         assert_eq!(t.cost("my-model", &usage), 3_000_000_000);
         assert_eq!(t.cost("llama3.2", &usage), 0);
+        let with_default = PriceTable::new([], Some(overrides[0].1));
+        assert_eq!(with_default.cost("llama3.2", &usage), 3_000_000_000);
+        assert_eq!(with_default.price("gpt-4o").unwrap().input, 2.5);
     }
 
     #[test]
     fn cache_tokens_are_priced_apart() {
-        let t = PriceTable::new([]);
+        let t = PriceTable::new([], None);
         // claude-sonnet-4: 1000 prompt tokens of which 600 read from cache, 200 written.
         let usage = TokenUsage {
             input_tokens: 1000,

@@ -189,7 +189,10 @@ impl Accounts {
     }
 
     /// Keeps the key cache in step with changes made outside this process.
-    pub fn spawn_refresh(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        telemetry: Arc<sluice_telemetry::Telemetry>,
+    ) -> tokio::task::JoinHandle<()> {
         let accounts = Arc::downgrade(self);
         let every = self.refresh;
         tokio::spawn(async move {
@@ -200,11 +203,13 @@ impl Accounts {
                 let Some(accounts) = accounts.upgrade() else {
                     return;
                 };
-                if let Err(e) = accounts
+                let started = std::time::Instant::now();
+                let refreshed = accounts
                     .keys
                     .refresh(&*accounts.store, accounts.now_ms())
-                    .await
-                {
+                    .await;
+                telemetry.store_query("refresh_keys", started.elapsed());
+                if let Err(e) = refreshed {
                     tracing::warn!(error = %e, "could not refresh API keys from the store; retrying");
                 }
             }

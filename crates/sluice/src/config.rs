@@ -145,6 +145,56 @@ pub struct Config {
     /// Where per-key limits are counted (this process, or Redis shared by every instance).
     #[serde(default, skip_serializing_if = "LimitsConfig::is_default")]
     pub limits: LimitsConfig,
+
+    // --- Observability (issue 12) ---
+    /// Prometheus `/metrics`.
+    #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
+    pub metrics: MetricsConfig,
+}
+
+/// `metrics:` — the Prometheus / OpenMetrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Record metrics and serve `GET /metrics` (on by default).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Serve `/metrics` on this address instead of the main listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Bearer token a scraper off this machine must send; without one, only local scrapers
+    /// are served (as the management API). `${VAR}` is read from the environment.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token: String,
+    /// Add a `key_id` label to `sluice_requests_total`, `gen_ai_client_token_usage` and
+    /// `sluice_cost_usd_total` (off: per-key usage is exact in the store already).
+    #[serde(default)]
+    pub per_key: bool,
+    /// Most key ids with series of their own; the rest are `other`.
+    #[serde(default = "default_per_key_limit")]
+    pub per_key_limit: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+            bearer_token: String::new(),
+            per_key: false,
+            per_key_limit: default_per_key_limit(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_per_key_limit() -> usize {
+    100
 }
 
 /// Per-key limit counting. With `redis` set, every instance counts in the same Redis, and
@@ -863,6 +913,7 @@ impl Config {
         }
         expand(&mut self.store, "store", env)?;
         expand(&mut self.limits.redis, "limits.redis", env)?;
+        expand(&mut self.metrics.bearer_token, "metrics.bearer-token", env)?;
         if let Some(admin) = self.auth.admin.as_mut() {
             expand(&mut admin.password, "auth.admin.password", env)?;
         }

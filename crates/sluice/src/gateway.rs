@@ -144,6 +144,8 @@ pub struct AppState {
     pub started_unix: u64,
     /// The management plane: config file, management key, bans.
     pub management: crate::management::Plane,
+    /// Metrics (`GET /metrics`).
+    pub telemetry: Arc<sluice_telemetry::Telemetry>,
     draining: AtomicBool,
 }
 
@@ -173,7 +175,7 @@ impl AppState {
         }
         Ok(AppState {
             runtime: ArcSwap::from_pointee(runtime),
-            usage,
+            usage: usage.clone(),
             admission: Admission::new(config.max_concurrent_requests),
             accounts,
             limits: Limits {
@@ -182,6 +184,7 @@ impl AppState {
             hard_stop: watch::Sender::new(false),
             started_unix,
             management: crate::management::Plane::new(config, host),
+            telemetry: usage.telemetry().clone(),
             draining: AtomicBool::new(false),
         })
     }

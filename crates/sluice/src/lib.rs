@@ -22,5 +22,6 @@ pub mod server;
 pub mod settings;
 pub mod shared;
 pub mod store;
+pub mod telemetry;
 pub mod token_pool;
 pub mod transport;

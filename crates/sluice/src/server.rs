@@ -47,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/claude/v1/messages", post(pipeline::platform_claude))
         .route("/gemini/v1/chat", post(pipeline::platform_gemini))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .merge(crate::api::router())
         .fallback(unknown_route)
@@ -96,6 +97,15 @@ async fn healthz() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
+/// `/metrics` on the main listener, unless metrics are off or served on `metrics.listen`.
+async fn metrics(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let config = app.runtime.load().config.clone();
+    if !config.metrics.enabled || config.metrics.listen.is_some() {
+        return GatewayError::unknown_route(request.method(), request.uri().path()).into_response();
+    }
+    crate::telemetry::serve(State(app), request).await
+}
+
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let (status, state) = if app.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
@@ -129,6 +139,8 @@ async fn wrong_method(request: Request) -> Response {
 pub struct RunningServer {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `metrics.listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -188,12 +200,15 @@ async fn start_full(
     host: crate::management::Host,
     clock: Arc<dyn crate::limits::Clock>,
 ) -> anyhow::Result<RunningServer> {
+    let telemetry = crate::telemetry::from_config(&config);
     let accounts = crate::accounts::Accounts::open(&config, clock).await?;
-    sinks.push(Box::new(crate::store::sink::StoreSink::start(
+    sinks.push(Box::new(crate::store::sink::StoreSink::start_with(
         accounts.store.clone(),
         accounts.calendar,
+        telemetry.clone(),
     )));
-    let refresh = accounts.spawn_refresh();
+    sinks.push(Box::new(crate::telemetry::MetricsSink(telemetry.clone())));
+    let refresh = accounts.spawn_refresh(telemetry.clone());
     let demo = match &config.demo_upstream {
         Some(demo) => {
             let mock_config = sluice_mock::MockConfig {
@@ -218,12 +233,18 @@ async fn start_full(
         .await
         .map_err(|e| anyhow::anyhow!("listen: cannot bind {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
-    let (usage, writer) = UsageLog::start(sinks);
+    let (usage, writer) = UsageLog::start_with(sinks, telemetry);
     let state = Arc::new(AppState::with_host(&config, usage.clone(), accounts, host)?);
     let watch = crate::management::Plane::start(&state).await?;
     let shared_events = crate::shared::spawn_apply(&state);
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace_period;
+    let metrics = match config.metrics.listen {
+        Some(listen) if config.metrics.enabled => {
+            Some(crate::telemetry::listen(listen, state.clone(), stop_rx.clone()).await?)
+        }
+        _ => None,
+    };
     let app = router(state.clone());
     let task_state = state.clone();
     let task = tokio::spawn(async move {
@@ -287,6 +308,7 @@ async fn start_full(
     tracing::info!(%addr, "sluice listening");
     Ok(RunningServer {
         addr,
+        metrics_addr: metrics,
         state,
         stop,
         task,

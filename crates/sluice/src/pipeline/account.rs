@@ -8,7 +8,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use sluice_dialect::TokenUsage;
+use sluice_telemetry::{InFlight, Telemetry};
 use tokio::sync::{mpsc, oneshot};
+
+/// The usage log's own queue, in `sluice_usage_queue_depth{sink}`.
+const CHANNEL: &str = "channel";
 
 /// One request's accounting.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -61,6 +65,18 @@ pub struct UsageRecord {
     /// every upstream call of the request, each on the credential it went to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_attempts: Vec<FailedAttempt>,
+    /// The catalog knows `model_requested` (metrics label unknown names `other`).
+    #[serde(skip)]
+    pub model_known: bool,
+    /// When the last attempt was sent, in ms since the request arrived.
+    #[serde(skip)]
+    pub last_attempt_ms: Option<f64>,
+    /// Time spent in the gateway's own phases.
+    #[serde(skip)]
+    pub overhead: sluice_telemetry::Overhead,
+    /// Cooldowns this request's attempts started: (provider, `quota` / `server_error`).
+    #[serde(skip)]
+    pub cooldowns: Vec<(String, &'static str)>,
 }
 
 /// An upstream attempt that failed before another credential took over.
@@ -74,6 +90,9 @@ pub struct FailedAttempt {
     pub status: u16,
     pub error: String,
     pub latency_ms: f64,
+    /// The provider's platform label (metrics name the provider by it).
+    #[serde(skip)]
+    pub platform: String,
 }
 
 /// Somewhere records go: logs, the store.
@@ -176,6 +195,7 @@ pub struct UsageLog {
     open: Arc<OpenLedgers>,
     /// Records that could not be handed to the writer.
     unsent: Arc<AtomicU64>,
+    telemetry: Arc<Telemetry>,
 }
 
 #[derive(Debug, Default)]
@@ -191,11 +211,21 @@ impl std::fmt::Debug for Message {
 }
 
 impl UsageLog {
-    /// Starts the background writer feeding `sinks`.
-    pub fn start(mut sinks: Vec<Box<dyn UsageSink>>) -> (UsageLog, tokio::task::JoinHandle<()>) {
+    /// Starts the background writer feeding `sinks`, without metrics.
+    pub fn start(sinks: Vec<Box<dyn UsageSink>>) -> (UsageLog, tokio::task::JoinHandle<()>) {
+        Self::start_with(sinks, Arc::new(Telemetry::disabled()))
+    }
+
+    /// Starts the background writer feeding `sinks`; its queue depth and the requests in
+    /// flight go to `telemetry`.
+    pub fn start_with(
+        mut sinks: Vec<Box<dyn UsageSink>>,
+        telemetry: Arc<Telemetry>,
+    ) -> (UsageLog, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         let unsent = Arc::new(AtomicU64::new(0));
         let unsent_seen = unsent.clone();
+        let queue = telemetry.clone();
         let writer = tokio::spawn(async move {
             let mut inbox = Vec::with_capacity(256);
             let mut batch = Vec::with_capacity(256);
@@ -208,6 +238,7 @@ impl UsageLog {
                     }
                 }
                 if !batch.is_empty() {
+                    queue.usage_dequeued(CHANNEL, batch.len());
                     for sink in &mut sinks {
                         sink.write(&batch);
                     }
@@ -230,15 +261,24 @@ impl UsageLog {
             tx,
             open: Arc::default(),
             unsent,
+            telemetry,
         };
         (log, writer)
     }
 
     fn send(&self, record: UsageRecord) {
+        self.telemetry.usage_queued(CHANNEL, 1);
         if self.tx.send(Message::Record(Box::new(record))).is_err() {
             self.unsent.fetch_add(1, Ordering::Relaxed);
+            self.telemetry.usage_dequeued(CHANNEL, 1);
+            self.telemetry.usage_dropped(CHANNEL, 1);
             tracing::error!("usage writer has stopped; a usage record was lost");
         }
+    }
+
+    /// The metrics this log reports to.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// Resolves once every record sent before this call has reached the sinks (and durable
@@ -284,6 +324,8 @@ pub struct Ledger {
     started: Instant,
     record: Option<UsageRecord>,
     on_close: Option<CloseHook>,
+    /// The request's place in `sluice_inflight_requests`, until the record closes.
+    in_flight: Option<InFlight>,
 }
 
 /// Runs once on the finished record just before it is sent: prices it and settles the key's
@@ -313,10 +355,12 @@ impl Ledger {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         log.open.count.fetch_add(1, Ordering::AcqRel);
+        let route = crate::telemetry::endpoint_labels(endpoint, false).0;
         Self {
             log: log.clone(),
             started,
             on_close: None,
+            in_flight: Some(log.telemetry.in_flight(route)),
             record: Some(UsageRecord {
                 request_id,
                 time,
@@ -342,6 +386,10 @@ impl Ledger {
                 ttft_ms: None,
                 attempts: 0,
                 failed_attempts: Vec::new(),
+                model_known: false,
+                last_attempt_ms: None,
+                overhead: sluice_telemetry::Overhead::default(),
+                cooldowns: Vec::new(),
             }),
         }
     }
@@ -361,6 +409,11 @@ impl Ledger {
     /// The request id this record is for.
     pub fn request_id(&self) -> &str {
         self.record.as_ref().map_or("", |r| r.request_id.as_str())
+    }
+
+    /// Milliseconds since the request arrived.
+    pub fn elapsed_ms(&self) -> f64 {
+        ms(self.started.elapsed())
     }
 
     /// Marks the moment the first byte of the answer left for the client.
@@ -388,6 +441,7 @@ impl Ledger {
             }
             record.reply_text = None;
             self.log.send(record);
+            self.in_flight = None;
             if self.log.open.count.fetch_sub(1, Ordering::AcqRel) == 1 {
                 self.log.open.closed.notify_waiters();
             }

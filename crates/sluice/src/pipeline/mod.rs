@@ -228,14 +228,18 @@ async fn handle(
     let counting = endpoint.operation == Operation::CountTokens;
     let runtime = app.runtime.load();
     let accounts = &app.accounts;
-    let (caller, own_token) = crate::token_pool::authenticate(
+    let phase = Instant::now();
+    let authenticated = crate::token_pool::authenticate(
         &runtime,
         &accounts.keys,
         accounts.now_ms(),
         &parts.headers,
         parts.uri.query(),
         is_local(&runtime, &parts.extensions, &parts.headers),
-    )?;
+    );
+    let spent = phase.elapsed();
+    ledger.with(|r| r.overhead.authenticate = Some(spent));
+    let (caller, own_token) = authenticated?;
     ledger.with(|r| {
         r.key_id = caller.key_id.clone();
         r.user_id = caller.user_id;
@@ -244,33 +248,47 @@ async fn handle(
 
     let bytes = read_body(body, app.limits.max_body_size).await?;
     let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
-    let probe = client
-        .probe(&bytes, path_model.as_deref(), path_stream, counting)
-        .map_err(GatewayError::bad_request)?;
+    let phase = Instant::now();
+    let probe = client.probe(&bytes, path_model.as_deref(), path_stream, counting);
+    let mut translating = phase.elapsed();
+    let probe = probe.map_err(GatewayError::bad_request)?;
     ledger.with(|r| {
         r.model_requested = Some(probe.model.clone());
         r.stream = probe.stream;
     });
 
-    let admitted = app.admission.admit()?;
+    let phase = Instant::now();
+    let admitted = app.admission.admit();
+    let mut admitting = phase.elapsed();
+    ledger.with(|r| r.overhead.admit = Some(admitting));
+    let admitted = admitted?;
     if app.is_draining() {
         return Err(GatewayError::shutting_down());
     }
 
+    let phase = Instant::now();
     let router = &runtime.router;
     let session = router
         .session_header()
         .and_then(|header| routing::sticky::session_of(header, &parts.headers, client, &bytes));
-    let mut plan = router.plan(&probe.model, endpoint.platform, session.as_deref())?;
+    let plan = router.plan(&probe.model, endpoint.platform, session.as_deref());
+    ledger.with(|r| {
+        r.model_known = plan.is_ok();
+        r.overhead.route = Some(phase.elapsed());
+    });
+    let mut plan = plan?;
     if let Some(token) = own_token {
         plan = plan.with_caller_token(token);
     }
-    crate::keys::policy::restrict_plan(
+    let restricted = crate::keys::policy::restrict_plan(
         &mut plan,
         &probe.model,
         endpoint.platform,
         caller.key.as_deref(),
-    )?;
+    );
+    let routing_spent = phase.elapsed();
+    ledger.with(|r| r.overhead.route = Some(routing_spent));
+    restricted?;
     // A key with a quota is served only by models with a price: never silently free.
     if !counting
         && caller
@@ -299,9 +317,9 @@ async fn handle(
         upstream.output_cap(&body.ok()?)
     };
     let reservation = match caller.key.as_deref() {
-        Some(key) => Some((
-            accounts.limiter.clone(),
-            admit::admit_key(
+        Some(key) => {
+            let phase = Instant::now();
+            let admitted = admit::admit_key(
                 accounts,
                 &runtime.prices,
                 key,
@@ -309,8 +327,11 @@ async fn handle(
                 output_cap,
                 &priced_model,
             )
-            .await?,
-        )),
+            .await;
+            admitting += phase.elapsed();
+            ledger.with(|r| r.overhead.admit = Some(admitting));
+            Some((accounts.limiter.clone(), admitted?))
+        }
         None => None,
     };
     ledger.on_close(
@@ -346,11 +367,14 @@ async fn handle(
         let provider = &pick.target.provider;
         let upstream_dialect = provider.dialect();
         let model = &pick.target.upstream_model;
+        let phase = Instant::now();
         let upstream_body = if counting {
-            translate::count_tokens_body(client, upstream_dialect, &bytes, &probe, model)?
+            translate::count_tokens_body(client, upstream_dialect, &bytes, &probe, model)
         } else {
-            translate::upstream_body(client, upstream_dialect, &bytes, &probe, model)?
+            translate::upstream_body(client, upstream_dialect, &bytes, &probe, model)
         };
+        translating += phase.elapsed();
+        let upstream_body = upstream_body?;
         let call = UpstreamCall {
             operation: endpoint.operation,
             model,
@@ -365,7 +389,9 @@ async fn handle(
         }
         Ok(prepared)
     })
-    .await?;
+    .await;
+    ledger.with(|r| r.overhead.translate_request = Some(translating));
+    let served = served?;
     let provider = served.pick.target.provider.clone();
     let common = provider.common();
     let upstream_dialect = provider.dialect();
@@ -409,6 +435,7 @@ async fn handle(
         Answer::Complete(body) => body,
     };
     drop(admitted);
+    let phase = Instant::now();
     let (body, usage) = if counting {
         let tokens = count_from_upstream(upstream_dialect, &body);
         let reply = if client == upstream_dialect {
@@ -460,7 +487,11 @@ async fn handle(
             decoded.usage,
         )
     };
-    ledger.with(|r| r.usage = usage);
+    let spent = phase.elapsed();
+    ledger.with(|r| {
+        r.usage = usage;
+        r.overhead.translate_response = Some(spent);
+    });
     Ok(Handled::Complete(respond::json_response(
         StatusCode::OK,
         body,

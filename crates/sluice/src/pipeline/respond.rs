@@ -8,7 +8,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -78,6 +78,8 @@ struct RelayState {
     done: bool,
     /// The answer so far, for counting tokens locally should the upstream never report usage.
     reply: ReplyText,
+    /// Time spent reading and re-encoding events (the gateway's share of the stream).
+    translating: Duration,
 }
 
 /// The streamed answer's text, kept cheaply: translated streams append decoded text; the OpenAI
@@ -175,6 +177,7 @@ impl StreamRelay {
             upstream_error: false,
             done: false,
             reply: ReplyText::default(),
+            translating: Duration::ZERO,
         };
         let stream = futures_util::stream::unfold(state, |mut state| async move {
             let chunk = state.next_chunk().await?;
@@ -192,12 +195,14 @@ impl RelayState {
                 return None;
             }
             let mut out = Vec::new();
+            let phase = Instant::now();
             while let Some(event) = self.parser.next_event() {
                 self.relay_event(&event, &mut out);
                 if self.done {
                     break;
                 }
             }
+            self.translating += phase.elapsed();
             if self.done {
                 self.finish(None);
                 return non_empty(out);
@@ -414,11 +419,13 @@ impl RelayState {
         let usage = self.usage;
         let incomplete = !self.complete;
         let reply = (usage.total() == 0 || incomplete).then(|| self.reply.take());
+        let translating = self.translating;
         if let Some(ledger) = self.ledger.as_mut() {
             ledger.with(|r| {
                 r.usage = usage;
                 r.usage_incomplete = incomplete;
                 r.reply_text = reply;
+                r.overhead.translate_response = Some(translating);
             });
         }
     }

@@ -123,8 +123,10 @@ pub async fn run(
             }
         }
         let started = Instant::now();
+        let started_ms = ledger.elapsed_ms();
         let common = pick.target.provider.common();
         ledger.with(|r| {
+            r.last_attempt_ms = Some(started_ms);
             r.provider = Some(common.name.to_string());
             r.platform = Some(common.platform.to_string());
             r.credential = Some(pick.credential.id.to_string());
@@ -169,7 +171,22 @@ pub async fn run(
                     "upstream refused the credential: disabled until the config is reloaded; replace or fix the key"
                 );
             }
+            let cools = matches!(outcome, Outcome::Quota { .. } | Outcome::ServerError);
             guard.report(outcome);
+            if cools
+                && let super::health::Availability::Cooling { reason, .. } =
+                    router.health.availability(
+                        &pick.credential.id,
+                        &pick.target.upstream_model,
+                        router.clock.now(),
+                    )
+            {
+                let reason = match reason {
+                    super::health::CooldownReason::Quota => "quota",
+                    super::health::CooldownReason::ServerError => "server_error",
+                };
+                ledger.with(|r| r.cooldowns.push((common.name.to_string(), reason)));
+            }
         }
         drop(guard);
         let retryable = match failure {
@@ -195,6 +212,7 @@ pub async fn run(
                 status: error.status.as_u16(),
                 error: error_code(&error),
                 latency_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+                platform: common.platform.to_string(),
             });
         });
         last_error = Some(error);

@@ -8,13 +8,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use sluice_telemetry::Telemetry;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, UsageRow};
 use crate::limits::Calendar;
 use crate::pipeline::account::{UsageRecord, UsageSink};
+
+/// This sink's name in the usage-writer metrics.
+const SINK: &str = "store";
 
 /// Records per transaction.
 const BATCH: usize = 500;
@@ -34,6 +39,7 @@ pub struct StoreSink {
     calendar: Calendar,
     /// Records given up on after [`ATTEMPTS`] failed writes.
     lost: Arc<AtomicU64>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// A record as stored; `day` is its date in the configured time zone.
@@ -68,11 +74,22 @@ pub fn row_of(r: &UsageRecord, calendar: &Calendar) -> UsageRow {
 }
 
 impl StoreSink {
-    /// Starts the writer task.
+    /// Starts the writer task, without metrics.
     pub fn start(store: Arc<dyn Store>, calendar: Calendar) -> StoreSink {
+        Self::start_with(store, calendar, Arc::new(Telemetry::disabled()))
+    }
+
+    /// Starts the writer task; queue depth, batch sizes, write lag, records written and
+    /// dropped, and the insert's latency go to `telemetry`.
+    pub fn start_with(
+        store: Arc<dyn Store>,
+        calendar: Calendar,
+        telemetry: Arc<Telemetry>,
+    ) -> StoreSink {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         let lost = Arc::new(AtomicU64::new(0));
         let lost_by_writer = lost.clone();
+        let metrics = telemetry.clone();
         tokio::spawn(async move {
             let mut inbox = Vec::with_capacity(64);
             let mut pending: Vec<UsageRow> = Vec::with_capacity(BATCH);
@@ -99,7 +116,7 @@ impl StoreSink {
                 while !pending.is_empty() {
                     let take = pending.len().min(BATCH);
                     let batch: Vec<UsageRow> = pending.drain(..take).collect();
-                    if !write(&*store, &batch).await {
+                    if !write(&*store, &batch, &metrics).await {
                         lost_by_writer.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     }
                 }
@@ -108,22 +125,44 @@ impl StoreSink {
                 }
             }
         });
-        StoreSink { tx, calendar, lost }
+        StoreSink {
+            tx,
+            calendar,
+            lost,
+            telemetry,
+        }
     }
 }
 
 /// Writes one batch, retrying; `false` when its records were given up.
-async fn write(store: &dyn Store, batch: &[UsageRow]) -> bool {
+async fn write(store: &dyn Store, batch: &[UsageRow], telemetry: &Telemetry) -> bool {
     let mut delay = Duration::from_millis(50);
+    telemetry.usage_dequeued(SINK, batch.len());
     for attempt in 1..=ATTEMPTS {
-        match store.insert_usage(batch).await {
-            Ok(()) => return true,
+        let started = Instant::now();
+        let written = store.insert_usage(batch).await;
+        telemetry.store_query("insert_usage", started.elapsed());
+        match written {
+            Ok(()) => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+                telemetry.usage_written(
+                    SINK,
+                    batch.iter().map(|r| {
+                        let closed = r.time_ms as f64 + r.latency_ms;
+                        Duration::from_secs_f64(((now_ms - closed) / 1000.0).max(0.0))
+                    }),
+                );
+                return true;
+            }
             Err(e) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, records = batch.len(), "writing usage records failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
             Err(e) => {
+                telemetry.usage_dropped(SINK, batch.len());
                 tracing::error!(
                     error = %e,
                     records = batch.len(),
@@ -139,8 +178,11 @@ async fn write(store: &dyn Store, batch: &[UsageRow]) -> bool {
 impl UsageSink for StoreSink {
     fn write(&mut self, batch: &[UsageRecord]) {
         let rows = batch.iter().map(|r| row_of(r, &self.calendar)).collect();
+        self.telemetry.usage_queued(SINK, batch.len());
         if self.tx.send(Message::Rows(rows)).is_err() {
             self.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.telemetry.usage_dequeued(SINK, batch.len());
+            self.telemetry.usage_dropped(SINK, batch.len());
             tracing::error!(
                 records = batch.len(),
                 "usage store writer has stopped; records lost"

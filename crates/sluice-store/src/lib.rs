@@ -13,6 +13,7 @@
 
 pub mod limits;
 pub mod postgres;
+pub mod private;
 pub mod redis;
 mod rows;
 pub mod shared;
@@ -412,7 +413,7 @@ pub fn redact_url(url: &str) -> String {
 pub async fn open(location: &Location) -> StoreResult<std::sync::Arc<dyn Store>> {
     Ok(match location {
         Location::Sqlite(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            private::create_dir(dir).map_err(|e| {
                 StoreError::Conflict(format!("cannot create {}: {e}", dir.display()))
             })?;
             std::sync::Arc::new(sqlite::SqliteStore::open(dir).await?)

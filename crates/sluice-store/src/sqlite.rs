@@ -35,10 +35,16 @@ const TOTALS: &str = "COUNT(*), \
     COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cost_nanos), 0)";
 
 impl SqliteStore {
-    /// Opens (creating if needed) `<data_dir>/sluice.db` and applies pending migrations.
+    /// Opens (creating if needed, mode 0600) `<data_dir>/sluice.db` and applies pending
+    /// migrations.
     pub async fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        // Created empty with mode 0600 before SQLite opens it: SQLite gives the `-wal` and
+        // `-shm` files the database file's mode, so all three stay private.
+        let path = data_dir.join(DB_FILE);
+        crate::private::create_file(&path)
+            .map_err(|e| StoreError::Conflict(format!("cannot create {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join(DB_FILE))
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)

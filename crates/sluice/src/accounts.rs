@@ -56,7 +56,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     // The data directory holds generated secrets and the token pool even when the store is
     // elsewhere.
     let dir = config.data_path();
-    std::fs::create_dir_all(&dir)
+    crate::store::private::create_dir(&dir)
         .with_context(|| format!("data-dir: cannot create {}", dir.display()))?;
     crate::store::open(&location)
         .await

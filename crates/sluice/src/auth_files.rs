@@ -292,7 +292,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<AuthFileInfo>> {
             .modified()
             .map(|t| humantime::format_rfc3339_seconds(t).to_string())
             .unwrap_or_default();
-        let kind = std::fs::read(entry.path())
+        let kind = read(dir, &name)
             .ok()
             .and_then(|b| parse(&b).ok())
             .map(|t| t.kind);
@@ -309,7 +309,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<AuthFileInfo>> {
 
 /// Writes a token file atomically with mode 0600 (the directory is created 0700).
 pub fn store(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    create_private_dir(dir)?;
+    crate::store::private::create_dir(dir)?;
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut file = private_file(&tmp)?;
@@ -321,14 +321,6 @@ pub fn store(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
@@ -344,6 +336,43 @@ pub fn path_of(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Reads a token file, never through a symbolic link (someone who can place a link in
+/// `auth-dir` must not make the management API serve `/etc/shadow` or another file the
+/// gateway's user can read) and only a regular file of at most [`MAX_FILE_SIZE`] bytes. A link
+/// or anything that is not a regular file reads as `NotFound`, as the listing skips it too.
+pub fn read(dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        // NONBLOCK: opening a FIFO planted in the directory must not hang the request.
+        let flags = (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits();
+        std::os::unix::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            i32::try_from(flags).unwrap_or_default(),
+        );
+    }
+    let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
+    let file = match options.open(path_of(dir, name)) {
+        Ok(file) => file,
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(not_found());
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).min(MAX_FILE_SIZE));
+    file.take(MAX_FILE_SIZE as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// The providers of every valid token file in the config's `auth-dir`. Invalid files are
 /// skipped with a warning naming the file (never its contents).
 pub fn providers(config: &Config) -> Vec<ProviderConfig> {
@@ -354,7 +383,7 @@ pub fn providers(config: &Config) -> Vec<ProviderConfig> {
     files
         .into_iter()
         .filter_map(|info| {
-            let bytes = std::fs::read(dir.join(&info.name)).ok()?;
+            let bytes = read(&dir, &info.name).ok()?;
             match parse(&bytes) {
                 Ok(token) => Some(token.provider(&info.name)),
                 Err(reason) => {

@@ -1063,9 +1063,22 @@ impl Config {
     /// `data-dir`, resolved against the config file's directory when it is relative (as
     /// `auth-dir` is), so a gateway finds its store wherever it was started from.
     pub fn data_path(&self) -> PathBuf {
+        self.resolve(&self.data_dir)
+    }
+
+    /// `token-pool.data-dir`, resolved against the config file's directory like `data-dir`
+    /// (two gateways started from one directory must not share a pool).
+    pub fn token_pool_path(&self) -> Option<PathBuf> {
+        self.token_pool
+            .as_ref()
+            .map(|pool| self.resolve(Path::new(&pool.data_dir)))
+    }
+
+    /// A configured path: relative ones are taken from the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
         match &self.config_dir {
-            Some(dir) if self.data_dir.is_relative() => dir.join(&self.data_dir),
-            _ => self.data_dir.clone(),
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
         }
     }
 

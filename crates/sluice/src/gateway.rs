@@ -47,14 +47,16 @@ impl Runtime {
     /// (cooldowns, failure streaks, sticky sessions; not disabled credentials, which get another
     /// chance).
     pub fn build_from(config: &Config, previous: Option<&Runtime>) -> anyhow::Result<Runtime> {
-        let token_pool = match &config.token_pool {
-            None => None,
-            Some(settings) => match previous.and_then(|p| p.token_pool.as_ref()) {
-                Some(pool) if pool.settings() == settings => Some(pool.clone()),
+        let token_pool = match (&config.token_pool, config.token_pool_path()) {
+            (Some(settings), Some(dir)) => match previous.and_then(|p| p.token_pool.as_ref()) {
+                Some(pool) if pool.settings() == settings && pool.dir() == dir => {
+                    Some(pool.clone())
+                }
                 _ => Some(Arc::new(
-                    TokenPool::open(settings).map_err(anyhow::Error::msg)?,
+                    TokenPool::open(settings, &dir).map_err(anyhow::Error::msg)?,
                 )),
             },
+            _ => None,
         };
         let clients = previous.map(|p| p.clients.clone()).unwrap_or_default();
         let catalog =

@@ -55,6 +55,36 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
+        .layer(axum::middleware::map_request(drop_unsafe_request_id))
+}
+
+/// Longest client `X-Request-Id` kept.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a client's `X-Request-Id` is kept: 1 to [`MAX_REQUEST_ID_LEN`] characters of
+/// `A-Z a-z 0-9 - _ . : / + =`. Anything else is replaced by a generated id, so a client cannot
+/// put hundreds of kilobytes (or control characters) into every log line and usage record.
+pub fn is_safe_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
+}
+
+/// Removes an `X-Request-Id` that is not [safe](is_safe_request_id) (or comes more than once),
+/// so the next layer generates one.
+async fn drop_unsafe_request_id(mut request: Request) -> Request {
+    let headers = request.headers_mut();
+    let mut ids = headers.get_all("x-request-id").iter();
+    let keep = match (ids.next(), ids.next()) {
+        (Some(id), None) => is_safe_request_id(id.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        headers.remove("x-request-id");
+    }
+    request
 }
 
 /// Request ids for requests that arrive without one: a random per-process prefix and a counter.
@@ -84,7 +114,7 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-/// The request id set by the middleware (the client's `x-request-id`, or a fresh UUID).
+/// The request id set by the middleware (the client's safe `x-request-id`, or a generated one).
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")

@@ -187,11 +187,7 @@ pub(crate) fn default_auth_dir() -> String {
 
 /// The auth directory: `auth-dir`, relative paths taken from the config file's directory.
 pub fn auth_dir(config: &Config) -> PathBuf {
-    let dir = PathBuf::from(&config.auth_dir);
-    match (&config.config_dir, dir.is_relative()) {
-        (Some(base), true) => base.join(dir),
-        _ => dir,
-    }
+    config.resolve(std::path::Path::new(&config.auth_dir))
 }
 
 /// `${VAR}` references in the seed keys' secrets.

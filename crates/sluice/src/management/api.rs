@@ -632,8 +632,7 @@ async fn download_auth_file(
 ) -> Handled {
     let query = query_map(query)?;
     let name = file_name(&query)?;
-    let path = auth_files::path_of(&auth_dir(&app.runtime.load().config), &name);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match auth_files::read(&auth_dir(&app.runtime.load().config), &name) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ManagementError::file_not_found());

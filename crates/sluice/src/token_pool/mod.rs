@@ -72,9 +72,9 @@ pub struct Added {
 }
 
 impl TokenPool {
-    /// Opens the pool and loads its file.
-    pub fn open(settings: &TokenPoolConfig) -> Result<Self, String> {
-        let store = store::Store::new(&settings.data_dir);
+    /// Opens the pool in `dir` (`token-pool.data-dir`, resolved) and loads its file.
+    pub fn open(settings: &TokenPoolConfig, dir: &std::path::Path) -> Result<Self, String> {
+        let store = store::Store::new(dir);
         let tokens = store.load().map_err(|e| format!("token-pool: {e}"))?;
         tracing::info!(
             path = %store.path().display(),
@@ -94,6 +94,14 @@ impl TokenPool {
 
     pub fn settings(&self) -> &TokenPoolConfig {
         &self.settings
+    }
+
+    /// The directory of the pool's file.
+    pub fn dir(&self) -> &std::path::Path {
+        self.store
+            .path()
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

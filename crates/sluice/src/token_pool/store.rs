@@ -44,9 +44,9 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(data_dir: &str) -> Self {
+    pub fn new(data_dir: &Path) -> Self {
         Self {
-            path: Path::new(data_dir).join(FILE_NAME),
+            path: data_dir.join(FILE_NAME),
         }
     }
 
@@ -69,7 +69,8 @@ impl Store {
     pub fn save(&self, tokens: &[StoredToken]) -> Result<(), String> {
         let fail = |what: &str, e: std::io::Error| format!("{what} {}: {e}", self.path.display());
         if let Some(dir) = self.path.parent() {
-            create_private_dir(dir).map_err(|e| fail("cannot create the directory of", e))?;
+            crate::store::private::create_dir(dir)
+                .map_err(|e| fail("cannot create the directory of", e))?;
         }
         let json = serde_json::to_vec_pretty(&PoolFile {
             tokens: tokens.to_vec(),
@@ -104,26 +105,6 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::File::create(path)
 }
 
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.as_os_str().is_empty() || dir.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.as_os_str().is_empty() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -133,7 +114,7 @@ mod tests {
     fn saves_privately_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("nested/data");
-        let store = Store::new(data.to_str().unwrap());
+        let store = Store::new(&data);
         assert_eq!(store.load().unwrap(), vec![]);
         let token = StoredToken {
             id: "t-1".into(),

@@ -147,6 +147,9 @@ pub struct Config {
     pub limits: LimitsConfig,
 
     // --- Observability (issue 12) ---
+    /// Where `request-log` writes, and how much it keeps.
+    #[serde(default, skip_serializing_if = "RequestLogFiles::is_default")]
+    pub request_log_files: RequestLogFiles,
     /// Prometheus `/metrics`.
     #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
     pub metrics: MetricsConfig,
@@ -195,6 +198,57 @@ impl MetricsConfig {
 
 fn default_per_key_limit() -> usize {
     100
+}
+
+/// `request-log-files:` — the request log's files under `data-dir/request-log/`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RequestLogFiles {
+    /// A file is closed and a new one begun past this size.
+    #[serde(default = "default_log_file_size")]
+    pub max_file_size: ByteSize,
+    /// The oldest files are deleted while all of them take more than this.
+    #[serde(default = "default_log_total_size")]
+    pub max_total_size: ByteSize,
+    /// Files older than this are deleted.
+    #[serde(default = "default_log_age", with = "duration")]
+    pub max_age: Duration,
+    /// Bodies and streams are cut at this size in an entry.
+    #[serde(default = "default_log_body")]
+    pub max_body_size: ByteSize,
+}
+
+impl Default for RequestLogFiles {
+    fn default() -> Self {
+        Self {
+            max_file_size: default_log_file_size(),
+            max_total_size: default_log_total_size(),
+            max_age: default_log_age(),
+            max_body_size: default_log_body(),
+        }
+    }
+}
+
+impl RequestLogFiles {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_log_file_size() -> ByteSize {
+    ByteSize(10 * 1024 * 1024)
+}
+
+fn default_log_total_size() -> ByteSize {
+    ByteSize(100 * 1024 * 1024)
+}
+
+fn default_log_age() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn default_log_body() -> ByteSize {
+    ByteSize(256 * 1024)
 }
 
 /// Per-key limit counting. With `redis` set, every instance counts in the same Redis, and

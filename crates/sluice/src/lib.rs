@@ -17,6 +17,7 @@ pub mod peer;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;
+pub mod request_log;
 pub mod routing;
 pub mod server;
 pub mod settings;

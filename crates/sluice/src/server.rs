@@ -238,6 +238,10 @@ async fn start_full(
         telemetry.clone(),
     )));
     sinks.push(Box::new(crate::telemetry::MetricsSink(telemetry.clone())));
+    sinks.push(Box::new(crate::request_log::RequestLogSink::start(
+        crate::request_log::dir(&config.data_dir),
+        config.request_log_files.clone(),
+    )));
     let refresh = accounts.spawn_refresh(telemetry.clone());
     let demo = match &config.demo_upstream {
         Some(demo) => {

@@ -247,7 +247,7 @@ impl Api {
         .list::<CodexKeys>()
         .scalar::<RequestRetry>()
         .scalar::<AllowLocalhost>()
-        .scalar::<RequestLog>()
+        .request_log()
         .list::<ClaudeKeys>()
         .list::<OpenAiCompat>()
         .auth_files()
@@ -266,6 +266,59 @@ impl Api {
         self.router = self.router.route(path, methods);
         self.ops.extend(ops);
         self
+    }
+
+    /// `request-log`: seed 003's switch (PUT/PATCH `{"value": bool}`, effective with the next
+    /// request); its GET also lists the newest entries, and `/request-log/{id}` shows one.
+    fn request_log(self) -> Self {
+        let value = RequestLog::schema();
+        let listing = utoipa::openapi::schema::ObjectBuilder::new()
+            .property(RequestLog::NAME, value.clone())
+            .required(RequestLog::NAME)
+            .property(
+                "entries",
+                super::openapi::array_of(serde_json::Value::schema()),
+            )
+            .required("entries")
+            .into();
+        self.route(
+            RequestLog::PATH,
+            get(get_request_log)
+                .put(set_scalar::<RequestLog>)
+                .patch(set_scalar::<RequestLog>),
+            vec![
+                Op::get(
+                    RequestLog::PATH,
+                    "Read `request-log`, with the newest logged requests (?limit=, default 50)",
+                    Reply::json(listing),
+                )
+                .query("limit", false, super::openapi::integer()),
+                Op::write(
+                    "put",
+                    RequestLog::PATH,
+                    "Set `request-log`",
+                    Body::json(super::openapi::object_of("value", value.clone())),
+                ),
+                Op::write(
+                    "patch",
+                    RequestLog::PATH,
+                    "Set `request-log`",
+                    Body::json(super::openapi::object_of("value", value)),
+                ),
+            ],
+        )
+        .route(
+            "/request-log/{id}",
+            get(get_request_log_entry),
+            vec![
+                Op::get(
+                    "/request-log/{id}",
+                    "One logged request by request id: request, answer or upstream events, attempts",
+                    Reply::json(serde_json::Value::schema()),
+                )
+                .not_found(),
+            ],
+        )
     }
 
     /// Live credential health (cooldowns, probes, disabled credentials, sticky sessions).
@@ -443,6 +496,44 @@ async fn get_config(State(app): State<Arc<AppState>>) -> Handled {
         obj.remove("remote-management-key");
     }
     Ok(axum::Json(json).into_response())
+}
+
+/// The most entries one listing returns.
+const MAX_LISTED: usize = 1000;
+
+async fn get_request_log(
+    State(app): State<Arc<AppState>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Handled {
+    let query = query.map_err(|_| ManagementError::invalid_body())?;
+    let limit = match query.get("limit") {
+        None => 50,
+        Some(n) => n
+            .parse::<usize>()
+            .map_err(|_| ManagementError::invalid_body().because("limit must be a whole number"))?
+            .min(MAX_LISTED),
+    };
+    let on = RequestLog::get(&app.management.raw());
+    let dir = crate::request_log::dir(&app.runtime.load().config.data_dir);
+    let entries = tokio::task::spawn_blocking(move || crate::request_log::list(&dir, limit))
+        .await
+        .unwrap_or_default();
+    Ok(axum::Json(serde_json::json!({RequestLog::NAME: on, "entries": entries})).into_response())
+}
+
+async fn get_request_log_entry(
+    State(app): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Handled {
+    let dir = crate::request_log::dir(&app.runtime.load().config.data_dir);
+    let found = tokio::task::spawn_blocking(move || crate::request_log::find(&dir, &id))
+        .await
+        .ok()
+        .flatten();
+    match found {
+        Some(entry) => Ok(axum::Json(entry).into_response()),
+        None => Err(ManagementError::not_found()),
+    }
 }
 
 async fn get_scalar<S: Scalar>(State(app): State<Arc<AppState>>) -> Handled {

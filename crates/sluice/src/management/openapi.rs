@@ -216,11 +216,24 @@ fn json(schema: RefOr<Schema>) -> utoipa::openapi::Content {
 }
 
 fn operation(op: &Op) -> utoipa::openapi::path::Operation {
-    let id = format!("{}{}", op.verb, op.path.replace(['/', '-'], "_"));
+    let id = format!("{}{}", op.verb, op.path.replace(['/', '-', '{', '}'], "_"));
     let mut builder = OperationBuilder::new()
         .summary(Some(op.summary.clone()))
         .operation_id(Some(id))
         .tag("management");
+    let path_params = op
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'));
+    for name in path_params {
+        builder = builder.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(String::schema())),
+        );
+    }
     for (name, required, schema) in &op.query {
         builder = builder.parameter(
             ParameterBuilder::new()

@@ -77,6 +77,18 @@ pub struct UsageRecord {
     /// Cooldowns this request's attempts started: (provider, `quota` / `server_error`).
     #[serde(skip)]
     pub cooldowns: Vec<(String, &'static str)>,
+    /// What the request log keeps of this request, while it is on.
+    #[serde(skip)]
+    pub capture: Option<Box<crate::request_log::Capture>>,
+}
+
+impl UsageRecord {
+    /// Keeps the complete answer for the request log, when it is on.
+    pub fn capture_response(&mut self, body: &bytes::Bytes) {
+        if let Some(capture) = self.capture.as_mut() {
+            capture.response_body = Some(body.clone());
+        }
+    }
 }
 
 /// An upstream attempt that failed before another credential took over.
@@ -390,6 +402,7 @@ impl Ledger {
                 last_attempt_ms: None,
                 overhead: sluice_telemetry::Overhead::default(),
                 cooldowns: Vec::new(),
+                capture: None,
             }),
         }
     }

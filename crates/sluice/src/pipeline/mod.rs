@@ -161,6 +161,17 @@ pub async fn proxy(
     let (parts, body) = request.into_parts();
     let request_id = crate::server::request_id(&parts.headers);
     let mut ledger = Ledger::open(&app.usage, request_id, endpoint.label, started);
+    {
+        let runtime = app.runtime.load();
+        if runtime.config.request_log {
+            let max_body = runtime.config.request_log_files.max_body_size.0;
+            let capture = crate::request_log::Capture::of_request(
+                &parts,
+                usize::try_from(max_body).unwrap_or(usize::MAX),
+            );
+            ledger.with(|r| r.capture = Some(Box::new(capture)));
+        }
+    }
     // Past the shutdown grace period a request still waiting for its upstream (or still
     // uploading its body) is answered with 503 in its dialect, and recorded so.
     let mut hard_stop = app.hard_stop.subscribe();
@@ -187,6 +198,12 @@ pub async fn proxy(
                 .code
                 .clone()
                 .unwrap_or_else(|| error.body.kind.openai_type().to_string());
+            let message = error.body.message.clone();
+            ledger.with(|r| {
+                if let Some(capture) = r.capture.as_mut() {
+                    capture.error_message = Some(message);
+                }
+            });
             ledger.finish(error.status.as_u16(), Some(code));
             let error = error.localized(Lang::from_headers(&parts.headers));
             if endpoint.seed004_errors() {
@@ -247,6 +264,11 @@ async fn handle(
     });
 
     let bytes = read_body(body, app.limits.max_body_size).await?;
+    ledger.with(|r| {
+        if let Some(capture) = r.capture.as_mut() {
+            capture.body = bytes.clone();
+        }
+    });
     let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
     let phase = Instant::now();
     let probe = client.probe(&bytes, path_model.as_deref(), path_stream, counting);
@@ -349,6 +371,7 @@ async fn handle(
         let tokens = translate::local_token_count(client, &bytes)?;
         ledger.with(|r| r.usage.input_tokens = tokens);
         let body = Bytes::from(client.count_tokens_response(tokens).to_string());
+        ledger.with(|r| r.capture_response(&body));
         let served_by = plan
             .entry()
             .targets
@@ -491,6 +514,7 @@ async fn handle(
     ledger.with(|r| {
         r.usage = usage;
         r.overhead.translate_response = Some(spent);
+        r.capture_response(&body);
     });
     Ok(Handled::Complete(respond::json_response(
         StatusCode::OK,

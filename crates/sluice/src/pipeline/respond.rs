@@ -228,7 +228,16 @@ impl RelayState {
                 return self.fail("the gateway is shutting down".into(), "shutdown");
             };
             match next {
-                Ok(Some(Ok(bytes))) => self.parser.push(&bytes),
+                Ok(Some(Ok(bytes))) => {
+                    if let Some(ledger) = self.ledger.as_mut() {
+                        ledger.with(|r| {
+                            if let Some(capture) = r.capture.as_mut() {
+                                capture.push_stream(&bytes);
+                            }
+                        });
+                    }
+                    self.parser.push(&bytes);
+                }
                 Ok(Some(Err(e))) => {
                     let msg = format!(
                         "the stream from provider `{}` broke: {}",

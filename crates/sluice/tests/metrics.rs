@@ -438,6 +438,52 @@ async fn each_family_moves_with_real_traffic_and_matches_the_usage_records() {
         8.0
     );
     assert!(count(&m, "sluice_store_query_seconds", &[("op", "insert_usage")]) >= 1.0);
+    // Every metric the Grafana dashboard queries is a family of this exposition.
+    let text = h
+        .http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/grafana/sluice.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|t| t.starts_with("sluice_") || t.starts_with("gen_ai_"))
+                // Label names (`by (sluice_provider)`) are not metric names.
+                .filter(|t| !text.contains(&format!("{t}=\"")));
+            for name in names {
+                let family = ["_bucket", "_sum", "_count", "_total"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .unwrap_or(name);
+                assert!(
+                    text.contains(&format!("# TYPE {family} ")),
+                    "the dashboard queries {name}, which /metrics does not have"
+                );
+                assert!(
+                    text.lines().any(|l| l.starts_with(&format!("{name}{{"))
+                        || l.starts_with(&format!("{name} "))),
+                    "the dashboard queries {name}, which has no sample after this traffic"
+                );
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 15, "{queried}");
     // No key, user, IP or request-id labels by default.
     for family in m.families.values() {
         for name in family.get_label_names() {

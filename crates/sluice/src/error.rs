@@ -326,14 +326,21 @@ pub enum Lang {
 
 impl Lang {
     /// The language the request prefers: the `Accept-Language` entry with the highest `q`
-    /// (the first among equals) decides.
+    /// (the first among equals) decides; English unless it is Chinese.
     pub fn from_headers(headers: &http::HeaderMap) -> Lang {
-        let Some(value) = headers
+        Self::preferred(headers).unwrap_or(Lang::En)
+    }
+
+    /// Seed 004's own routes speak its words: Chinese unless `Accept-Language` prefers English.
+    pub fn for_seed004(headers: &http::HeaderMap) -> Lang {
+        Self::preferred(headers).unwrap_or(Lang::Zh)
+    }
+
+    /// The language `Accept-Language` prefers, when it is English or Chinese.
+    fn preferred(headers: &http::HeaderMap) -> Option<Lang> {
+        let value = headers
             .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return Lang::En;
-        };
+            .and_then(|v| v.to_str().ok())?;
         let mut best: Option<(f32, &str)> = None;
         for entry in value.split(',') {
             let mut pieces = entry.split(';');
@@ -346,13 +353,14 @@ impl Lang {
                 best = Some((q, tag));
             }
         }
-        match best {
-            Some((_, tag))
-                if tag.len() >= 2 && tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("zh")) =>
-            {
-                Lang::Zh
-            }
-            _ => Lang::En,
+        let (_, tag) = best?;
+        let primary = tag.split(['-', '_']).next().unwrap_or(tag);
+        if primary.eq_ignore_ascii_case("zh") {
+            Some(Lang::Zh)
+        } else if primary.eq_ignore_ascii_case("en") {
+            Some(Lang::En)
+        } else {
+            None
         }
     }
 }
@@ -520,6 +528,24 @@ impl GatewayError {
             Fault::Client,
             ErrorBody::new(ErrorKind::Authentication, message),
         )
+    }
+
+    /// 429 from `/api/auth/login`: too many failed sign-ins from this address or for this user.
+    pub fn too_many_sign_ins(left: std::time::Duration) -> Self {
+        let secs = left.as_secs().max(1);
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "Too many failed sign-ins; try again in {}.",
+                    humantime::format_duration(std::time::Duration::from_secs(secs))
+                ),
+            )
+            .with_code("too_many_sign_ins"),
+        )
+        .with_retry_after(secs)
     }
 
     /// 403 from the `/api` surface.

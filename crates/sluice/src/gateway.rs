@@ -146,6 +146,8 @@ pub struct AppState {
     pub started_unix: u64,
     /// The management plane: config file, management key, bans.
     pub management: crate::management::Plane,
+    /// Failed sign-ins (`/api/auth/login`) per address and per user name.
+    pub login_bans: crate::throttle::Bans<crate::api::session::LoginSource>,
     /// Metrics (`GET /metrics`).
     pub telemetry: Arc<sluice_telemetry::Telemetry>,
     draining: AtomicBool,
@@ -186,6 +188,7 @@ impl AppState {
             hard_stop: watch::Sender::new(false),
             started_unix,
             management: crate::management::Plane::new(config, host),
+            login_bans: crate::throttle::Bans::default(),
             telemetry: usage.telemetry().clone(),
             draining: AtomicBool::new(false),
         })

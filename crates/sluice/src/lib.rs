@@ -24,5 +24,6 @@ pub mod settings;
 pub mod shared;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod token_pool;
 pub mod transport;

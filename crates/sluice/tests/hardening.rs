@@ -215,3 +215,144 @@ providers:
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_wrong_management_keys_cannot_outrun_the_ban() {
+    let h = Harness::start().await;
+    let attempts = (0..200).map(|i| {
+        h.http
+            .get(h.url("/v0/management/debug"))
+            .header("x-management-key", format!("guess-{i}"))
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let banned = statuses.iter().filter(|s| **s == 403).count();
+    assert_eq!((wrong, banned), (5, 195), "only five reach bcrypt");
+    let resp = h.management(reqwest::Method::GET, "/debug").send().await.unwrap();
+    assert_eq!(resp.status(), 403, "the right key is refused while banned");
+}
+
+async fn login(h: &Harness, username: &str, password: &str) -> reqwest::Response {
+    h.http
+        .post(h.url("/api/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_per_address_and_user_name() {
+    let h = Harness::with_config(
+        "auth: {admin: {username: admin, password: right-password-123}}\nmanagement-ban: {max-failures: 5, duration: 10m}",
+        "",
+    )
+    .await;
+    // A right password forgives earlier failures.
+    for _ in 0..4 {
+        assert_eq!(login(&h, "admin", "wrong").await.status(), 401);
+    }
+    assert_eq!(login(&h, "admin", "right-password-123").await.status(), 200);
+
+    let guesses = (0..40).map(|i| {
+        h.http
+            .post(h.url("/api/auth/login"))
+            .json(&json!({"username": "admin", "password": format!("guess-{i}")}))
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 35);
+    let resp = login(&h, "admin", "right-password-123").await;
+    assert_eq!(resp.status(), 429, "banned: even the right password waits");
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], 429);
+    assert!(body["message"].as_str().unwrap().contains("Too many failed sign-ins"));
+    // The address is banned too, whatever user name it tries next.
+    assert_eq!(login(&h, "someone-else", "x").await.status(), 429);
+}
+
+#[tokio::test]
+async fn seed_rules_hold_on_their_own_routes_only() {
+    let h = Harness::with_config(
+        "allow-anonymous: true\nauth: {admin: {username: admin, password: right-password-123}}",
+        "    allow-client-tokens: true",
+    )
+    .await;
+    let body = json!({"model": "mock-model", "messages": user("hi")});
+    let post = |path: &str, bearer: Option<&str>, lang: Option<&str>| {
+        let mut request = h.http.post(h.url(path)).json(&body);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(lang) = lang {
+            request = request.header("accept-language", lang);
+        }
+        request.send()
+    };
+    // Seed 004's routes: a Sluice key, always, and its 401s in its words.
+    for path in ["/openai/v1/chat/completions", "/claude/v1/messages", "/gemini/v1/chat"] {
+        let resp = post(path, None, None).await.unwrap();
+        assert_eq!(resp.status(), 401, "{path}: allow-anonymous does not open it");
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(
+            answer,
+            json!({"code": 401, "message": "缺少 API Key，请在 Authorization 或 x-api-key header 中提供"}),
+            "{path}"
+        );
+        let resp = post(path, Some("callers-own-token"), None).await.unwrap();
+        assert_eq!(resp.status(), 401, "{path}: no caller token is forwarded");
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(answer, json!({"code": 401, "message": "无效的 API Key"}));
+        let resp = post(path, Some("callers-own-token"), Some("en-US,en;q=0.9"))
+            .await
+            .unwrap();
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(answer["message"], "Invalid API key.", "{path}: English on request");
+    }
+    assert!(h.mock.requests().is_empty(), "nothing reached the upstream");
+    let resp = post("/openai/v1/chat/completions", Some(CLIENT_KEY), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Seed 000's route keeps its rules; standard routes stay in English.
+    let resp = post("/v1/chat/completions", Some("callers-own-token"), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(post("/v1/chat/completions", None, None).await.unwrap().status(), 200);
+    let resp = post("/v1/messages", Some("callers-own-token"), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "caller tokens belong to seed 000's routes");
+    let resp = post("/v1/chat/completions", Some("sk-wrong-key"), None)
+        .await
+        .unwrap();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["error"]["message"], "Invalid API key.");
+
+    // A dashboard session token is never forwarded upstream.
+    let session: Value = login(&h, "admin", "right-password-123").await.json().await.unwrap();
+    let jwt = session["data"]["token"].as_str().unwrap();
+    let resp = post("/v1/chat/completions", Some(jwt), None).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let forwarded: Vec<String> = h
+        .mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(String::from))
+        .collect();
+    assert!(forwarded.iter().all(|a| !a.contains(jwt)), "{forwarded:?}");
+    assert_eq!(forwarded.len(), 3);
+}

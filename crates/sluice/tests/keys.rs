@@ -382,8 +382,15 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
     .await;
     assert_eq!(status, 200, "X-API-Key works too");
 
-    // Missing and unknown keys: English by default, the seed's Chinese for zh.
-    let (status, body, _) = send(k.h.http.post(k.h.url(platform)).json(&hi())).await;
+    // Missing and unknown keys: the seed's Chinese by default on its routes, English when the
+    // caller prefers it.
+    let (status, body, _) = send(
+        k.h.http
+            .post(k.h.url(platform))
+            .header("accept-language", "en")
+            .json(&hi()),
+    )
+    .await;
     assert_eq!((status, &body["code"]), (401, &json!(401)));
     assert!(
         body["message"]
@@ -404,13 +411,9 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
         json!({"code": 401, "message": "缺少 API Key，请在 Authorization 或 x-api-key header 中提供"})
     );
     let wrong = format!("sk-{}", "x".repeat(64));
-    let (_, body, _) = send(k.chat(platform, &wrong, hi())).await;
+    let (_, body, _) = send(k.chat(platform, &wrong, hi()).header("accept-language", "en-GB")).await;
     assert_eq!(body, json!({"code": 401, "message": "Invalid API key."}));
-    let (_, body, _) = send(
-        k.chat(platform, &wrong, hi())
-            .header("accept-language", "zh"),
-    )
-    .await;
+    let (_, body, _) = send(k.chat(platform, &wrong, hi())).await;
     assert_eq!(body["message"], "无效的 API Key");
 
     // The same errors on a standard route keep the caller's dialect.
@@ -436,16 +439,12 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
     // Disabled takes effect at once, and so does re-enabling.
     let toggle = format!("/api/api-keys/{id}/toggle");
     k.call(Method::PUT, &toggle, &alice, None).await;
-    let (_, body, _) = send(k.chat(platform, &key, hi())).await;
+    let (_, body, _) = send(k.chat(platform, &key, hi()).header("accept-language", "en")).await;
     assert_eq!(
         body,
         json!({"code": 401, "message": "API key is disabled."})
     );
-    let (_, body, _) = send(
-        k.chat(platform, &key, hi())
-            .header("accept-language", "zh-TW"),
-    )
-    .await;
+    let (_, body, _) = send(k.chat(platform, &key, hi())).await;
     assert_eq!(body["message"], "API Key 已被禁用");
     k.call(Method::PUT, &toggle, &alice, None).await;
     assert_eq!(send(k.chat(platform, &key, hi())).await.0, 200);
@@ -462,7 +461,7 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
     .await;
     assert_eq!(
         send(k.chat(platform, &key, hi())).await.1["message"],
-        "API key is disabled."
+        "API Key 已被禁用"
     );
     k.call(
         Method::PUT,
@@ -480,7 +479,7 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
         Some(json!({"expires_at": "2001-01-01T00:00:00Z"})),
     )
     .await;
-    let (status, body, _) = send(k.chat(platform, &key, hi())).await;
+    let (status, body, _) = send(k.chat(platform, &key, hi()).header("accept-language", "en")).await;
     assert_eq!(
         (status, body),
         (401, json!({"code": 401, "message": "API key has expired."}))
@@ -568,7 +567,8 @@ async fn rate_daily_and_quota_limits_answer_429() {
     let (_, per_minute) = k.key(&alice, json!({"name": "rpm", "rate_limit": 2})).await;
     assert_eq!(send(k.chat(platform, &per_minute, hi())).await.0, 200);
     assert_eq!(send(k.chat(platform, &per_minute, hi())).await.0, 200);
-    let (status, body, headers) = send(k.chat(platform, &per_minute, hi())).await;
+    let (status, body, headers) =
+        send(k.chat(platform, &per_minute, hi()).header("accept-language", "en")).await;
     assert_eq!((status, &body["code"]), (429, &json!(429)), "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("2 per minute"),
@@ -587,7 +587,8 @@ async fn rate_daily_and_quota_limits_answer_429() {
         .key(&alice, json!({"name": "daily", "daily_limit": 1}))
         .await;
     assert_eq!(send(k.chat(platform, &daily, hi())).await.0, 200);
-    let (status, body, _) = send(k.chat(platform, &daily, hi())).await;
+    let (status, body, _) =
+        send(k.chat(platform, &daily, hi()).header("accept-language", "en")).await;
     assert_eq!(status, 429);
     assert!(
         body["message"]
@@ -603,7 +604,8 @@ async fn rate_daily_and_quota_limits_answer_429() {
         .await;
     let ten = json!({"model": "mock-model", "max_tokens": 10, "messages": user("mock:words=10")});
     assert_eq!(send(k.chat(platform, &quota, ten.clone())).await.0, 200);
-    let (status, body, _) = send(k.chat(platform, &quota, ten.clone())).await;
+    let (status, body, _) =
+        send(k.chat(platform, &quota, ten.clone()).header("accept-language", "en")).await;
     assert_eq!(status, 429);
     assert!(
         body["message"].as_str().unwrap().contains("quota"),

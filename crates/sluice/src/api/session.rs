@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::State;
-use bytes::Bytes;
 use http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -86,6 +85,15 @@ impl Sessions {
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
                 .map_err(|e| GatewayError::internal(format!("cannot sign a session token: {e}")))?;
         Ok((token, exp * 1000))
+    }
+
+    /// Whether `token` is a session token this gateway signed (expired or not): such a token
+    /// is never taken for a caller's own upstream token, so it never leaves for an upstream.
+    pub fn is_ours(&self, token: &str) -> bool {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).is_ok()
     }
 
     fn verify(&self, token: &str) -> Result<i64, GatewayError> {
@@ -177,11 +185,41 @@ fn string_field<'a>(
     }
 }
 
-/// `POST /api/auth/login` `{"username", "password"}` → a session token.
-pub async fn login(State(app): State<Arc<AppState>>, body: Bytes) -> ApiResult {
+/// Who failed to sign in: the client's address, and the user name tried.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LoginSource {
+    Addr(std::net::IpAddr),
+    User(String),
+}
+
+/// Largest sign-in body read.
+const MAX_LOGIN_BODY: usize = 64 * 1024;
+
+/// `POST /api/auth/login` `{"username", "password"}` → a session token. Throttled like the
+/// management key (`management-ban`): every attempt counts as a failure per address and per
+/// user name before the password hash is checked, a success forgives both, and a source at the
+/// limit is refused with 429 for the ban's duration.
+pub async fn login(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> ApiResult {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_LOGIN_BODY)
+        .await
+        .map_err(|_| GatewayError::invalid("the body could not be read (at most 64 KiB)"))?;
     let body = json_object(&body)?;
     let username = string_field(&body, "username")?.to_string();
     let password = string_field(&body, "password")?.to_string();
+    let config = app.runtime.load().config.clone();
+    let policy = &config.management_ban;
+    let mut sources = vec![LoginSource::User(username.clone())];
+    if let Some(client) =
+        crate::peer::client_addr(&parts.extensions, &parts.headers, &config.trusted_proxies)
+    {
+        sources.push(LoginSource::Addr(client.ip));
+    }
+    let bans = &app.login_bans;
+    for source in &sources {
+        bans.begin(source, policy)
+            .map_err(GatewayError::too_many_sign_ins)?;
+    }
     let accounts = &app.accounts;
     let user = match accounts.store.user_by_name(&username).await {
         Ok(user) => Some(user),
@@ -199,9 +237,21 @@ pub async fn login(State(app): State<Arc<AppState>>, body: Bytes) -> ApiResult {
     let user = match user {
         Some(user) if matches => user,
         _ => {
+            for source in &sources {
+                if bans.failed(source, policy) {
+                    tracing::warn!(
+                        source = ?source,
+                        ban = %humantime::format_duration(policy.duration),
+                        "sign-in: too many failed attempts; refused until the ban ends"
+                    );
+                }
+            }
             return Err(GatewayError::unauthenticated("wrong username or password").into());
         }
     };
+    for source in &sources {
+        bans.clear(source);
+    }
     if user.status != Status::Active {
         return Err(GatewayError::forbidden("this user is disabled").into());
     }

@@ -4,12 +4,11 @@
 //! refused unless `allow-remote-management` is on; with no management key configured nobody
 //! gets in; otherwise the request must carry the key (`Authorization: Bearer` or
 //! `X-Management-Key`), checked against its bcrypt hash. `management-ban.max-failures` wrong
-//! keys from one address ban it for `management-ban.duration`.
+//! keys from one address ban it for `management-ban.duration`; each attempt is counted before
+//! bcrypt runs (`crate::throttle`), so concurrent guesses cannot outrun the ban.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use axum::extract::{Request, State};
@@ -21,10 +20,6 @@ use subtle::ConstantTimeEq;
 
 use super::ManagementError;
 use crate::gateway::AppState;
-use crate::settings::ManagementBan;
-
-/// Addresses remembered at most; beyond it, addresses without an active ban are forgotten.
-const MAX_TRACKED: usize = 10_000;
 
 /// The management key and the failure record of each source.
 #[derive(Default)]
@@ -34,13 +29,8 @@ pub struct Access {
     /// SHA-256 of the last key that matched `hash`, so bcrypt (slow by design) runs once per
     /// key rather than once per request.
     verified: Mutex<Option<(Arc<String>, [u8; 32])>>,
-    strikes: Mutex<HashMap<IpAddr, Strikes>>,
-}
-
-#[derive(Debug, Default)]
-struct Strikes {
-    failures: u32,
-    banned_until: Option<Instant>,
+    /// Wrong keys per address, counted before the bcrypt check.
+    bans: crate::throttle::Bans<IpAddr>,
 }
 
 /// Whether a configured key is plaintext (to be hashed), rather than a bcrypt hash, empty, or
@@ -95,18 +85,25 @@ impl Access {
         self.hash.load().is_some()
     }
 
+    /// Whether `presented` is the key bcrypt already accepted (no hashing needed).
+    fn known(&self, presented: &str) -> bool {
+        let Some(hash) = self.hash.load_full() else {
+            return false;
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.verified.lock().is_ok_and(|verified| {
+            verified.as_ref().is_some_and(|(for_hash, known)| {
+                Arc::ptr_eq(for_hash, &hash) && bool::from(known.ct_eq(&digest))
+            })
+        })
+    }
+
+    /// Checks `presented` against the bcrypt hash (slow by design).
     async fn verify(&self, presented: &str) -> Result<(), ManagementError> {
         let Some(hash) = self.hash.load_full() else {
             return Err(ManagementError::no_key_configured());
         };
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        if let Ok(verified) = self.verified.lock()
-            && let Some((for_hash, known)) = verified.as_ref()
-            && Arc::ptr_eq(for_hash, &hash)
-            && bool::from(known.ct_eq(&digest))
-        {
-            return Ok(());
-        }
         if bcrypt_matches(presented, &hash).await {
             if let Ok(mut verified) = self.verified.lock() {
                 *verified = Some((hash, digest));
@@ -114,41 +111,6 @@ impl Access {
             Ok(())
         } else {
             Err(ManagementError::invalid_key())
-        }
-    }
-
-    /// The time left on a ban of `ip`, if it is banned.
-    fn banned(&self, ip: IpAddr) -> Option<Duration> {
-        let strikes = self.strikes.lock().ok()?;
-        let until = strikes.get(&ip)?.banned_until?;
-        until.checked_duration_since(Instant::now())
-    }
-
-    /// Records a wrong key; returns true when this one started a ban.
-    fn strike(&self, ip: IpAddr, policy: &ManagementBan) -> bool {
-        let Ok(mut strikes) = self.strikes.lock() else {
-            return false;
-        };
-        if strikes.len() >= MAX_TRACKED {
-            let now = Instant::now();
-            strikes.retain(|_, s| s.banned_until.is_some_and(|u| u > now));
-        }
-        let entry = strikes.entry(ip).or_default();
-        if entry.banned_until.is_some_and(|u| u <= Instant::now()) {
-            *entry = Strikes::default();
-        }
-        entry.failures += 1;
-        if entry.failures >= policy.max_failures {
-            entry.failures = 0;
-            entry.banned_until = Some(Instant::now() + policy.duration);
-            return true;
-        }
-        false
-    }
-
-    fn clear(&self, ip: IpAddr) {
-        if let Ok(mut strikes) = self.strikes.lock() {
-            strikes.remove(&ip);
         }
     }
 }
@@ -201,7 +163,7 @@ async fn admit(app: &AppState, request: &http::request::Parts) -> Result<(), Man
         return Err(ManagementError::remote_disabled());
     };
     let access = &app.management.access;
-    if let Some(left) = access.banned(client.ip) {
+    if let Some(left) = access.bans.banned(&client.ip) {
         return Err(ManagementError::banned(left));
     }
     if !client.local && !config.allow_remote_management {
@@ -211,16 +173,27 @@ async fn admit(app: &AppState, request: &http::request::Parts) -> Result<(), Man
         return Err(ManagementError::no_key_configured());
     }
     let presented = presented_key(&request.headers).ok_or_else(ManagementError::missing_key)?;
+    if access.known(presented) {
+        access.bans.clear(&client.ip);
+        return Ok(());
+    }
+    // Counted as a failure before bcrypt runs: the sixth of 200 concurrent wrong keys is
+    // refused as banned without costing a hash.
+    let policy = &config.management_ban;
+    access
+        .bans
+        .begin(&client.ip, policy)
+        .map_err(ManagementError::banned)?;
     match access.verify(presented).await {
         Ok(()) => {
-            access.clear(client.ip);
+            access.bans.clear(&client.ip);
             Ok(())
         }
         Err(e) => {
-            if access.strike(client.ip, &config.management_ban) {
+            if access.bans.failed(&client.ip, policy) {
                 tracing::warn!(
                     client = %client.ip,
-                    ban = %humantime::format_duration(config.management_ban.duration),
+                    ban = %humantime::format_duration(policy.duration),
                     "management: too many wrong keys from this address; it is banned"
                 );
             } else {
@@ -243,27 +216,5 @@ mod tests {
         assert!(!is_plaintext(
             "$2b$12$abcdefghijklmnopqrstuuJ9bXwz2V2Gq6Wq8QJQm3HqT0XyZ1234"
         ));
-    }
-
-    #[test]
-    fn strikes_ban_after_the_limit_and_clear_on_success() {
-        let access = Access::default();
-        let ip: IpAddr = [192, 0, 2, 1].into();
-        let policy = ManagementBan {
-            max_failures: 3,
-            duration: Duration::from_secs(60),
-        };
-        assert!(!access.strike(ip, &policy));
-        access.clear(ip);
-        assert!(!access.strike(ip, &policy));
-        assert!(!access.strike(ip, &policy));
-        assert!(access.banned(ip).is_none());
-        assert!(access.strike(ip, &policy));
-        assert!(
-            access
-                .banned(ip)
-                .is_some_and(|d| d > Duration::from_secs(50))
-        );
-        assert!(access.banned([192, 0, 2, 2].into()).is_none());
     }
 }

@@ -93,6 +93,24 @@ impl ClientKeys {
         self.authenticate_with(stored, now_ms, headers, query)
     }
 
+    /// Seed 004's routes: a configured or stored key must be presented, whatever
+    /// `allow-anonymous` or `allow-localhost-unauthenticated` say; anything else is seed 004's
+    /// 401 (missing or invalid key).
+    pub fn authenticate_keyed(
+        &self,
+        stored: &KeyCache,
+        now_ms: i64,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Caller, GatewayError> {
+        let from_query = query.and_then(query_key);
+        let presented = presented_key(headers)
+            .or(from_query.as_deref())
+            .ok_or_else(GatewayError::missing_key)?;
+        self.find(stored, now_ms, presented)?
+            .ok_or_else(GatewayError::invalid_key)
+    }
+
     /// Authenticates a request against the configured keys only.
     pub fn authenticate(
         &self,
@@ -125,6 +143,21 @@ impl ClientKeys {
         if no_keys && self.allow_anonymous {
             return Ok(Caller::anonymous());
         }
+        match self.find(stored, now_ms, presented)? {
+            Some(caller) => Ok(caller),
+            None if no_keys => Err(GatewayError::no_keys_configured()),
+            None => Err(GatewayError::invalid_key()),
+        }
+    }
+
+    /// The caller a presented key belongs to: a configured key, else a stored key (an error when
+    /// that one is disabled or expired at `now_ms`); `None` when it matches none.
+    fn find(
+        &self,
+        stored: &KeyCache,
+        now_ms: i64,
+        presented: &str,
+    ) -> Result<Option<Caller>, GatewayError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Check every key, without an early exit, so timing does not tell which one matched.
         let mut found = None;
@@ -134,21 +167,17 @@ impl ClientKeys {
             }
         }
         if let Some(i) = found {
-            return Ok(Caller {
+            return Ok(Some(Caller {
                 key_id: Some(self.ids[i].clone()),
                 user_id: stored.config_owner(),
                 key: None,
-            });
+            }));
         }
-        match stored.lookup(&digest, now_ms)? {
-            Some(key) => Ok(Caller {
-                key_id: Some(format!("key:{}", key.id)),
-                user_id: Some(key.user_id),
-                key: Some(key),
-            }),
-            None if no_keys => Err(GatewayError::no_keys_configured()),
-            None => Err(GatewayError::invalid_key()),
-        }
+        Ok(stored.lookup(&digest, now_ms)?.map(|key| Caller {
+            key_id: Some(format!("key:{}", key.id)),
+            user_id: Some(key.user_id),
+            key: Some(key),
+        }))
     }
 }
 

@@ -51,6 +51,19 @@ impl Endpoint {
         self.label.starts_with("platform.")
     }
 
+    /// Whose rules hold for callers without a Sluice key: seed 000's on its
+    /// `/v1/chat/completions`, seed 004's on its routes.
+    pub fn scope(&self) -> crate::token_pool::Scope {
+        use crate::token_pool::Scope;
+        if self.seed004_errors() {
+            Scope::Seed004
+        } else if self.label == OPENAI_CHAT.label {
+            Scope::Seed000
+        } else {
+            Scope::Standard
+        }
+    }
+
     const fn new(dialect: Dialect, operation: Operation, label: &'static str) -> Self {
         Self {
             dialect,
@@ -205,11 +218,14 @@ pub async fn proxy(
                 }
             });
             ledger.finish(error.status.as_u16(), Some(code));
-            let error = error.localized(Lang::from_headers(&parts.headers));
             if endpoint.seed004_errors() {
-                error.render_seed004()
+                error
+                    .localized(Lang::for_seed004(&parts.headers))
+                    .render_seed004()
             } else {
-                error.render(endpoint.dialect)
+                error
+                    .localized(Lang::from_headers(&parts.headers))
+                    .render(endpoint.dialect)
             }
         }
     };
@@ -248,11 +264,11 @@ async fn handle(
     let phase = Instant::now();
     let authenticated = crate::token_pool::authenticate(
         &runtime,
-        &accounts.keys,
-        accounts.now_ms(),
+        accounts,
         &parts.headers,
         parts.uri.query(),
         is_local(&runtime, &parts.extensions, &parts.headers),
+        endpoint.scope(),
     );
     let spent = phase.elapsed();
     ledger.with(|r| r.overhead.authenticate = Some(spent));
@@ -593,14 +609,15 @@ fn authenticate_listing(
     runtime: &crate::gateway::Runtime,
     request: &Request,
     dialect: Dialect,
+    scope: crate::token_pool::Scope,
 ) -> Result<impl Fn(&str) -> bool + use<>, Box<Response>> {
     crate::token_pool::authenticate(
         runtime,
-        &app.accounts.keys,
-        app.accounts.now_ms(),
+        &app.accounts,
         request.headers(),
         request.uri().query(),
         is_local(runtime, request.extensions(), request.headers()),
+        scope,
     )
     .map(|(caller, _)| {
         move |model: &str| caller.key.as_ref().is_none_or(|k| k.models.allows(model))
@@ -622,7 +639,13 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
         Dialect::OpenAiChat
     };
     let runtime = app.runtime.load();
-    let listed = match authenticate_listing(&app, &runtime, &request, dialect) {
+    let listed = match authenticate_listing(
+        &app,
+        &runtime,
+        &request,
+        dialect,
+        crate::token_pool::Scope::Seed000,
+    ) {
         Ok(listed) => listed,
         Err(refused) => return *refused,
     };
@@ -653,7 +676,13 @@ pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> 
 /// `GET /v1beta/models`: Gemini's list.
 pub async fn list_gemini_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let runtime = app.runtime.load();
-    let listed = match authenticate_listing(&app, &runtime, &request, Dialect::Gemini) {
+    let listed = match authenticate_listing(
+        &app,
+        &runtime,
+        &request,
+        Dialect::Gemini,
+        crate::token_pool::Scope::Standard,
+    ) {
         Ok(listed) => listed,
         Err(refused) => return *refused,
     };

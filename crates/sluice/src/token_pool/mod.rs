@@ -9,10 +9,11 @@
 //! keeping the old refresh token when none comes back; its `resource_url` decides the upstream
 //! base URL (`https://{resource_url}/v1`).
 //!
-//! Who may use what on `/v1/*` ([`authenticate`]): a Sluice client key (the service key
-//! included) uses the pool; a Bearer without the `sk-` prefix is the caller's own upstream
-//! token, forwarded to providers with `allow-client-tokens`; no key at all uses the pool only
-//! with `allow-anonymous`.
+//! Who may use what on seed 000's `/v1/chat/completions` and `/v1/models` ([`authenticate`]):
+//! a Sluice client key (the service key included) uses the pool; a Bearer without the `sk-`
+//! prefix (and not a Sluice session token) is the caller's own upstream token, forwarded to
+//! providers with `allow-client-tokens`; no key at all uses the pool only with
+//! `allow-anonymous`. Seed 004's routes always need a Sluice key ([`Scope`]).
 
 pub mod api;
 mod store;
@@ -430,25 +431,46 @@ fn unix_secs() -> u64 {
     unix_millis() / 1000
 }
 
-/// Authenticates a proxied request (seed 000's three cases): a Sluice client key; else, when
-/// some provider sets `allow-client-tokens`, a Bearer without the `sk-` prefix is the caller's
-/// own upstream token (returned as the second value); no key at all only with
-/// `allow-anonymous` (decided by the client keys).
+/// Whose rules a route follows for a caller without a Sluice key (the brief: each seed's rules
+/// hold on its own routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Seed 000's `/v1/chat/completions` and `/v1/models`: a Bearer without `sk-` is the
+    /// caller's own upstream token (with `allow-client-tokens`); no key uses the pool with
+    /// `allow-anonymous`.
+    Seed000,
+    /// The other standard routes: `allow-anonymous` and `allow-localhost-unauthenticated` hold,
+    /// a caller's own token does not.
+    Standard,
+    /// Seed 004's `/openai/v1/…`, `/claude/v1/…`, `/gemini/v1/…`: a Sluice key, always, and
+    /// seed 004's 401s otherwise.
+    Seed004,
+}
+
+/// Authenticates a proxied request: a Sluice client key; on [`Scope::Seed000`] routes, when
+/// some provider sets `allow-client-tokens`, a Bearer without the `sk-` prefix that is neither a
+/// Sluice key nor a Sluice session token is the caller's own upstream token (returned as the
+/// second value); no key at all only with `allow-anonymous` (decided by the client keys), never
+/// on [`Scope::Seed004`] routes.
 pub fn authenticate(
     runtime: &Runtime,
-    stored: &crate::keys::KeyCache,
-    now_ms: i64,
+    accounts: &crate::accounts::Accounts,
     headers: &http::HeaderMap,
     query: Option<&str>,
     local: bool,
+    scope: Scope,
 ) -> Result<(Caller, Option<String>), GatewayError> {
-    match runtime
-        .keys
-        .authenticate_from(stored, now_ms, headers, query, local)
-    {
+    let keys = &runtime.keys;
+    let now_ms = accounts.now_ms();
+    if scope == Scope::Seed004 {
+        return keys
+            .authenticate_keyed(&accounts.keys, now_ms, headers, query)
+            .map(|caller| (caller, None));
+    }
+    match keys.authenticate_from(&accounts.keys, now_ms, headers, query, local) {
         Ok(caller) => Ok((caller, None)),
-        Err(e) => match own_token(runtime, headers) {
-            Some(token) => Ok((
+        Err(e) if scope == Scope::Seed000 => match own_token(runtime, headers) {
+            Some(token) if !accounts.sessions.is_ours(&token) => Ok((
                 Caller {
                     key_id: None,
                     user_id: None,
@@ -456,8 +478,9 @@ pub fn authenticate(
                 },
                 Some(token),
             )),
-            None => Err(e),
+            _ => Err(e),
         },
+        Err(e) => Err(e),
     }
 }
 

@@ -120,7 +120,10 @@ mod tests {
         assert!(bans.banned(&ip).is_none());
         assert!(bans.begin(&ip, &policy).is_ok());
         assert!(bans.failed(&ip, &policy));
-        assert!(bans.banned(&ip).is_some_and(|d| d > Duration::from_secs(50)));
+        assert!(
+            bans.banned(&ip)
+                .is_some_and(|d| d > Duration::from_secs(50))
+        );
         assert!(bans.begin(&ip, &policy).is_err());
         assert!(bans.banned(&"192.0.2.2").is_none());
     }

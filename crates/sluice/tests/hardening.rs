@@ -233,7 +233,11 @@ async fn concurrent_wrong_management_keys_cannot_outrun_the_ban() {
     let wrong = statuses.iter().filter(|s| **s == 401).count();
     let banned = statuses.iter().filter(|s| **s == 403).count();
     assert_eq!((wrong, banned), (5, 195), "only five reach bcrypt");
-    let resp = h.management(reqwest::Method::GET, "/debug").send().await.unwrap();
+    let resp = h
+        .management(reqwest::Method::GET, "/debug")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 403, "the right key is refused while banned");
 }
 
@@ -277,7 +281,12 @@ async fn sign_in_is_throttled_per_address_and_user_name() {
     assert!(resp.headers().contains_key("retry-after"));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], 429);
-    assert!(body["message"].as_str().unwrap().contains("Too many failed sign-ins"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Too many failed sign-ins")
+    );
     // The address is banned too, whatever user name it tries next.
     assert_eq!(login(&h, "someone-else", "x").await.status(), 429);
 }
@@ -301,9 +310,17 @@ async fn seed_rules_hold_on_their_own_routes_only() {
         request.send()
     };
     // Seed 004's routes: a Sluice key, always, and its 401s in its words.
-    for path in ["/openai/v1/chat/completions", "/claude/v1/messages", "/gemini/v1/chat"] {
+    for path in [
+        "/openai/v1/chat/completions",
+        "/claude/v1/messages",
+        "/gemini/v1/chat",
+    ] {
         let resp = post(path, None, None).await.unwrap();
-        assert_eq!(resp.status(), 401, "{path}: allow-anonymous does not open it");
+        assert_eq!(
+            resp.status(),
+            401,
+            "{path}: allow-anonymous does not open it"
+        );
         let answer: Value = resp.json().await.unwrap();
         assert_eq!(
             answer,
@@ -318,7 +335,10 @@ async fn seed_rules_hold_on_their_own_routes_only() {
             .await
             .unwrap();
         let answer: Value = resp.json().await.unwrap();
-        assert_eq!(answer["message"], "Invalid API key.", "{path}: English on request");
+        assert_eq!(
+            answer["message"], "Invalid API key.",
+            "{path}: English on request"
+        );
     }
     assert!(h.mock.requests().is_empty(), "nothing reached the upstream");
     let resp = post("/openai/v1/chat/completions", Some(CLIENT_KEY), None)
@@ -331,11 +351,21 @@ async fn seed_rules_hold_on_their_own_routes_only() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(post("/v1/chat/completions", None, None).await.unwrap().status(), 200);
+    assert_eq!(
+        post("/v1/chat/completions", None, None)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let resp = post("/v1/messages", Some("callers-own-token"), None)
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401, "caller tokens belong to seed 000's routes");
+    assert_eq!(
+        resp.status(),
+        401,
+        "caller tokens belong to seed 000's routes"
+    );
     let resp = post("/v1/chat/completions", Some("sk-wrong-key"), None)
         .await
         .unwrap();
@@ -343,7 +373,11 @@ async fn seed_rules_hold_on_their_own_routes_only() {
     assert_eq!(answer["error"]["message"], "Invalid API key.");
 
     // A dashboard session token is never forwarded upstream.
-    let session: Value = login(&h, "admin", "right-password-123").await.json().await.unwrap();
+    let session: Value = login(&h, "admin", "right-password-123")
+        .await
+        .json()
+        .await
+        .unwrap();
     let jwt = session["data"]["token"].as_str().unwrap();
     let resp = post("/v1/chat/completions", Some(jwt), None).await.unwrap();
     assert_eq!(resp.status(), 401);

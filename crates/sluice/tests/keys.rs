@@ -411,7 +411,11 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
         json!({"code": 401, "message": "缺少 API Key，请在 Authorization 或 x-api-key header 中提供"})
     );
     let wrong = format!("sk-{}", "x".repeat(64));
-    let (_, body, _) = send(k.chat(platform, &wrong, hi()).header("accept-language", "en-GB")).await;
+    let (_, body, _) = send(
+        k.chat(platform, &wrong, hi())
+            .header("accept-language", "en-GB"),
+    )
+    .await;
     assert_eq!(body, json!({"code": 401, "message": "Invalid API key."}));
     let (_, body, _) = send(k.chat(platform, &wrong, hi())).await;
     assert_eq!(body["message"], "无效的 API Key");
@@ -479,7 +483,8 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
         Some(json!({"expires_at": "2001-01-01T00:00:00Z"})),
     )
     .await;
-    let (status, body, _) = send(k.chat(platform, &key, hi()).header("accept-language", "en")).await;
+    let (status, body, _) =
+        send(k.chat(platform, &key, hi()).header("accept-language", "en")).await;
     assert_eq!(
         (status, body),
         (401, json!({"code": 401, "message": "API key has expired."}))
@@ -567,8 +572,11 @@ async fn rate_daily_and_quota_limits_answer_429() {
     let (_, per_minute) = k.key(&alice, json!({"name": "rpm", "rate_limit": 2})).await;
     assert_eq!(send(k.chat(platform, &per_minute, hi())).await.0, 200);
     assert_eq!(send(k.chat(platform, &per_minute, hi())).await.0, 200);
-    let (status, body, headers) =
-        send(k.chat(platform, &per_minute, hi()).header("accept-language", "en")).await;
+    let (status, body, headers) = send(
+        k.chat(platform, &per_minute, hi())
+            .header("accept-language", "en"),
+    )
+    .await;
     assert_eq!((status, &body["code"]), (429, &json!(429)), "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("2 per minute"),
@@ -587,8 +595,11 @@ async fn rate_daily_and_quota_limits_answer_429() {
         .key(&alice, json!({"name": "daily", "daily_limit": 1}))
         .await;
     assert_eq!(send(k.chat(platform, &daily, hi())).await.0, 200);
-    let (status, body, _) =
-        send(k.chat(platform, &daily, hi()).header("accept-language", "en")).await;
+    let (status, body, _) = send(
+        k.chat(platform, &daily, hi())
+            .header("accept-language", "en"),
+    )
+    .await;
     assert_eq!(status, 429);
     assert!(
         body["message"]
@@ -604,8 +615,11 @@ async fn rate_daily_and_quota_limits_answer_429() {
         .await;
     let ten = json!({"model": "mock-model", "max_tokens": 10, "messages": user("mock:words=10")});
     assert_eq!(send(k.chat(platform, &quota, ten.clone())).await.0, 200);
-    let (status, body, _) =
-        send(k.chat(platform, &quota, ten.clone()).header("accept-language", "en")).await;
+    let (status, body, _) = send(
+        k.chat(platform, &quota, ten.clone())
+            .header("accept-language", "en"),
+    )
+    .await;
     assert_eq!(status, 429);
     assert!(
         body["message"].as_str().unwrap().contains("quota"),

@@ -559,7 +559,7 @@ async fn proxy_errors_follow_the_seed_on_platform_routes_and_the_dialect_elsewhe
         .await;
     assert_eq!(
         send(k.chat(platform, &key, hi())).await.1["message"],
-        "Invalid API key."
+        "无效的 API Key"
     );
 }
 

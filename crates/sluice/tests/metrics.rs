@@ -16,6 +16,13 @@ use sluice_mock::{MockConfig, MockServer};
 
 type Exposition = MetricsExposition<OpenMetricsType, OpenMetricsValue>;
 
+/// The `/metrics` text as a local scraper sees it.
+async fn metrics_text(h: &Harness) -> String {
+    let resp = h.http.get(h.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
 async fn scrape(h: &Harness) -> Exposition {
     // Metrics of finished requests are recorded by the usage writer: let it catch up.
     h.server.state.usage.flush().await;
@@ -348,15 +355,7 @@ async fn each_family_moves_with_real_traffic_and_matches_the_usage_records() {
         ),
         1.0
     );
-    let text = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&h).await;
     assert!(!text.contains("no-such-model-xyz"));
 
     // A limiter rejection: one slow request holds the only slot, the next is refused.
@@ -439,15 +438,7 @@ async fn each_family_moves_with_real_traffic_and_matches_the_usage_records() {
     );
     assert!(count(&m, "sluice_store_query_seconds", &[("op", "insert_usage")]) >= 1.0);
     // Every metric the Grafana dashboard queries is a family of this exposition.
-    let text = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&h).await;
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -542,15 +533,7 @@ providers:
         ) >= 2000.0 - 35.0
     );
     assert!(count(&m, "sluice_metrics_series_dropped", &[("cap", "per_key")]) > 1900.0);
-    let text = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&h).await;
     assert!(text.len() < 64 * 1024, "{} bytes", text.len());
     assert!(!text.contains("junk-model-"));
     assert!(!text.contains("sk-card-"), "a key itself became a label");

@@ -118,6 +118,21 @@ pub struct User {
     pub role: Role,
     pub status: Status,
     pub created_at: i64,
+    pub ceilings: Ceilings,
+}
+
+/// Ceilings an admin set on a user's keys; `None`: no ceiling. A key's own limits (which its
+/// owner sets) never exceed them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ceilings {
+    /// The most `rate_limit` any of the user's keys may have.
+    pub max_rate_limit: Option<i64>,
+    /// The most `daily_limit` any of the user's keys may have.
+    pub max_daily_limit: Option<i64>,
+    /// The most `monthly_quota` any of the user's keys may have.
+    pub max_monthly_quota: Option<Nanos>,
+    /// What the monthly quotas of all the user's keys may add up to.
+    pub monthly_budget: Option<Nanos>,
 }
 
 /// A user to create.
@@ -134,6 +149,8 @@ pub struct UserUpdate {
     pub password_hash: Option<String>,
     pub role: Option<Role>,
     pub status: Option<Status>,
+    /// All four ceilings at once (`None` inside removes one).
+    pub ceilings: Option<Ceilings>,
 }
 
 /// A stored API key (never the key itself: its SHA-256 digest and its display prefix).
@@ -228,6 +245,9 @@ pub struct UsageRow {
     pub estimated: bool,
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
+    /// The gateway's own id of this record, unique: what makes writing it idempotent (the
+    /// request id is the client's to choose and may repeat).
+    pub record_id: String,
 }
 
 /// Which usage a query covers. Days are `YYYY-MM-DD`, both ends included.

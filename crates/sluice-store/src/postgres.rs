@@ -11,7 +11,7 @@
 //!   month's first records arrive (under an advisory lock), and retention drops whole
 //!   partitions ([`Store::prune_usage`]) instead of deleting rows.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -211,19 +211,11 @@ impl Store for PgStore {
     }
 
     async fn update_user(&self, id: i64, update: UserUpdate, now: i64) -> StoreResult<User> {
-        let row = sqlx::query(&format!(
-            "UPDATE users SET password_hash = COALESCE($2, password_hash), \
-             role = COALESCE($3, role), status = COALESCE($4, status), updated_at = $5 \
-             WHERE id = $1 RETURNING {USER_COLUMNS}"
-        ))
-        .bind(id)
-        .bind(update.password_hash)
-        .bind(update.role.map(Role::as_str))
-        .bind(update.status.map(Status::as_str))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let sql = crate::sql::update_user_sql(USER_COLUMNS);
+        let row = crate::sql::update_user(&sql, id, &update, now)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         user_from(&row)
     }
 
@@ -375,26 +367,16 @@ impl Store for PgStore {
         }
         self.ensure_partitions(rows).await?;
         let mut tx = self.pool.begin().await?;
-        // Per key, from the rows actually inserted: (tokens, cost, requests, last used).
-        let mut counters: BTreeMap<i64, (i64, Nanos, i64, i64)> = BTreeMap::new();
+        // Per key, from the rows actually inserted (a record id already stored is skipped).
+        let mut counters = crate::sql::Counters::new();
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
                 "INSERT INTO usage_records ({USAGE_COLUMNS}) "
             ));
             crate::sql::push_usage_values(&mut insert, chunk);
-            insert.push(
-                " ON CONFLICT DO NOTHING \
-                 RETURNING api_key_id, input_tokens + output_tokens, cost_nanos, time_ms",
-            );
+            insert.push(crate::sql::INSERTED);
             for row in insert.build().fetch_all(&mut *tx).await? {
-                let Some(key) = row.try_get::<Option<i64>, _>(0)? else {
-                    continue;
-                };
-                let c = counters.entry(key).or_default();
-                c.0 += row.try_get::<i64, _>(1)?;
-                c.1 += row.try_get::<i64, _>(2)?;
-                c.2 += 1;
-                c.3 = c.3.max(row.try_get::<i64, _>(3)?);
+                crate::sql::count_inserted(&mut counters, &row)?;
             }
         }
         // Ascending key order (the BTreeMap's): every instance locks key rows in the same
@@ -515,18 +497,7 @@ impl Store for PgStore {
     async fn restore_accounts(&self, users: &[User], keys: &[ApiKey]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for u in users {
-            sqlx::query(
-                "INSERT INTO users (id, username, password_hash, role, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(u.id)
-            .bind(&u.username)
-            .bind(&u.password_hash)
-            .bind(u.role.as_str())
-            .bind(u.status.as_str())
-            .bind(u.created_at)
-            .execute(&mut *tx)
-            .await?;
+            crate::sql::restore_user(u).execute(&mut *tx).await?;
         }
         for k in keys {
             crate::sql::restore_key(k).execute(&mut *tx).await?;

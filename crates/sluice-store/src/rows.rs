@@ -14,6 +14,12 @@ macro_rules! decoders {
                 role: Role::parse(&role).unwrap_or(Role::User),
                 status: Status::parse(&status).unwrap_or(Status::Disabled),
                 created_at: row.try_get("created_at")?,
+                ceilings: Ceilings {
+                    max_rate_limit: row.try_get("max_rate_limit")?,
+                    max_daily_limit: row.try_get("max_daily_limit")?,
+                    max_monthly_quota: row.try_get("max_monthly_quota_nanos")?,
+                    monthly_budget: row.try_get("monthly_budget_nanos")?,
+                },
             })
         }
 
@@ -68,6 +74,9 @@ macro_rules! decoders {
                 estimated: row.try_get("estimated")?,
                 latency_ms: row.try_get("latency_ms")?,
                 ttft_ms: row.try_get("ttft_ms")?,
+                record_id: row
+                    .try_get::<Option<String>, _>("record_id")?
+                    .unwrap_or_default(),
             })
         }
 

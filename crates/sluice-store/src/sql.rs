@@ -3,13 +3,81 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::{ApiKey, UsageRow};
+use crate::{ApiKey, UsageRow, User, UserUpdate};
+
+/// `UPDATE users …` for [`update_user`], answering `columns`.
+pub(crate) fn update_user_sql(columns: &str) -> String {
+    format!(
+        "UPDATE users SET password_hash = COALESCE($2, password_hash), \
+         role = COALESCE($3, role), status = COALESCE($4, status), updated_at = $5, \
+         max_rate_limit = CASE WHEN $6 THEN $7 ELSE max_rate_limit END, \
+         max_daily_limit = CASE WHEN $6 THEN $8 ELSE max_daily_limit END, \
+         max_monthly_quota_nanos = CASE WHEN $6 THEN $9 ELSE max_monthly_quota_nanos END, \
+         monthly_budget_nanos = CASE WHEN $6 THEN $10 ELSE monthly_budget_nanos END \
+         WHERE id = $1 RETURNING {columns}"
+    )
+}
+
+/// A user's changes (`sql` from [`update_user_sql`]); ceilings change only when given.
+pub(crate) fn update_user<'q, DB>(
+    sql: &'q str,
+    id: i64,
+    u: &'q UserUpdate,
+    now: i64,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+{
+    let c = u.ceilings.unwrap_or_default();
+    sqlx::query::<DB>(sql)
+        .bind(id)
+        .bind(u.password_hash.as_deref())
+        .bind(u.role.map(crate::Role::as_str))
+        .bind(u.status.map(crate::Status::as_str))
+        .bind(now)
+        .bind(u.ceilings.is_some())
+        .bind(c.max_rate_limit)
+        .bind(c.max_daily_limit)
+        .bind(c.max_monthly_quota)
+        .bind(c.monthly_budget)
+}
+
+/// A user copied from another store, id and ceilings kept.
+pub(crate) fn restore_user<'q, DB>(
+    u: &'q User,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(
+        "INSERT INTO users (id, username, password_hash, role, status, created_at, updated_at, \
+         max_rate_limit, max_daily_limit, max_monthly_quota_nanos, monthly_budget_nanos) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(u.id)
+    .bind(u.username.as_str())
+    .bind(u.password_hash.as_str())
+    .bind(u.role.as_str())
+    .bind(u.status.as_str())
+    .bind(u.created_at)
+    .bind(u.ceilings.max_rate_limit)
+    .bind(u.ceilings.max_daily_limit)
+    .bind(u.ceilings.max_monthly_quota)
+    .bind(u.ceilings.monthly_budget)
+}
 
 /// Records after a (time, request id) cursor, oldest first; `$1` time, `$2` id, `$3` limit.
 pub(crate) const USAGE_AFTER: &str = "SELECT request_id, time_ms, day, endpoint, user_id, \
     api_key_id, key_label, provider, credential, platform, model_requested, model_served, stream, \
     status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-    reasoning_tokens, cost_nanos, estimated, latency_ms, ttft_ms FROM usage_records \
+    reasoning_tokens, cost_nanos, estimated, latency_ms, ttft_ms, record_id FROM usage_records \
     WHERE time_ms > $1 OR (time_ms = $1 AND request_id > $2) \
     ORDER BY time_ms, request_id LIMIT $3";
 
@@ -83,6 +151,34 @@ where
             .push_bind(r.cost_nanos)
             .push_bind(r.estimated)
             .push_bind(r.latency_ms)
-            .push_bind(r.ttft_ms);
+            .push_bind(r.ttft_ms)
+            .push_bind(r.record_id.as_str());
     });
+}
+
+/// Per key, from the records a batch actually inserted: (tokens, cost, requests, last used).
+pub(crate) type Counters = std::collections::BTreeMap<i64, (i64, crate::Nanos, i64, i64)>;
+
+/// The `RETURNING` clause of a usage insert that skips records already stored; each returned
+/// row goes to [`count_inserted`].
+pub(crate) const INSERTED: &str = " ON CONFLICT DO NOTHING \
+    RETURNING api_key_id, input_tokens + output_tokens, cost_nanos, time_ms";
+
+/// Adds one inserted record (a row of [`INSERTED`]) to its key's counters.
+pub(crate) fn count_inserted<R>(counters: &mut Counters, row: &R) -> Result<(), sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + Type<R::Database>,
+{
+    let Some(key) = row.try_get::<Option<i64>, _>(0)? else {
+        return Ok(());
+    };
+    let c = counters.entry(key).or_default();
+    c.0 += row.try_get::<i64, _>(1)?;
+    c.1 += row.try_get::<i64, _>(2)?;
+    c.2 += 1;
+    c.3 = c.3.max(row.try_get::<i64, _>(3)?);
+    Ok(())
 }

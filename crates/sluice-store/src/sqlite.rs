@@ -20,14 +20,15 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-pub(crate) const USER_COLUMNS: &str = "id, username, password_hash, role, status, created_at";
+pub(crate) const USER_COLUMNS: &str = "id, username, password_hash, role, status, created_at, \
+    max_rate_limit, max_daily_limit, max_monthly_quota_nanos, monthly_budget_nanos";
 pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, key_hash, key_prefix, status, allowed_platforms, \
     allowed_models, rate_limit, daily_limit, monthly_quota_nanos, used_tokens, used_cost_nanos, \
     request_count, last_used_at, expires_at, created_at, updated_at, deleted_at";
 pub(crate) const USAGE_COLUMNS: &str = "request_id, time_ms, day, endpoint, user_id, api_key_id, key_label, \
     provider, credential, platform, model_requested, model_served, stream, status, error, \
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
-    cost_nanos, estimated, latency_ms, ttft_ms";
+    cost_nanos, estimated, latency_ms, ttft_ms, record_id";
 const TOTALS: &str = "COUNT(*), \
     COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), \
     COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), \
@@ -149,19 +150,11 @@ impl Store for SqliteStore {
     }
 
     async fn update_user(&self, id: i64, update: UserUpdate, now: i64) -> StoreResult<User> {
-        let row = sqlx::query(&format!(
-            "UPDATE users SET password_hash = COALESCE($2, password_hash), \
-             role = COALESCE($3, role), status = COALESCE($4, status), updated_at = $5 \
-             WHERE id = $1 RETURNING {USER_COLUMNS}"
-        ))
-        .bind(id)
-        .bind(update.password_hash)
-        .bind(update.role.map(Role::as_str))
-        .bind(update.status.map(Status::as_str))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let sql = crate::sql::update_user_sql(USER_COLUMNS);
+        let row = crate::sql::update_user(&sql, id, &update, now)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         user_from(&row)
     }
 
@@ -309,27 +302,21 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        // Per key: (tokens, cost, requests, last used).
-        let mut counters: std::collections::BTreeMap<i64, (i64, Nanos, i64, i64)> =
-            Default::default();
-        for r in rows {
-            if let Some(key) = r.api_key_id {
-                let c = counters.entry(key).or_default();
-                c.0 += r.input_tokens + r.output_tokens;
-                c.1 += r.cost_nanos;
-                c.2 += 1;
-                c.3 = c.3.max(r.time_ms);
-            }
-        }
+        // Counters grow by the records actually inserted: one already stored (same record id,
+        // a replayed batch) changes nothing.
+        let mut counters = crate::sql::Counters::new();
         // Multi-row inserts: one statement per chunk rather than per record, because every
-        // statement is a round trip to SQLite's worker thread. 24 columns × 40 rows stays under
+        // statement is a round trip to SQLite's worker thread. 25 columns × 38 rows stays under
         // the smallest bound-variable limit SQLite builds use (999).
-        for chunk in rows.chunks(40) {
+        for chunk in rows.chunks(38) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
                 "INSERT INTO usage_records ({USAGE_COLUMNS}) "
             ));
             crate::sql::push_usage_values(&mut insert, chunk);
-            insert.build().execute(&mut *tx).await?;
+            insert.push(crate::sql::INSERTED);
+            for row in insert.build().fetch_all(&mut *tx).await? {
+                crate::sql::count_inserted(&mut counters, &row)?;
+            }
         }
         for (key, (tokens, cost, requests, last)) in counters {
             sqlx::query(
@@ -433,18 +420,7 @@ impl Store for SqliteStore {
     async fn restore_accounts(&self, users: &[User], keys: &[ApiKey]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for u in users {
-            sqlx::query(
-                "INSERT INTO users (id, username, password_hash, role, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(u.id)
-            .bind(&u.username)
-            .bind(&u.password_hash)
-            .bind(u.role.as_str())
-            .bind(u.status.as_str())
-            .bind(u.created_at)
-            .execute(&mut *tx)
-            .await?;
+            crate::sql::restore_user(u).execute(&mut *tx).await?;
         }
         for k in keys {
             crate::sql::restore_key(k).execute(&mut *tx).await?;
@@ -538,6 +514,7 @@ mod tests {
             estimated: false,
             latency_ms: 1.5,
             ttft_ms: None,
+            record_id: format!("rec-{tokens}{day}"),
         }
     }
 

@@ -50,6 +50,7 @@ fn row(id: &str, key: Option<i64>, time_ms: i64, day: &str, tokens: i64, cost: N
         estimated: false,
         latency_ms: 1.5,
         ttft_ms: Some(0.25),
+        record_id: format!("rec-{id}"),
     }
 }
 
@@ -145,6 +146,30 @@ async fn contract(s: &dyn Store) {
         .unwrap();
     assert_eq!(user.status, Status::Disabled);
     assert_eq!(s.users_changed_since(22).await.unwrap().len(), 1);
+    // Ceilings are set all at once, and kept by updates that do not name them.
+    let ceilings = Ceilings {
+        max_rate_limit: Some(5),
+        monthly_budget: Some(9),
+        ..Default::default()
+    };
+    let capped = s
+        .update_user(
+            1,
+            UserUpdate {
+                ceilings: Some(ceilings),
+                ..Default::default()
+            },
+            22,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (capped.status, capped.ceilings),
+        (Status::Disabled, ceilings)
+    );
+    let kept = s.update_user(1, UserUpdate::default(), 22).await.unwrap();
+    assert_eq!(kept.ceilings, ceilings);
+    assert_eq!(s.user_by_id(1).await.unwrap().ceilings, ceilings);
 
     // Usage across a month boundary (two PostgreSQL partitions), with a refused request.
     let mut refused = row("r3", Some(b.id), JAN_1 + 31 * DAY, "2025-02-01", 0, 0);
@@ -242,6 +267,35 @@ async fn contract(s: &dyn Store) {
     );
 }
 
+/// A record is one record id: a replayed batch inserts nothing and adds nothing to its key's
+/// counters, and two records that share a request id and a millisecond are both kept.
+async fn records_are_one_per_record_id(s: &dyn Store) {
+    let before = s.key_by_id(2).await.unwrap();
+    let first = row("same", Some(2), JAN_1 + 59 * DAY, "2025-03-01", 1, 10);
+    let mut second = first.clone();
+    second.record_id = "rec-same-again".into();
+    let batch = [first, second];
+    s.insert_usage(&batch).await.unwrap();
+    s.insert_usage(&batch).await.unwrap();
+    let after = s.key_by_id(2).await.unwrap();
+    assert_eq!(
+        (
+            after.request_count - before.request_count,
+            after.used_cost - before.used_cost
+        ),
+        (2, 20)
+    );
+    let march = UsageFilter {
+        start_day: "2025-03-01".into(),
+        end_day: "2025-03-31".into(),
+        ..Default::default()
+    };
+    let stored = s.usage_records(&march, 0).await.unwrap();
+    let mut ids: Vec<&str> = stored.iter().map(|r| r.record_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["rec-same", "rec-same-again"]);
+}
+
 /// What PostgreSQL adds: replays are no-ops, and retention drops whole months.
 async fn postgres_extras(s: &PgStore) {
     let replay = vec![
@@ -274,6 +328,7 @@ async fn sqlite_keeps_the_contract() {
     let s = SqliteStore::open(dir.path()).await.unwrap();
     contract(&s).await;
     assert_eq!(s.prune_usage(JAN_1 + 31 * DAY).await.unwrap(), 1);
+    records_are_one_per_record_id(&s).await;
 }
 
 #[tokio::test]
@@ -285,6 +340,7 @@ async fn postgres_keeps_the_contract() {
     let s = PgStore::open(&db.url).await.unwrap();
     contract(&s).await;
     postgres_extras(&s).await;
+    records_are_one_per_record_id(&s).await;
 }
 
 /// Concurrent writers (several instances) never deadlock and never lose or double a record.

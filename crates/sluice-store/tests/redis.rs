@@ -139,6 +139,7 @@ fn record(id: &str, cost: Nanos) -> UsageRow {
         estimated: false,
         latency_ms: 1.0,
         ttft_ms: None,
+        record_id: format!("rec-{id}"),
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Accounts {
     pub max_keys_per_user: i64,
     /// `rate_limit` of a key created without one (seed 004: 60).
     pub default_rate_limit: i64,
+    /// Serialises `/api` writes of keys' limits in this process, so a user's keys are checked
+    /// against their owner's ceilings (a monthly budget is shared by all of them) one at a time.
+    pub key_writes: tokio::sync::Mutex<()>,
     /// How often the key cache reads changes made outside this process.
     pub refresh: Duration,
     /// What several instances share through Redis (`limits.redis`); `None` for one instance.
@@ -164,6 +167,7 @@ impl Accounts {
             sessions,
             max_keys_per_user: config.user_keys.max_per_user,
             default_rate_limit: config.user_keys.default_rate_limit,
+            key_writes: tokio::sync::Mutex::new(()),
             refresh: config.user_keys.refresh,
             shared,
         };

@@ -187,7 +187,7 @@ pub fn run_usage(command: UsageCommand) -> ExitCode {
     ))
 }
 
-const CSV_COLUMNS: [&str; 24] = [
+const CSV_COLUMNS: [&str; 25] = [
     "request_id",
     "time",
     "day",
@@ -212,6 +212,7 @@ const CSV_COLUMNS: [&str; 24] = [
     "estimated",
     "latency_ms",
     "ttft_ms",
+    "record_id",
 ];
 
 fn check_day(value: Option<String>, flag: &str, default: &str) -> Result<String, String> {

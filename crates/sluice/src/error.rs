@@ -512,6 +512,18 @@ impl GatewayError {
         )
     }
 
+    /// 403 from the `/api` surface: a key's limit above a ceiling an administrator set for
+    /// its owner; the message names the ceiling.
+    pub fn above_ceiling(field: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Fault::Client,
+            ErrorBody::new(ErrorKind::PermissionDenied, message)
+                .with_param(field)
+                .with_code("above_ceiling"),
+        )
+    }
+
     /// 400 from the `/api` surface.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(

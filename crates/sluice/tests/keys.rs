@@ -1174,3 +1174,207 @@ async fn unpriced_models_are_refused_to_quota_keys_or_charged_the_default_price(
     );
     assert_eq!(k.key_row(&alice, id).await["used_cost"].as_f64(), Some(1.0));
 }
+
+/// Every record has a gateway-generated id, and the store writes one row per id: 30 requests
+/// at once that share a client's `X-Request-Id` (PostgreSQL used to merge those within a
+/// millisecond) are 30 records, and the key's counters count all 30.
+#[tokio::test]
+async fn requests_sharing_a_request_id_each_keep_their_record() {
+    let k = Arc::new(Keys::start().await);
+    let alice = k.user("alice").await;
+    let (id, key) = k
+        .key(&alice, json!({"name": "same-id", "rate_limit": 0}))
+        .await;
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let (k, key) = (k.clone(), key.clone());
+            tokio::spawn(async move {
+                let req = k
+                    .chat("/v1/chat/completions", &key, hi())
+                    .header("x-request-id", "client-chosen-id");
+                send(req).await.0
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let row = k.key_row(&alice, id).await;
+    assert_eq!(row["request_count"], 30, "{row}");
+    let (status, usage) = k
+        .call(
+            Method::GET,
+            &format!("/api/api-keys/{id}/usage?limit=100"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{usage}");
+    let records = usage["data"]["records"].as_array().unwrap();
+    let ids: std::collections::HashSet<&str> = records
+        .iter()
+        .map(|r| r["record_id"].as_str().unwrap())
+        .collect();
+    assert_eq!((records.len(), ids.len()), (30, 30), "{usage}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["request_id"] == "client-chosen-id")
+    );
+}
+
+/// Seed 004 lets a user set their own keys' limits; an admin's ceilings bound them: existing
+/// keys are lowered to fit, values above a ceiling are refused with 403 naming it, new keys
+/// start within them, the monthly budget is shared by all the user's keys, and the limits hold
+/// at admission. Without ceilings, the seed's behaviour (unlimited keys) is back.
+#[tokio::test]
+async fn admin_ceilings_bound_what_users_set_on_their_keys() {
+    let k = Keys::start().await;
+    let alice = k.user("alice").await;
+    let (_, me) = k.call(Method::GET, "/api/auth/me", &alice, None).await;
+    let uid = me["data"]["id"].as_i64().unwrap();
+    let user_path = format!("/api/users/{uid}");
+    let (first, _) = k
+        .key(
+            &alice,
+            json!({"name": "free", "rate_limit": 0, "monthly_quota": 0}),
+        )
+        .await;
+    let (status, _) = k
+        .call(
+            Method::PUT,
+            &user_path,
+            &alice,
+            Some(json!({"max_rate_limit": 1000})),
+        )
+        .await;
+    assert_eq!(status, 403, "only admins set ceilings");
+
+    let ceilings = json!({"max_rate_limit": 100, "max_daily_limit": 1000,
+        "max_monthly_quota": 5, "monthly_budget": 8});
+    let (status, body) = k
+        .call(Method::PUT, &user_path, &k.admin, Some(ceilings))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["monthly_budget"].as_f64(), Some(8.0));
+    let row = k.key_row(&alice, first).await;
+    assert_eq!(
+        (
+            &row["rate_limit"],
+            &row["daily_limit"],
+            &row["monthly_quota"]
+        ),
+        (&json!(100), &json!(1000), &json!(5.0)),
+        "the existing key is lowered to fit"
+    );
+
+    let key_path = format!("/api/api-keys/{first}");
+    for (change, ceiling) in [
+        (json!({"rate_limit": 0}), "max_rate_limit"),
+        (json!({"rate_limit": 500}), "max_rate_limit"),
+        (json!({"daily_limit": 0}), "max_daily_limit"),
+        (json!({"monthly_quota": 6}), "max_monthly_quota"),
+    ] {
+        let (status, body) = k
+            .call(Method::PUT, &key_path, &alice, Some(change.clone()))
+            .await;
+        assert_eq!(status, 403, "{change}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(ceiling),
+            "{change}: {body}"
+        );
+    }
+    let (status, body) = k
+        .call(
+            Method::PUT,
+            &key_path,
+            &alice,
+            Some(json!({"rate_limit": 50})),
+        )
+        .await;
+    assert_eq!((status, &body["data"]["rate_limit"]), (200, &json!(50)));
+
+    // A new key starts within the ceilings, with what the budget has left ($8 - $5).
+    let (second, key) = k.key(&alice, json!({"name": "second"})).await;
+    let row = k.key_row(&alice, second).await;
+    assert_eq!(
+        (
+            &row["rate_limit"],
+            &row["daily_limit"],
+            &row["monthly_quota"]
+        ),
+        (&json!(60), &json!(1000), &json!(3.0))
+    );
+    let (status, body) = k
+        .call(
+            Method::POST,
+            "/api/api-keys",
+            &alice,
+            Some(json!({"name": "third"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("monthly_budget"),
+        "{body}"
+    );
+    let (status, body) = k
+        .call(
+            Method::PUT,
+            &format!("/api/api-keys/{second}"),
+            &alice,
+            Some(json!({"monthly_quota": 4})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("monthly_budget"),
+        "{body}"
+    );
+
+    // The lowered quota holds at admission: $1.00 answers against $3.00.
+    let ten = json!({"model": "mock-model", "max_tokens": 10, "messages": user("mock:words=10")});
+    let mut admitted = 0;
+    while send(k.chat("/v1/chat/completions", &key, ten.clone()))
+        .await
+        .0
+        == 200
+    {
+        admitted += 1;
+        assert!(admitted <= 3, "the quota does not hold");
+    }
+    assert_eq!(admitted, 3);
+
+    // A budget below what the keys' quotas already add up to is refused, naming it.
+    let (status, body) = k
+        .call(
+            Method::PUT,
+            &user_path,
+            &k.admin,
+            Some(json!({"monthly_budget": 4})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("monthly_budget"),
+        "{body}"
+    );
+
+    // Ceilings removed: the seed's behaviour, unlimited keys included, is back.
+    let none = json!({"max_rate_limit": null, "max_daily_limit": null,
+        "max_monthly_quota": null, "monthly_budget": null});
+    let (status, body) = k.call(Method::PUT, &user_path, &k.admin, Some(none)).await;
+    assert_eq!(
+        (status, &body["data"]["max_rate_limit"]),
+        (200, &Value::Null)
+    );
+    let (status, body) = k
+        .call(
+            Method::PUT,
+            &key_path,
+            &alice,
+            Some(json!({"rate_limit": 0, "daily_limit": 0, "monthly_quota": 0})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

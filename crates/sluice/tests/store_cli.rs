@@ -38,6 +38,7 @@ fn record(id: &str, key: i64, time_ms: i64, day: &str) -> UsageRow {
         estimated: false,
         latency_ms: 2.0,
         ttft_ms: None,
+        record_id: format!("rec-{id}"),
     }
 }
 

@@ -464,10 +464,24 @@ pub fn user_create_body() -> RefOr<Schema> {
 }
 
 pub fn user_update_body() -> RefOr<Schema> {
+    let count = || {
+        nullable(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(1_000_000_000))
+    };
+    let usd = || {
+        nullable(Type::Number)
+            .exclusive_minimum(Some(0))
+            .maximum(Some(1e9))
+    };
     ObjectBuilder::new()
         .property("status", one_of(&["active", "disabled"], true))
         .property("role", one_of(&["admin", "user"], true))
         .property("password", password(true))
+        .property("max_rate_limit", count())
+        .property("max_daily_limit", count())
+        .property("max_monthly_quota", usd())
+        .property("monthly_budget", usd())
         .into()
 }
 
@@ -522,6 +536,10 @@ pub fn user() -> RefOr<Schema> {
         ("role", one_of(&["admin", "user"], false)),
         ("status", one_of(&["active", "disabled"], false)),
         ("created_at", string()),
+        ("max_rate_limit", nullable(Type::Integer).into()),
+        ("max_daily_limit", nullable(Type::Integer).into()),
+        ("max_monthly_quota", nullable(Type::Number).into()),
+        ("monthly_budget", nullable(Type::Number).into()),
     ])
     .into()
 }

@@ -14,7 +14,9 @@ use super::session::{Session, session};
 use super::{ApiResult, iso, json_object, parse_id, store_error, success};
 use crate::error::GatewayError;
 use crate::gateway::AppState;
-use crate::store::{ApiKey, KeyUpdate, NewApiKey, Status, nanos_to_usd, usd_to_nanos};
+use crate::store::{
+    ApiKey, Ceilings, KeyUpdate, Nanos, NewApiKey, Status, nanos_to_usd, usd_to_nanos,
+};
 
 /// Largest `rate_limit` and `daily_limit` accepted.
 const MAX_COUNT_LIMIT: i64 = 1_000_000_000;
@@ -221,6 +223,129 @@ fn parse_fields(
     Ok(f)
 }
 
+/// A key's three limits (0 = unlimited), as the owner's ceilings see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub rate_limit: i64,
+    pub daily_limit: i64,
+    pub monthly_quota: Nanos,
+}
+
+impl Limits {
+    pub fn of(key: &ApiKey) -> Self {
+        Self {
+            rate_limit: key.rate_limit,
+            daily_limit: key.daily_limit,
+            monthly_quota: key.monthly_quota,
+        }
+    }
+}
+
+/// Whether `value` (0 = unlimited) is above `ceiling`.
+fn above(value: i64, ceiling: i64) -> bool {
+    value == 0 || value > ceiling
+}
+
+/// Fits a key's limits under its owner's ceilings. A limit the caller set (`given`) above a
+/// ceiling is refused with 403 naming the ceiling; one left to its default (or unchanged) is
+/// lowered to the ceiling. `others` is the sum of the monthly quotas of the owner's other keys,
+/// which share the monthly budget. Without ceilings nothing changes.
+pub fn fit_ceilings(
+    ceilings: &Ceilings,
+    limits: &mut Limits,
+    given: &[&str],
+    others: Nanos,
+) -> Result<(), GatewayError> {
+    let shown = |field: &str, v: i64| -> String {
+        match (field, v) {
+            (_, 0) => "0 (unlimited)".into(),
+            ("monthly_quota", v) => format!("${}", nanos_to_usd(v)),
+            (_, v) => v.to_string(),
+        }
+    };
+    let per_key = [
+        (
+            "rate_limit",
+            &mut limits.rate_limit,
+            ceilings.max_rate_limit,
+            "max_rate_limit",
+        ),
+        (
+            "daily_limit",
+            &mut limits.daily_limit,
+            ceilings.max_daily_limit,
+            "max_daily_limit",
+        ),
+        (
+            "monthly_quota",
+            &mut limits.monthly_quota,
+            ceilings.max_monthly_quota,
+            "max_monthly_quota",
+        ),
+    ];
+    for (field, value, ceiling, name) in per_key {
+        let Some(ceiling) = ceiling.filter(|c| above(*value, *c)) else {
+            continue;
+        };
+        if given.contains(&field) {
+            return Err(GatewayError::above_ceiling(
+                field,
+                format!(
+                    "{field} {} is above this account's ceiling {name} = {} set by an administrator",
+                    shown(field, *value),
+                    shown(field, ceiling)
+                ),
+            ));
+        }
+        *value = ceiling;
+    }
+    if let Some(budget) = ceilings.monthly_budget {
+        let room = budget - others;
+        if above(limits.monthly_quota, room) {
+            if given.contains(&"monthly_quota") || room <= 0 {
+                return Err(GatewayError::above_ceiling(
+                    "monthly_quota",
+                    format!(
+                        "monthly_quota {} does not fit this account's monthly_budget of ${} set by an administrator: its other keys' quotas take ${}, leaving ${}",
+                        shown("monthly_quota", limits.monthly_quota),
+                        nanos_to_usd(budget),
+                        nanos_to_usd(others),
+                        nanos_to_usd(room.max(0))
+                    ),
+                ));
+            }
+            limits.monthly_quota = room;
+        }
+    }
+    Ok(())
+}
+
+/// The owner's ceilings, and the monthly quotas of their keys other than `except`.
+async fn ceilings_of(
+    app: &AppState,
+    user_id: i64,
+    except: Option<i64>,
+) -> Result<(Ceilings, Nanos), GatewayError> {
+    let store = &app.accounts.store;
+    let user = store
+        .user_by_id(user_id)
+        .await
+        .map_err(|e| store_error(e, &format!("user {user_id}")))?;
+    if user.ceilings.monthly_budget.is_none() {
+        return Ok((user.ceilings, 0));
+    }
+    let keys = store
+        .keys_of_user(user_id)
+        .await
+        .map_err(|e| store_error(e, "API keys"))?;
+    let others = keys
+        .iter()
+        .filter(|k| Some(k.id) != except)
+        .map(|k| k.monthly_quota)
+        .sum();
+    Ok((user.ceilings, others))
+}
+
 /// `GET /api/api-keys`: the caller's keys.
 pub async fn list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {
     let session = session(&app, &headers).await?;
@@ -247,8 +372,17 @@ pub async fn create(
     if !matches!(body.get("name"), Some(Value::String(_))) {
         return Err(GatewayError::invalid_field("name", "name is required").into());
     }
-    let Fields { update, .. } = parse_fields(&app, &body, false)?;
+    let Fields { update, given } = parse_fields(&app, &body, false)?;
     let accounts = &app.accounts;
+    // One key write at a time: a budget shared by a user's keys is checked against them all.
+    let _writing = accounts.key_writes.lock().await;
+    let mut limits = Limits {
+        rate_limit: update.rate_limit.unwrap_or(accounts.default_rate_limit),
+        daily_limit: update.daily_limit.unwrap_or(0),
+        monthly_quota: update.monthly_quota.unwrap_or(0),
+    };
+    let (ceilings, others) = ceilings_of(&app, session.user_id, None).await?;
+    fit_ceilings(&ceilings, &mut limits, &given, others)?;
     let minted = crate::keys::mint();
     let key = accounts
         .store
@@ -260,9 +394,9 @@ pub async fn create(
                 key_prefix: minted.prefix.clone(),
                 allowed_platforms: update.allowed_platforms.unwrap_or_else(|| "all".into()),
                 allowed_models: update.allowed_models.unwrap_or_default(),
-                rate_limit: update.rate_limit.unwrap_or(accounts.default_rate_limit),
-                daily_limit: update.daily_limit.unwrap_or(0),
-                monthly_quota: update.monthly_quota.unwrap_or(0),
+                rate_limit: limits.rate_limit,
+                daily_limit: limits.daily_limit,
+                monthly_quota: limits.monthly_quota,
                 expires_at: update.expires_at.flatten(),
             },
             accounts.max_keys_per_user,
@@ -312,8 +446,21 @@ pub async fn update(
     let session = session(&app, &headers).await?;
     let key = owned_key(&app, &session, &id).await?;
     let body = json_object(&body)?;
-    let Fields { update, given } = parse_fields(&app, &body, true)?;
+    let Fields { mut update, given } = parse_fields(&app, &body, true)?;
     let accounts = &app.accounts;
+    let _writing = accounts.key_writes.lock().await;
+    let mut limits = Limits {
+        rate_limit: update.rate_limit.unwrap_or(key.rate_limit),
+        daily_limit: update.daily_limit.unwrap_or(key.daily_limit),
+        monthly_quota: update.monthly_quota.unwrap_or(key.monthly_quota),
+    };
+    let (ceilings, others) = ceilings_of(&app, key.user_id, Some(key.id)).await?;
+    fit_ceilings(&ceilings, &mut limits, &given, others)?;
+    if limits != Limits::of(&key) {
+        update.rate_limit = Some(limits.rate_limit);
+        update.daily_limit = Some(limits.daily_limit);
+        update.monthly_quota = Some(limits.monthly_quota);
+    }
     let key = accounts
         .store
         .update_key(key.id, update, accounts.now_ms())

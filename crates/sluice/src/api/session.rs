@@ -169,6 +169,10 @@ pub fn user_json(user: &User) -> serde_json::Value {
         "role": user.role,
         "status": user.status,
         "created_at": iso(user.created_at),
+        "max_rate_limit": user.ceilings.max_rate_limit,
+        "max_daily_limit": user.ceilings.max_daily_limit,
+        "max_monthly_quota": user.ceilings.max_monthly_quota.map(crate::store::nanos_to_usd),
+        "monthly_budget": user.ceilings.monthly_budget.map(crate::store::nanos_to_usd),
     })
 }
 

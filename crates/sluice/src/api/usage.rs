@@ -66,6 +66,7 @@ pub fn record_json(r: &UsageRow) -> Value {
         "estimated": r.estimated,
         "latency_ms": r.latency_ms,
         "ttft_ms": r.ttft_ms,
+        "record_id": r.record_id,
     })
 }
 

@@ -293,6 +293,7 @@ mod tests {
             role: crate::store::Role::User,
             status: Status::Disabled,
             created_at: 0,
+            ceilings: Default::default(),
         });
         assert!(cache.lookup(&digest, 0).is_err(), "owner disabled");
         cache.remove_key(5);

@@ -17,6 +17,9 @@ const CHANNEL: &str = "channel";
 /// One request's accounting.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct UsageRecord {
+    /// The gateway's own id of this record, unique across instances and restarts: the store
+    /// writes a record once per id (the request id is the client's and may repeat).
+    pub record_id: String,
     pub request_id: String,
     /// When the request arrived (RFC 3339).
     pub time: String,
@@ -208,6 +211,29 @@ pub struct UsageLog {
     /// Records that could not be handed to the writer.
     unsent: Arc<AtomicU64>,
     telemetry: Arc<Telemetry>,
+    ids: Arc<RecordIds>,
+}
+
+/// Record ids: a random per-process prefix and a counter, unique without a system call per
+/// record.
+#[derive(Debug)]
+struct RecordIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl RecordIds {
+    fn new() -> Self {
+        Self {
+            prefix: uuid::Uuid::new_v4().simple().to_string(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n:012x}", self.prefix)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -274,6 +300,7 @@ impl UsageLog {
             open: Arc::default(),
             unsent,
             telemetry,
+            ids: Arc::new(RecordIds::new()),
         };
         (log, writer)
     }
@@ -374,6 +401,7 @@ impl Ledger {
             on_close: None,
             in_flight: Some(log.telemetry.in_flight(route)),
             record: Some(UsageRecord {
+                record_id: log.ids.next(),
                 request_id,
                 time,
                 time_ms,

@@ -70,6 +70,7 @@ pub fn row_of(r: &UsageRecord, calendar: &Calendar) -> UsageRow {
         estimated: r.estimated,
         latency_ms: r.latency_ms,
         ttft_ms: r.ttft_ms,
+        record_id: r.record_id.clone(),
     }
 }
 

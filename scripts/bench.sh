@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release -p sluice -p sluice-mock -p sluice-bench
-exec target/release/sluice-bench "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/sluice-bench" "$@"

@@ -11,7 +11,8 @@ by index), a `setup` step restores that state with the section's own PUT example
 Then the server is restarted from the same file, and the changes are checked in the file and
 in behaviour. Uses only the standard library and curl. Prints `N passed, M failed`.
 
-Usage: tests/management/seed_curl.py [path/to/sluice]   (default: target/debug/sluice)
+Usage: tests/management/seed_curl.py [path/to/sluice]   (default: $CARGO_TARGET_DIR/debug/sluice,
+$CARGO_TARGET_DIR defaulting to target/)
 """
 
 from __future__ import annotations
@@ -251,7 +252,8 @@ class Gateway:
 
 
 def main() -> int:
-    binary = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "target" / "debug" / "sluice"
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    binary = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / target / "debug" / "sluice"
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     passed = failed = 0
 

@@ -15,7 +15,8 @@
 #      admin the config creates;
 #   3. seed 000's token pool (/api/upload-token, /api/token-status) with its service key.
 #
-# Usage: tests/openapi/run.sh   (needs target/debug/sluice; creates .venv-openapi)
+# Usage: tests/openapi/run.sh   (needs $CARGO_TARGET_DIR/debug/sluice, default target/;
+# creates .venv-openapi)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -45,7 +46,7 @@ token-pool: {service-key: $service_key, data-dir: $work/pool, refresh-url: "http
 providers:
   - {name: qwen-pool, kind: qwen, token-pool: true, base-url: "http://127.0.0.1:9", models: [{name: qwen-plus}]}
 YAML
-target/debug/sluice serve --config "$work/config.yaml" > "$work/sluice.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/debug/sluice" serve --config "$work/config.yaml" > "$work/sluice.log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT

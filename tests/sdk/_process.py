@@ -33,9 +33,11 @@ for _var in ("NO_PROXY", "no_proxy"):
 
 
 def find_binary(env_var: str, name: str) -> Path:
-    """A binary from `target/debug/` (or `$env_var`); fails the test run if it is missing."""
+    """A binary from `$CARGO_TARGET_DIR/debug/` (default `target/debug/`), or `$env_var`; fails
+    the test run if it is missing."""
     override = os.environ.get(env_var)
-    path = Path(override) if override else REPO_ROOT / "target" / "debug" / name
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+    path = Path(override) if override else REPO_ROOT / target / "debug" / name
     if not path.is_file() or not os.access(path, os.X_OK):
         pytest.fail(
             f"{name} binary not found at {path} (set {env_var} to override). "

@@ -1,6 +1,6 @@
 """Session fixtures: a real `sluice-mock` upstream and real `sluice` gateways on loopback ports.
 
-Binaries come from `target/debug/` (override with SLUICE_BIN / SLUICE_MOCK_BIN). Nothing here
+Binaries come from `$CARGO_TARGET_DIR/debug/`, default `target/debug/` (override with SLUICE_BIN / SLUICE_MOCK_BIN). Nothing here
 talks to anything but 127.0.0.1.
 """
 

@@ -163,6 +163,36 @@ impl ImageSource {
     }
 }
 
+/// Base64 data in the standard alphabet with padding, which OpenAI's and Anthropic's decoders
+/// require. Google's SDKs encode bytes as URL-safe base64 (`-`, `_`, often unpadded) and Gemini
+/// accepts both, so data from a Gemini client is re-encoded when it is not already standard.
+/// `None` when the data is not base64 at all.
+pub fn standard_base64(data: &str) -> Option<std::borrow::Cow<'_, str>> {
+    use base64::Engine as _;
+    use base64::alphabet;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+    let url_safe = data.bytes().any(|b| b == b'-' || b == b'_');
+    let whitespace = data.bytes().any(|b| b.is_ascii_whitespace());
+    if !url_safe && !whitespace && data.len().is_multiple_of(4) {
+        return Some(std::borrow::Cow::Borrowed(data));
+    }
+    let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let bytes = if url_safe {
+        URL_SAFE.decode(&compact)
+    } else {
+        STANDARD.decode(&compact)
+    }
+    .ok()?;
+    Some(std::borrow::Cow::Owned(
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    ))
+}
+
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tool {
@@ -638,6 +668,21 @@ mod tests {
                 url: "https://x/y.png".into()
             }
         );
+    }
+
+    #[test]
+    fn url_safe_base64_becomes_standard() {
+        // 0xfb 0xff 0xbf encodes as `+/+/` in the standard alphabet and `-_-_` URL-safe.
+        assert_eq!(standard_base64("-_-_").unwrap(), "+/+/");
+        assert_eq!(standard_base64("-_8").unwrap(), "+/8=");
+        assert_eq!(standard_base64("iVBORw0KGgo").unwrap(), "iVBORw0KGgo=");
+        assert_eq!(standard_base64("iVBO\nRw0KGgo=").unwrap(), "iVBORw0KGgo=");
+        assert!(matches!(
+            standard_base64("iVBORw0KGgo=").unwrap(),
+            std::borrow::Cow::Borrowed("iVBORw0KGgo=")
+        ));
+        assert_eq!(standard_base64("not base64!"), None);
+        assert_eq!(standard_base64("a-b+"), None);
     }
 
     #[test]

@@ -78,6 +78,21 @@ impl ErrorKind {
         }
     }
 
+    /// The HTTP status Google sends with this kind's `error.status` name (for errors whose
+    /// status was never sent, such as an error event inside a stream).
+    pub fn gemini_http_status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::RequestTooLarge => 400,
+            ErrorKind::Authentication => 401,
+            ErrorKind::PermissionDenied => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::RateLimited => 429,
+            ErrorKind::Overloaded | ErrorKind::Upstream => 503,
+            ErrorKind::Timeout => 504,
+            ErrorKind::Internal => 500,
+        }
+    }
+
     /// The kind an upstream HTTP status implies, when its body says nothing better.
     pub fn from_status(status: u16) -> ErrorKind {
         match status {
@@ -161,10 +176,13 @@ impl ErrorBody {
         .to_string()
     }
 
-    /// Gemini: `{"error":{"code","message","status"}}`, `code` being the HTTP status.
+    /// Gemini: `{"error":{"code","message","status"}}`, `code` being the HTTP status and
+    /// `status` Google's name for it (`500` → `INTERNAL`, `503` → `UNAVAILABLE`, `429` →
+    /// `RESOURCE_EXHAUSTED`…); statuses Google never sends (`413`, `502`, `529`) are named by the
+    /// error's kind.
     pub fn to_gemini_json(&self, http_status: u16) -> String {
         serde_json::json!({
-            "error": {"code": http_status, "message": self.message, "status": self.kind.gemini_status()},
+            "error": {"code": http_status, "message": self.message, "status": google_status(http_status, self.kind)},
         })
         .to_string()
     }
@@ -186,6 +204,24 @@ impl ErrorBody {
             _ => err.get("status").and_then(|s| s.as_str()).map(String::from),
         };
         Some(body)
+    }
+}
+
+/// Google's RPC status name for an HTTP status (google.rpc.Code's HTTP mapping).
+fn google_status(http_status: u16, kind: ErrorKind) -> &'static str {
+    match http_status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        499 => "CANCELLED",
+        500 => "INTERNAL",
+        501 => "UNIMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => kind.gemini_status(),
     }
 }
 
@@ -242,6 +278,39 @@ mod tests {
             (ErrorKind::Authentication, Some("invalid_api_key"))
         );
         assert!(ErrorBody::parse_any(500, b"<html>").is_none());
+    }
+
+    #[test]
+    fn gemini_status_names_follow_the_http_status() {
+        let status = |kind, code| {
+            let v: serde_json::Value =
+                serde_json::from_str(&ErrorBody::new(kind, "x").to_gemini_json(code)).unwrap();
+            assert_eq!(v["error"]["code"], code);
+            v["error"]["status"].as_str().unwrap().to_string()
+        };
+        assert_eq!(status(ErrorKind::Upstream, 500), "INTERNAL");
+        assert_eq!(status(ErrorKind::Upstream, 503), "UNAVAILABLE");
+        assert_eq!(status(ErrorKind::InvalidRequest, 429), "RESOURCE_EXHAUSTED");
+        assert_eq!(status(ErrorKind::Internal, 503), "UNAVAILABLE");
+        assert_eq!(status(ErrorKind::Upstream, 504), "DEADLINE_EXCEEDED");
+        assert_eq!(status(ErrorKind::Overloaded, 529), "UNAVAILABLE");
+        assert_eq!(status(ErrorKind::RequestTooLarge, 413), "INVALID_ARGUMENT");
+        for kind in [
+            ErrorKind::InvalidRequest,
+            ErrorKind::Authentication,
+            ErrorKind::PermissionDenied,
+            ErrorKind::NotFound,
+            ErrorKind::RateLimited,
+            ErrorKind::Overloaded,
+            ErrorKind::Timeout,
+            ErrorKind::Internal,
+        ] {
+            assert_eq!(
+                status(kind, kind.gemini_http_status()),
+                kind.gemini_status(),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]

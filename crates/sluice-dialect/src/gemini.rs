@@ -69,7 +69,9 @@ use serde_json::{Map, Value};
 use crate::error::{ErrorBody, ErrorKind};
 
 pub use request::{count_tokens_request, decode_request, encode_request};
-pub use response::{count_tokens_response, decode_response, encode_response, models_list};
+pub use response::{
+    count_tokens_response, decode_response, encode_response, model_info, models_list,
+};
 pub use stream::{StreamDecoder, StreamEncoder};
 
 /// What the client-side encoders need beyond the canonical values.

@@ -277,6 +277,22 @@ impl StreamDecoder {
             StreamDecoder::Gemini(d) => d.finish(),
         }
     }
+
+    /// The encoder for events Sluice appends to a stream this decoder read and `client` (of
+    /// the same dialect) received unchanged: for Responses, one that continues the upstream's
+    /// response; otherwise a fresh encoder (the other dialects' error events stand alone).
+    pub fn appending_encoder(&self, client: Dialect, options: &EncodeOptions) -> StreamEncoder {
+        if let (StreamDecoder::OpenAiResponses(d), Dialect::OpenAiResponses) = (self, client) {
+            let o = openai_responses::EncodeOptions {
+                model: options.model.clone(),
+                created: options.created,
+            };
+            if let Some(encoder) = d.continuation(o) {
+                return StreamEncoder::OpenAiResponses(encoder);
+            }
+        }
+        client.stream_encoder(options)
+    }
 }
 
 /// Client stream encoders, one per dialect.

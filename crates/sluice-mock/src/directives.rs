@@ -34,6 +34,10 @@ pub(crate) struct Directives {
     pub(crate) chunk_delay: Option<Duration>,
     /// `cut_after=N`: abort the connection after N stream events.
     pub(crate) cut_after: Option<usize>,
+    /// `fail_after=N`: after N stream events, end the stream with the provider's own
+    /// mid-stream error event (OpenAI's error chunk, Responses' `response.failed`, Anthropic's
+    /// `error`, Gemini's error object), then close it cleanly.
+    pub(crate) fail_after: Option<usize>,
     /// `stall_after=N`: send nothing more, forever, after N stream events.
     pub(crate) stall_after: Option<usize>,
     /// `words=N`: reply `w1 w2 … wN` instead of the default text.
@@ -177,6 +181,7 @@ impl Directives {
             ),
             "cut_after" => set(&mut self.cut_after, number(value)),
             "stall_after" => set(&mut self.stall_after, number(value)),
+            "fail_after" => set(&mut self.fail_after, number(value)),
             "words" => set(
                 &mut self.words,
                 number::<usize>(value).map(|n| n.min(MAX_WORDS)),

@@ -134,6 +134,15 @@ impl OpenAiError {
         .with_param("input")
     }
 
+    /// 400: an inline image whose data is not standard base64.
+    pub(crate) fn invalid_image(path: &str) -> Self {
+        Self::invalid_request(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid '{path}': the image data is not valid base64."),
+        )
+        .with_code("invalid_image_url")
+    }
+
     /// 404: the model is not among the configured ones.
     pub(crate) fn model_not_found(model: &str) -> Self {
         Self::invalid_request(

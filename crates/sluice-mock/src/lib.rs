@@ -29,6 +29,7 @@
 //! | `chunk_delay_ms=N` | wait N ms between stream events |
 //! | `cut_after=N` | abort the connection after N stream events |
 //! | `stall_after=N` | send nothing more after N stream events, never end |
+//! | `fail_after=N` | after N stream events, the provider's own mid-stream error event (OpenAI error chunk, Responses `response.failed`, Anthropic `error`, Gemini error object), then a clean end |
 //! | `words=N` | reply `w1 w2 … wN` |
 //! | `cached=N` | report N cached prompt tokens |
 //! | `cycle=S1.S2…` | the Nth request with this pattern answers `S(N mod len)` (`200` = no fault) |
@@ -48,6 +49,7 @@ mod directives;
 mod errors;
 mod gemini;
 mod ids;
+mod images;
 mod models;
 mod openai_chat;
 mod openai_gate;

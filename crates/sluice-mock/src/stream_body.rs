@@ -11,6 +11,26 @@ use futures_util::stream;
 use crate::directives::Directives;
 use crate::record::StreamGuard;
 
+/// `fail_after=N`: the first N of `events`, then the provider's own error event, which
+/// `failure` renders from N (Responses numbers its events).
+pub(crate) fn fail_after(
+    mut events: Vec<Bytes>,
+    directives: &Directives,
+    failure: impl FnOnce(usize) -> serde_json::Result<Bytes>,
+) -> serde_json::Result<Vec<Bytes>> {
+    if let Some(n) = directives.fail_after
+        && n < events.len()
+    {
+        events.truncate(n);
+        events.push(failure(n)?);
+    }
+    Ok(events)
+}
+
+/// The message of every injected mid-stream error.
+pub(crate) const FAILURE_MESSAGE: &str =
+    "sluice-mock: the model failed mid-stream (mock:fail_after)";
+
 /// Sends `events` one body chunk each; `guard` counts the stream as cancelled if the body is
 /// dropped before it reaches its planned end.
 pub(crate) fn body(events: Vec<Bytes>, directives: &Directives, guard: StreamGuard) -> Body {

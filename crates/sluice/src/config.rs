@@ -926,12 +926,9 @@ impl Config {
     /// Parses YAML text without environment expansion or validation: the file's own values,
     /// defaults filled in (what the management API shows and edits).
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
-        if text.trim().is_empty() {
-            yaml_serde::from_str("{}")
-        } else {
-            yaml_serde::from_str(text)
-        }
-        .map_err(|e| vec![yaml_error(&e)])
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        serde_path_to_error::deserialize(yaml_serde::Deserializer::from_str(text))
+            .map_err(|e| vec![yaml_error(&e)])
     }
 
     /// Parses YAML text; `env` resolves `${VAR}` references and overrides.
@@ -940,7 +937,10 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, Vec<ConfigError>> {
         let mut config = Self::parse(text)?;
-        config.apply_env(&env).map_err(|e| vec![e])?;
+        let missing = config.apply_env(&env);
+        if !missing.is_empty() {
+            return Err(missing);
+        }
         let errors = config.validate();
         if errors.is_empty() {
             Ok(config)
@@ -950,7 +950,9 @@ impl Config {
     }
 
     /// `SLUICE_API_KEYS` replaces the client keys; `${VAR}` in secrets is read from the environment.
-    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    /// Every reference to a variable that is not set is reported, not just the first.
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Vec<ConfigError> {
+        let mut missing = Vec::new();
         if let Some(keys) = env(API_KEYS_ENV) {
             self.api_keys = keys
                 .split(',')
@@ -960,26 +962,51 @@ impl Config {
                 .collect();
         }
         for (i, key) in self.api_keys.iter_mut().enumerate() {
-            expand(key, &format!("api-keys[{i}]"), env)?;
+            expand(key, &format!("api-keys[{i}]"), env, &mut missing);
         }
         if let Some(secret) = self.auth.jwt_secret.as_mut() {
-            expand(secret, "auth.jwt-secret", env)?;
+            expand(secret, "auth.jwt-secret", env, &mut missing);
         }
-        expand(&mut self.store, "store", env)?;
-        expand(&mut self.limits.redis, "limits.redis", env)?;
-        expand(&mut self.metrics.bearer_token, "metrics.bearer-token", env)?;
+        expand(&mut self.store, "store", env, &mut missing);
+        expand(&mut self.limits.redis, "limits.redis", env, &mut missing);
+        expand(
+            &mut self.metrics.bearer_token,
+            "metrics.bearer-token",
+            env,
+            &mut missing,
+        );
         if let Some(admin) = self.auth.admin.as_mut() {
-            expand(&mut admin.password, "auth.admin.password", env)?;
+            expand(
+                &mut admin.password,
+                "auth.admin.password",
+                env,
+                &mut missing,
+            );
         }
         for (p, provider) in self.providers.iter_mut().enumerate() {
             for (i, key) in provider.api_keys.iter_mut().enumerate() {
-                expand(key, &format!("providers[{p}].api-keys[{i}]"), env)?;
+                expand(
+                    key,
+                    &format!("providers[{p}].api-keys[{i}]"),
+                    env,
+                    &mut missing,
+                );
             }
             for (name, value) in provider.headers.iter_mut() {
-                expand(value, &format!("providers[{p}].headers.{name}"), env)?;
+                expand(
+                    value,
+                    &format!("providers[{p}].headers.{name}"),
+                    env,
+                    &mut missing,
+                );
             }
             if let Some(proxy) = provider.proxy_url.as_mut() {
-                expand(proxy, &format!("providers[{p}].proxy-url"), env)?;
+                expand(
+                    proxy,
+                    &format!("providers[{p}].proxy-url"),
+                    env,
+                    &mut missing,
+                );
             }
             for (c, credential) in provider.credentials.iter_mut().enumerate() {
                 let at = |k: &str| format!("providers[{p}].credentials[{c}].{k}");
@@ -991,16 +1018,22 @@ impl Config {
                     ("proxy-url", &mut credential.proxy_url),
                 ] {
                     if let Some(value) = value.as_mut() {
-                        expand(value, &at(name), env)?;
+                        expand(value, &at(name), env, &mut missing);
                     }
                 }
             }
         }
-        expand(&mut self.proxy_url, "proxy-url", env)?;
+        expand(&mut self.proxy_url, "proxy-url", env, &mut missing);
         if let Some(pool) = self.token_pool.as_mut() {
-            expand(&mut pool.service_key, "token-pool.service-key", env)?;
+            expand(
+                &mut pool.service_key,
+                "token-pool.service-key",
+                env,
+                &mut missing,
+            );
         }
-        crate::settings::apply_env(self, env)
+        crate::settings::apply_env(self, env, &mut missing);
+        missing
     }
 
     /// Every semantic problem at once, so an operator fixes the file in one go.
@@ -1234,31 +1267,37 @@ impl Config {
     }
 }
 
-/// Replaces a whole-value `${VAR}` reference with the variable's value.
+/// Replaces a whole-value `${VAR}` reference with the variable's value; a variable that is not
+/// set is added to `missing`, naming the key.
 pub(crate) fn expand(
     value: &mut String,
     key: &str,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
+    missing: &mut Vec<ConfigError>,
+) {
     let Some(name) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else {
-        return Ok(());
+        return;
     };
     match env(name) {
-        Some(v) if !v.is_empty() => {
-            *value = v;
-            Ok(())
-        }
-        _ => Err(ConfigError::new(
+        Some(v) if !v.is_empty() => *value = v,
+        _ => missing.push(ConfigError::new(
             key,
             format!("refers to environment variable {name}, which is not set"),
         )),
     }
 }
 
-fn yaml_error(e: &yaml_serde::Error) -> ConfigError {
-    // yaml_serde's message already names the key path ("providers[0]: missing field `name`")
-    // and the line; keep it whole.
-    ConfigError::new("", e.to_string())
+fn yaml_error(e: &serde_path_to_error::Error<yaml_serde::Error>) -> ConfigError {
+    // yaml_serde's message names the key path of structural problems ("providers[0]: missing
+    // field `name`") and the line, but not of a value a field's own deserializer refused (a bad
+    // size or duration): the path the error was found at names it then.
+    let message = e.inner().to_string();
+    let path = e.path().to_string();
+    if path == "." || message.starts_with(&path) {
+        ConfigError::new("", message)
+    } else {
+        ConfigError::new(path, message)
+    }
 }
 
 #[cfg(test)]
@@ -1299,6 +1338,41 @@ providers:
         let errs = load(&missing).unwrap_err();
         assert_eq!(errs[0].key, "providers[0].api-keys[0]");
         assert!(errs[0].reason.contains("NOPE"));
+    }
+
+    #[test]
+    fn every_missing_variable_is_reported_at_once() {
+        let yaml = "api-keys: ['${NOPE_A}']\nremote-management-key: '${NOPE_B}'\n".to_string()
+            + &MINIMAL.replace("UPSTREAM_KEY", "NOPE_C");
+        let errs = load(&yaml).unwrap_err();
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "api-keys[0]",
+                "providers[0].api-keys[0]",
+                "remote-management-key"
+            ]
+        );
+        for (e, var) in errs.iter().zip(["NOPE_A", "NOPE_C", "NOPE_B"]) {
+            assert!(e.reason.contains(var), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_size_or_duration_names_its_key() {
+        for (yaml, key) in [
+            ("max-body-size: 3 parsecs", "max-body-size"),
+            ("shutdown-grace-period: soon", "shutdown-grace-period"),
+            ("timeouts: {idle: forever}", "timeouts.idle"),
+            (
+                "providers: [{name: p, kind: openai-compatible, base-url: 'http://x', models: [{name: m}], timeouts: {first-byte: later}}]",
+                "providers[0].timeouts.first-byte",
+            ),
+        ] {
+            let errs = load(yaml).unwrap_err();
+            assert!(errs[0].to_string().contains(key), "{yaml}: {}", errs[0]);
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tower_http::request_id::{
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::gateway::AppState;
-use crate::pipeline::{self, account::UsageLog, account::UsageSink};
+use crate::pipeline::{self, account::UsageLog, account::UsageSink, models};
 
 /// How long stragglers get after the grace period before the process gives up on them.
 const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
@@ -33,12 +33,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/responses", post(pipeline::responses))
         .route("/v1/messages", post(pipeline::messages))
         .route("/v1/messages/count_tokens", post(pipeline::count_tokens))
-        .route("/v1/models", get(pipeline::list_models))
-        .route("/v1/models/{model_action}", post(pipeline::gemini_action))
-        .route("/v1beta/models", get(pipeline::list_gemini_models))
+        .route("/v1/models", get(models::list_models))
+        .route(
+            "/v1/models/{model_action}",
+            post(pipeline::gemini_action).get(models::retrieve_model),
+        )
+        .route("/v1beta/models", get(models::list_gemini_models))
         .route(
             "/v1beta/models/{model_action}",
-            post(pipeline::gemini_action),
+            post(pipeline::gemini_action).get(models::get_gemini_model),
         )
         .route(
             "/openai/v1/chat/completions",

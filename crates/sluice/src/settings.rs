@@ -174,8 +174,9 @@ impl Serialize for TrustedProxy {
     }
 }
 
-/// Largest `request-retry` accepted.
-pub const MAX_REQUEST_RETRY: u32 = 100;
+/// Largest `request-retry` accepted (config check, the management API and its OpenAPI schema
+/// all use this one number): more attempts only multiply a failure's latency.
+pub const MAX_REQUEST_RETRY: u32 = 20;
 
 pub(crate) fn default_request_retry() -> u32 {
     3
@@ -194,29 +195,29 @@ pub fn auth_dir(config: &Config) -> PathBuf {
 pub(crate) fn apply_env(
     config: &mut Config,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    let expand = |v: &mut String, key: String| crate::config::expand(v, &key, env);
+    missing: &mut Vec<ConfigError>,
+) {
+    let mut expand = |v: &mut String, key: String| crate::config::expand(v, &key, env, missing);
     for (i, k) in config.generative_language_api_key.iter_mut().enumerate() {
-        expand(k, format!("generative-language-api-key[{i}]"))?;
+        expand(k, format!("generative-language-api-key[{i}]"));
     }
     for (list, name) in [
         (&mut config.codex_api_key, "codex-api-key"),
         (&mut config.claude_api_key, "claude-api-key"),
     ] {
         for (i, e) in list.iter_mut().enumerate() {
-            expand(&mut e.api_key, format!("{name}[{i}].api-key"))?;
+            expand(&mut e.api_key, format!("{name}[{i}].api-key"));
         }
     }
     for (p, c) in config.openai_compatibility.iter_mut().enumerate() {
         for (i, k) in c.api_keys.iter_mut().enumerate() {
-            expand(k, format!("openai-compatibility[{p}].api-keys[{i}]"))?;
+            expand(k, format!("openai-compatibility[{p}].api-keys[{i}]"));
         }
     }
     expand(
         &mut config.remote_management_key,
         "remote-management-key".into(),
-    )?;
-    Ok(())
+    );
 }
 
 /// Checks of the seed keys, appended to `errors`.
@@ -282,12 +283,6 @@ pub(crate) fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 err(at(&format!("models[{m}].alias")), "must contain no comma");
             }
         }
-    }
-    if config.request_retry > MAX_REQUEST_RETRY {
-        err(
-            "request-retry".into(),
-            &format!("must be at most {MAX_REQUEST_RETRY}"),
-        );
     }
     if config.auth_dir.trim().is_empty() {
         err("auth-dir".into(), "must not be empty");

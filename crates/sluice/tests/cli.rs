@@ -61,6 +61,72 @@ providers:
     );
 }
 
+/// `sluice config check`: every unset variable in one run, a bad size or duration named by its
+/// key, and one `request-retry` maximum (the one the management API's schema states).
+#[test]
+fn config_check_reports_every_problem_by_key() {
+    let file = write_config(
+        "api-keys: ['${SLUICE_TEST_UNSET_A}']
+remote-management-key: '${SLUICE_TEST_UNSET_B}'
+providers:
+  - {name: p, kind: openai-compatible, base-url: 'http://x/v1', api-keys: ['${SLUICE_TEST_UNSET_C}'], models: [{name: m}]}
+",
+    );
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(file.path())
+        .env_remove("SLUICE_API_KEYS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for (key, var) in [
+        ("api-keys[0]", "SLUICE_TEST_UNSET_A"),
+        ("remote-management-key", "SLUICE_TEST_UNSET_B"),
+        ("providers[0].api-keys[0]", "SLUICE_TEST_UNSET_C"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.contains(key) && l.contains(var)),
+            "{key} / {var} not reported: {stderr}"
+        );
+    }
+
+    for (yaml, key) in [
+        ("max-body-size: 3 parsecs\n", "max-body-size"),
+        ("timeouts: {idle: forever}\n", "timeouts.idle"),
+    ] {
+        let file = write_config(yaml);
+        let out = Command::new(BIN)
+            .args(["config", "check"])
+            .arg(file.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(key),
+            "{yaml}: {stderr}"
+        );
+    }
+
+    let max = sluice::settings::MAX_REQUEST_RETRY;
+    for (retry, ok) in [(max, true), (max + 1, false)] {
+        let file = write_config(&format!("request-retry: {retry}\n"));
+        let out = Command::new(BIN)
+            .args(["config", "check"])
+            .arg(file.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), ok, "request-retry {retry}: {stderr}");
+        if !ok {
+            assert!(
+                stderr.contains(&format!("request-retry: must be at most {max}")),
+                "{stderr}"
+            );
+        }
+    }
+}
+
 #[test]
 fn shipped_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.yaml");

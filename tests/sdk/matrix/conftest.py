@@ -1,7 +1,7 @@
 """Fixtures of the dialect matrix: one sluice-mock, two real Sluice gateways, four SDK clients.
 
 Fixture names carry a `matrix_` prefix so they never shadow the parent suite's fixtures.
-Binaries come from `target/debug/` (override with SLUICE_BIN / SLUICE_MOCK_BIN). Nothing here
+Binaries come from `$CARGO_TARGET_DIR/debug/`, default `target/debug/` (override with SLUICE_BIN / SLUICE_MOCK_BIN). Nothing here
 talks to anything but 127.0.0.1.
 """
 

@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 
 use super::{field, field_str, invalid};
 use crate::canonical::{
-    ImageSource, Part, arguments_object, extract_thought_signature, mint_tool_id, tool_result_text,
+    ImageSource, Part, arguments_object, extract_thought_signature, mint_tool_id, standard_base64,
+    tool_result_text,
 };
 use crate::error::ErrorBody;
 
@@ -219,9 +220,17 @@ fn image_source(obj: &Map<String, Value>, path: &str) -> Result<Option<ImageSour
     if let Some(inline) = field(obj, "inlineData") {
         let path = format!("{path}.inlineData");
         let inline = object_at(inline, &path)?;
+        let media_type = required_str(inline, "mimeType", &path)?.to_string();
+        let data = required_str(inline, "data", &path)?;
+        let Some(data) = standard_base64(data) else {
+            return Err(invalid(
+                &format!("{path}.data"),
+                format!("`{path}.data` is not valid base64."),
+            ));
+        };
         return Ok(Some(ImageSource::Base64 {
-            media_type: required_str(inline, "mimeType", &path)?.to_string(),
-            data: required_str(inline, "data", &path)?.to_string(),
+            media_type,
+            data: data.into_owned(),
         }));
     }
     if let Some(file) = field(obj, "fileData") {

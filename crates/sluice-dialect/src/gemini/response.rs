@@ -198,21 +198,24 @@ pub fn count_tokens_response(total: u64) -> Value {
 pub fn models_list(models: &[(String, String)]) -> Value {
     let models: Vec<Value> = models
         .iter()
-        .map(|(id, display_name)| {
-            let id = id.strip_prefix("models/").unwrap_or(id);
-            json!({
-                "name": format!("models/{id}"),
-                "baseModelId": id,
-                "version": "001",
-                "displayName": display_name,
-                // Sluice does not know each upstream's limits; these are Gemini 2.5's.
-                "inputTokenLimit": 1_048_576,
-                "outputTokenLimit": 65_536,
-                "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
-            })
-        })
+        .map(|(id, display_name)| model_info(id, display_name))
         .collect();
     json!({ "models": models })
+}
+
+/// One entry of Gemini's model list; `models.get` answers with one. Sluice does not know each
+/// upstream's limits; the token limits shown are Gemini 2.5's.
+pub fn model_info(id: &str, display_name: &str) -> Value {
+    let id = id.strip_prefix("models/").unwrap_or(id);
+    json!({
+        "name": format!("models/{id}"),
+        "baseModelId": id,
+        "version": "001",
+        "displayName": display_name,
+        "inputTokenLimit": 1_048_576,
+        "outputTokenLimit": 65_536,
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+    })
 }
 
 #[cfg(test)]

@@ -339,8 +339,8 @@ impl StreamEncoder {
             StreamEvent::MessageStop => self.end(out),
             StreamEvent::Ping => {}
             StreamEvent::Error { error } => {
-                // The HTTP status was sent long ago; the body carries the kind in `status`.
-                write_event(out, &error.to_gemini_json(500));
+                // The HTTP status was sent long ago; `code` and `status` name the kind.
+                write_event(out, &error.to_gemini_json(error.kind.gemini_http_status()));
                 self.done = true;
             }
         }

@@ -29,6 +29,12 @@ pub struct StreamDecoder {
     items: BTreeMap<u64, Item>,
     saw_tool_call: bool,
     saw_refusal: bool,
+    /// The upstream response's id, model and `created_at`, and the `sequence_number` its next
+    /// event would carry: what an error appended to a relayed stream must continue.
+    response_id: String,
+    model: String,
+    created_at: u64,
+    next_sequence: u64,
 }
 
 #[derive(Debug)]
@@ -77,6 +83,9 @@ impl StreamDecoder {
             .and_then(Value::as_u64)
             .unwrap_or(0);
         let text = |key: &str| data.get(key).and_then(Value::as_str).unwrap_or_default();
+        if let Some(n) = data.get("sequence_number").and_then(Value::as_u64) {
+            self.next_sequence = n.saturating_add(1);
+        }
         if kind != "error" && kind != "response.failed" {
             self.start(data.get("response"), &mut out);
         }
@@ -199,11 +208,43 @@ impl StreamDecoder {
                 .unwrap_or_default()
                 .to_string()
         };
+        self.response_id = field("id");
+        self.model = field("model");
+        self.created_at = resp
+            .and_then(|r| r.get("created_at"))
+            .and_then(Value::as_u64)
+            .unwrap_or_default();
         out.push(StreamEvent::MessageStart {
-            id: field("id"),
-            model: field("model"),
+            id: self.response_id.clone(),
+            model: self.model.clone(),
             usage: resp.and_then(|r| r.get("usage")).and_then(parse_usage),
         });
+    }
+
+    /// For a stream relayed unchanged to a Responses client: an encoder whose events continue
+    /// the upstream's response (its id, model and `created_at`, sequence numbers following
+    /// on), so an error Sluice appends after a cut ends that response rather than starting a
+    /// second one. `None` before the upstream named its response.
+    pub fn continuation(&self, options: EncodeOptions) -> Option<StreamEncoder> {
+        if self.response_id.is_empty() {
+            return None;
+        }
+        let created = if self.created_at == 0 {
+            options.created
+        } else {
+            self.created_at
+        };
+        let mut encoder = StreamEncoder::new(EncodeOptions { created, ..options });
+        encoder.started = true;
+        encoder.sequence = self.next_sequence;
+        encoder.resp_id = self.response_id.clone();
+        encoder.model = self.model.clone();
+        encoder.acc.push(&StreamEvent::MessageStart {
+            id: self.response_id.clone(),
+            model: self.model.clone(),
+            usage: None,
+        });
+        Some(encoder)
     }
 
     fn new_block(&mut self, block: BlockStart, out: &mut Vec<StreamEvent>) -> Block {

@@ -302,7 +302,8 @@ pub fn image_source(host: &'static str) -> impl Strategy<Value = ImageSource> {
         "[a-z]{1,8}".prop_map(move |f| ImageSource::Url {
             url: format!("https://{host}/{f}.png")
         }),
-        "[A-Za-z0-9+/]{4,16}".prop_map(|data| ImageSource::Base64 {
+        // Real base64: whole four-character groups, as the Gemini decoder checks.
+        "([A-Za-z0-9+/]{4}){1,4}".prop_map(|data| ImageSource::Base64 {
             media_type: "image/png".into(),
             data,
         }),

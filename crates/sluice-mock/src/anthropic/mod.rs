@@ -105,7 +105,16 @@ async fn create(
     if !request.stream {
         return Ok(Json(reply.message(request.model)).into_response());
     }
-    let events = stream::events(&reply, request.model).map_err(AnthropicError::internal)?;
+    let events = stream::events(&reply, request.model)
+        .and_then(|events| {
+            stream_body::fail_after(events, &directives, |_| {
+                let error = serde_json::json!({"type": "error", "error": {
+                    "type": "overloaded_error", "message": stream_body::FAILURE_MESSAGE,
+                }});
+                crate::sse::named("error", &error)
+            })
+        })
+        .map_err(AnthropicError::internal)?;
     let body = stream_body::body(events, &directives, state.recorder.stream_guard());
     let mut response = body.into_response();
     let headers = response.headers_mut();

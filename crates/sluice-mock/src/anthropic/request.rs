@@ -46,6 +46,9 @@ impl<'a> MessagesRequest<'a> {
             Some(Value::String(model)) => model.as_str(),
             Some(_) => return Err(invalid("model: Input should be a valid string")),
         };
+        if let Some(path) = crate::images::first_invalid(body) {
+            return Err(invalid(format!("{path}: Invalid base64 data")));
+        }
         let max_tokens = match endpoint {
             Endpoint::CountTokens => None,
             Endpoint::Messages => Some(max_tokens(present(fields, "max_tokens"))?),

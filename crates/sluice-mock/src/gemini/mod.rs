@@ -184,6 +184,15 @@ impl Call<'_> {
                 .iter()
                 .map(|chunk| sse::data(chunk, "\r\n\r\n"))
                 .collect::<serde_json::Result<Vec<_>>>()
+                .and_then(|events| {
+                    stream_body::fail_after(events, &self.directives, |_| {
+                        let error = serde_json::json!({"error": {
+                            "code": 500, "message": stream_body::FAILURE_MESSAGE,
+                            "status": "INTERNAL",
+                        }});
+                        sse::data(&error, "\r\n\r\n")
+                    })
+                })
         } else {
             json_array_pieces(&chunks)
         }

@@ -132,8 +132,18 @@ async fn complete(
         return Ok(Json(completion).into_response());
     }
     let include_usage = request.include_usage && !directives.omit_usage;
-    let events =
-        stream::events(&meta, &reply, usage, include_usage).map_err(OpenAiError::internal)?;
+    let events = stream::events(&meta, &reply, usage, include_usage)
+        .and_then(|events| {
+            stream_body::fail_after(events, &directives, |_| {
+                // OpenAI reports a failure inside a stream as a chunk holding only `error`.
+                let error = serde_json::json!({"error": {
+                    "message": stream_body::FAILURE_MESSAGE,
+                    "type": "server_error", "param": null, "code": null,
+                }});
+                crate::sse::data(&error, "\n\n")
+            })
+        })
+        .map_err(OpenAiError::internal)?;
     let body = stream_body::body(events, &directives, state.recorder.stream_guard());
     let mut response = body.into_response();
     let headers = response.headers_mut();

@@ -52,6 +52,9 @@ impl<'a> ChatRequest<'a> {
                 ));
             }
         };
+        if let Some(path) = crate::images::first_invalid(body) {
+            return Err(OpenAiError::invalid_image(&path));
+        }
         let tools = fields
             .get("tools")
             .and_then(Value::as_array)

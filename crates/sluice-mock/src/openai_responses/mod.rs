@@ -63,7 +63,14 @@ async fn create(
         let response = reply.response(&request, &settings, Status::Completed);
         return Ok(Json(response).into_response());
     }
-    let events = stream::events(&reply, &request, &settings).map_err(OpenAiError::internal)?;
+    let events = stream::events(&reply, &request, &settings)
+        .and_then(|events| {
+            stream_body::fail_after(events, &directives, |sent| {
+                let failed = reply.response(&request, &settings, Status::Failed);
+                stream::failed_event(sent, &failed)
+            })
+        })
+        .map_err(OpenAiError::internal)?;
     let body = stream_body::body(events, &directives, state.recorder.stream_guard());
     let mut response = body.into_response();
     let headers = response.headers_mut();

@@ -44,6 +44,9 @@ impl<'a> ResponsesRequest<'a> {
                 ));
             }
         };
+        if let Some(path) = crate::images::first_invalid(body) {
+            return Err(OpenAiError::invalid_image(&path));
+        }
         if let Some(id) = present(fields, "previous_response_id").and_then(Value::as_str) {
             return Err(OpenAiError::previous_response_not_found(id));
         }

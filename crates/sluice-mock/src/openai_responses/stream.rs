@@ -144,6 +144,19 @@ pub(crate) fn events(
     Ok(out.events)
 }
 
+/// `response.failed` as the `sequence`-th event (`mock:fail_after`).
+pub(crate) fn failed_event(
+    sequence: usize,
+    failed: &super::wire::ResponseObject<'_>,
+) -> serde_json::Result<Bytes> {
+    let mut out = Events {
+        sequence_number: sequence as u64,
+        events: Vec::new(),
+    };
+    out.push("response.failed", &Wrapped { response: failed })?;
+    Ok(out.events.remove(0))
+}
+
 #[derive(Default)]
 struct Events {
     sequence_number: u64,

@@ -73,6 +73,8 @@ pub(crate) enum Status {
     InProgress,
     /// Complete.
     Completed,
+    /// `response.failed` mid-stream (`mock:fail_after`): no output, an `error`.
+    Failed,
 }
 
 impl Reply {
@@ -164,7 +166,7 @@ impl Reply {
         status: Status,
     ) -> ResponseObject<'a> {
         let (output, usage, completed_at) = match status {
-            Status::InProgress => (Vec::new(), None, None),
+            Status::InProgress | Status::Failed => (Vec::new(), None, None),
             Status::Completed => {
                 let mut output: Vec<OutputItem<'_>> =
                     self.reasoning_item(Stage::Done).into_iter().collect();
@@ -179,10 +181,14 @@ impl Reply {
             status: match status {
                 Status::InProgress => "in_progress",
                 Status::Completed => "completed",
+                Status::Failed => "failed",
             },
             background: false,
             completed_at,
-            error: None,
+            error: matches!(status, Status::Failed).then_some(ResponseError {
+                code: "server_error",
+                message: crate::stream_body::FAILURE_MESSAGE,
+            }),
             incomplete_details: None,
             model: request.model,
             output,
@@ -281,6 +287,13 @@ impl<'a> Settings<'a> {
     }
 }
 
+/// A failed response's `error`.
+#[derive(Serialize)]
+pub(crate) struct ResponseError {
+    code: &'static str,
+    message: &'static str,
+}
+
 /// A `response` object.
 #[derive(Serialize)]
 pub(crate) struct ResponseObject<'a> {
@@ -290,7 +303,7 @@ pub(crate) struct ResponseObject<'a> {
     status: &'static str,
     background: bool,
     completed_at: Option<u64>,
-    error: Option<()>,
+    error: Option<ResponseError>,
     incomplete_details: Option<()>,
     model: &'a str,
     output: Vec<OutputItem<'a>>,

@@ -11,6 +11,7 @@ pub mod account;
 pub mod admit;
 pub mod authenticate;
 pub mod charge;
+pub mod models;
 pub mod respond;
 pub mod translate;
 pub mod upstream;
@@ -19,8 +20,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
@@ -143,9 +145,14 @@ endpoint_handler! {
 /// `POST /v1beta/models/{model}:{action}` (and under `/v1/models/`).
 pub async fn gemini_action(
     State(app): State<Arc<AppState>>,
-    Path(model_action): Path<String>,
+    model_action: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
+    let Ok(Path(model_action)) = model_action else {
+        return models::invalid_model_path()
+            .localized(Lang::from_headers(request.headers()))
+            .render(Dialect::Gemini);
+    };
     let Some((model, action)) = model_action.rsplit_once(':') else {
         return GatewayError::unknown_route(request.method(), request.uri().path())
             .render(Dialect::Gemini);
@@ -628,69 +635,4 @@ fn authenticate_listing(
                 .render(dialect),
         )
     })
-}
-
-/// `GET /v1/models`: OpenAI's list, or Anthropic's when the client sends `anthropic-version`.
-pub async fn list_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
-    let anthropic = request.headers().contains_key("anthropic-version");
-    let dialect = if anthropic {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAiChat
-    };
-    let runtime = app.runtime.load();
-    let listed = match authenticate_listing(
-        &app,
-        &runtime,
-        &request,
-        dialect,
-        crate::token_pool::Scope::Seed000,
-    ) {
-        Ok(listed) => listed,
-        Err(refused) => return *refused,
-    };
-    let models = runtime.catalog().models().filter(|(id, _)| listed(id));
-    let body = if anthropic {
-        let created = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(app.started_unix),
-        )
-        .to_string();
-        let data: Vec<serde_json::Value> = models
-            .map(|(id, _)| serde_json::json!({"type": "model", "id": id, "display_name": id, "created_at": created}))
-            .collect();
-        let first = data
-            .first()
-            .and_then(|m| m["id"].as_str())
-            .map(String::from);
-        let last = data.last().and_then(|m| m["id"].as_str()).map(String::from);
-        serde_json::json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
-    } else {
-        let data: Vec<serde_json::Value> = models
-            .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": app.started_unix, "owned_by": owner}))
-            .collect();
-        serde_json::json!({"object": "list", "data": data})
-    };
-    axum::Json(body).into_response()
-}
-
-/// `GET /v1beta/models`: Gemini's list.
-pub async fn list_gemini_models(State(app): State<Arc<AppState>>, request: Request) -> Response {
-    let runtime = app.runtime.load();
-    let listed = match authenticate_listing(
-        &app,
-        &runtime,
-        &request,
-        Dialect::Gemini,
-        crate::token_pool::Scope::Standard,
-    ) {
-        Ok(listed) => listed,
-        Err(refused) => return *refused,
-    };
-    let models: Vec<(String, String)> = runtime
-        .catalog()
-        .models()
-        .filter(|(id, _)| listed(id))
-        .map(|(id, _)| (id.to_string(), id.to_string()))
-        .collect();
-    axum::Json(sluice_dialect::gemini::models_list(&models)).into_response()
 }

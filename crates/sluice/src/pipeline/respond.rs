@@ -224,6 +224,15 @@ impl RelayState {
                 } => None,
                 next = tokio::time::timeout(self.idle, self.upstream.next()) => Some(next),
             };
+            if matches!(next, None | Some(Err(_)) | Some(Ok(Some(Err(_)))))
+                && self.relayed_upstream_error()
+            {
+                // The upstream's own error event already reached the client; whatever follows
+                // (a cut, a stall, shutdown) adds nothing to it.
+                self.done = true;
+                self.finish(None);
+                return None;
+            }
             let Some(next) = next else {
                 return self.fail("the gateway is shutting down".into(), "shutdown");
             };
@@ -265,6 +274,8 @@ impl RelayState {
         if let Some(event) = self.parser.finish() {
             self.relay_event(&event, &mut out);
         }
+        // Read before the decoder's closing events, which report a cut as an error too.
+        let relayed_error = self.relayed_upstream_error();
         if !self.done {
             let closing = match &mut self.transform {
                 Transform::ChatPassthrough { .. } => Vec::new(),
@@ -276,7 +287,9 @@ impl RelayState {
                 self.handle_canonical(&event, &mut out);
             }
         }
-        if self.complete && !self.upstream_error {
+        if (self.complete && !self.upstream_error) || relayed_error {
+            // Whole, or ended by the upstream's own error event (relayed as it came): either
+            // way the client has the upstream's last word, and Sluice adds nothing.
             self.done = true;
             self.finish(None);
             return non_empty(out);
@@ -385,6 +398,12 @@ impl RelayState {
         }
     }
 
+    /// Whether an error event of the upstream's own went to the client unchanged (same-dialect
+    /// relays; a translated stream ends at the error it encodes).
+    fn relayed_upstream_error(&self) -> bool {
+        self.upstream_error && !matches!(self.transform, Transform::Translate { .. })
+    }
+
     /// Ends the stream with an error event in the client's dialect.
     fn fail(&mut self, message: String, code: &str) -> Option<Bytes> {
         tracing::warn!(provider = %self.provider, code, "{message}");
@@ -399,7 +418,10 @@ impl RelayState {
         let mut out = Vec::new();
         match &mut self.transform {
             Transform::Translate { encoder, .. } => encoder.push(&error, &mut out),
-            _ => self
+            Transform::Passthrough { decoder } => decoder
+                .appending_encoder(self.client, &self.encode)
+                .push(&error, &mut out),
+            Transform::ChatPassthrough { .. } => self
                 .client
                 .stream_encoder(&self.encode)
                 .push(&error, &mut out),

@@ -237,33 +237,23 @@ pub fn event_stream_to_sse(response: reqwest::Response) -> UpstreamBody {
 
 /// [`event_stream_to_sse`] over any byte stream.
 pub fn decode_stream(upstream: UpstreamBody) -> UpstreamBody {
-    let state = Decoder {
-        upstream,
-        buffer: BytesMut::new(),
-        frames: MessageFrameDecoder::new(),
-        ended: false,
-    };
+    let state = (upstream, FrameDecoder::default(), false);
     Box::pin(futures_util::stream::unfold(
         state,
-        |mut state| async move {
+        |(mut upstream, mut decoder, mut ended)| async move {
             loop {
-                if state.ended {
+                if ended {
                     return None;
                 }
-                let mut out = Vec::new();
-                state.drain(&mut out);
-                if !out.is_empty() {
-                    return Some((Ok(Bytes::from(out)), state));
-                }
-                if state.ended {
-                    return None;
-                }
-                match state.upstream.next().await {
-                    Some(Ok(chunk)) => state.buffer.extend_from_slice(&chunk),
-                    Some(Err(e)) => {
-                        state.ended = true;
-                        return Some((Err(e), state));
+                match upstream.next().await {
+                    Some(Ok(chunk)) => {
+                        let mut out = Vec::new();
+                        ended = decoder.push(&chunk, &mut out);
+                        if !out.is_empty() {
+                            return Some((Ok(Bytes::from(out)), (upstream, decoder, ended)));
+                        }
                     }
+                    Some(Err(e)) => return Some((Err(e), (upstream, decoder, true))),
                     None => return None,
                 }
             }
@@ -271,25 +261,33 @@ pub fn decode_stream(upstream: UpstreamBody) -> UpstreamBody {
     ))
 }
 
-struct Decoder {
-    upstream: UpstreamBody,
+/// Bedrock's binary event-stream frames → Anthropic SSE, incrementally: bytes in as they
+/// arrive, SSE out for every complete frame.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
     buffer: BytesMut,
     frames: MessageFrameDecoder,
     ended: bool,
 }
 
-impl Decoder {
-    /// Decodes every complete frame in the buffer into SSE bytes.
-    fn drain(&mut self, out: &mut Vec<u8>) {
+impl FrameDecoder {
+    /// Adds `chunk` and appends the SSE of every frame now complete to `out`. `true` once the
+    /// stream has ended (an exception frame, or bytes that are no frame, became an error event);
+    /// nothing is decoded after that.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> bool {
+        if self.ended {
+            return true;
+        }
+        self.buffer.extend_from_slice(chunk);
         loop {
             match self.frames.decode_frame(&mut self.buffer) {
-                Ok(DecodedFrame::Incomplete) => return,
+                Ok(DecodedFrame::Incomplete) => return false,
                 Ok(DecodedFrame::Complete(message)) => match frame_to_sse(&message) {
                     Ok(sse) => out.extend_from_slice(&sse),
                     Err(error_event) => {
                         out.extend_from_slice(&error_event);
                         self.ended = true;
-                        return;
+                        return true;
                     }
                 },
                 Err(e) => {
@@ -298,7 +296,7 @@ impl Decoder {
                         &format!("the Bedrock event stream could not be decoded ({e})"),
                     ));
                     self.ended = true;
-                    return;
+                    return true;
                 }
             }
         }

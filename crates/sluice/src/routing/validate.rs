@@ -7,15 +7,14 @@ use crate::config::{Config, ProviderConfig, ProviderKind};
 /// Collects one problem: the dotted key and the reason.
 pub type Report<'a> = dyn FnMut(String, &str) + 'a;
 
-/// Largest `request-retry` accepted: more attempts than this only multiply a failure's latency.
-const MAX_REQUEST_RETRY: u32 = 20;
+use crate::settings::MAX_REQUEST_RETRY;
 
 /// Checks the top-level keys.
 pub fn top_level(config: &Config, err: &mut Report<'_>) {
     if config.request_retry > MAX_REQUEST_RETRY {
         err(
             "request-retry".into(),
-            &format!("at most {MAX_REQUEST_RETRY} extra attempts"),
+            &format!("must be at most {MAX_REQUEST_RETRY} extra attempts"),
         );
     }
     let c = &config.cooldown;

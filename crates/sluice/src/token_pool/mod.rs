@@ -17,7 +17,7 @@
 
 pub mod api;
 mod store;
-mod upload;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -11,6 +11,7 @@
 //! | Anthropic Messages (`anthropic`) | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` with `anthropic-version` |
 //! | AWS Bedrock, Anthropic models (`anthropic::bedrock`) | `POST /model/{id}/invoke`, `/model/{id}/invoke-with-response-stream` (SigV4 or API key; binary event-stream frames) |
 //! | Qwen OAuth (`qwen_oauth`) | `POST /api/v1/oauth2/token` (`refresh_token` grant) |
+//! | Claude / Codex / Google OAuth (`oauth`) | `POST /v1/oauth/token`, `/oauth/token`, `/token` (rotating refresh grants, scripted faults) |
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
 //!
 //! Replies are deterministic: `Hello from sluice-mock! You said: <last user text>`, one function
@@ -51,6 +52,7 @@ mod gemini;
 mod ids;
 mod images;
 mod models;
+pub mod oauth;
 mod openai_chat;
 mod openai_gate;
 mod openai_responses;
@@ -132,6 +134,7 @@ pub(crate) struct AppState {
     pub(crate) config: MockConfig,
     pub(crate) recorder: Recorder,
     pub(crate) faults: Faults,
+    pub(crate) oauth: Arc<oauth::OAuthFake>,
 }
 
 /// A running fake upstream; dropping it shuts the server down.
@@ -140,6 +143,7 @@ pub struct MockServer {
     addr: SocketAddr,
     recorder: Recorder,
     faults: Faults,
+    oauth: Arc<oauth::OAuthFake>,
     task: JoinHandle<()>,
 }
 
@@ -154,7 +158,8 @@ impl MockServer {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let faults = Faults::default();
-        let (app, recorder) = router_with(config, faults.clone());
+        let oauth = Arc::new(oauth::OAuthFake::default());
+        let (app, recorder) = router_with(config, faults.clone(), oauth.clone());
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(nodelay(listener), app).await {
                 tracing::error!(%error, "sluice-mock server stopped; restart it");
@@ -164,6 +169,7 @@ impl MockServer {
             addr,
             recorder,
             faults,
+            oauth,
             task,
         })
     }
@@ -191,6 +197,11 @@ impl MockServer {
     /// Faults applied by key (e.g. make one upstream key answer 429).
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// The fake OAuth token endpoints (rotation, scripted faults, issued tokens).
+    pub fn oauth(&self) -> &oauth::OAuthFake {
+        &self.oauth
     }
 
     /// How many recorded requests carried `key` (as each provider sends it).
@@ -228,16 +239,21 @@ impl Drop for MockServer {
 /// Build the router without binding (for embedding in another process's server, e.g. Sluice's
 /// demo upstream).
 pub fn router(config: MockConfig) -> (Router, Recorder) {
-    router_with(config, Faults::default())
+    router_with(config, Faults::default(), Arc::default())
 }
 
-fn router_with(config: MockConfig, faults: Faults) -> (Router, Recorder) {
+fn router_with(
+    config: MockConfig,
+    faults: Faults,
+    oauth: Arc<oauth::OAuthFake>,
+) -> (Router, Recorder) {
     let recorder = Recorder::default();
     let record = config.record;
     let state = Arc::new(AppState {
         config,
         recorder: recorder.clone(),
         faults,
+        oauth,
     });
     let mut app = Router::new()
         .merge(openai_chat::routes())
@@ -247,6 +263,7 @@ fn router_with(config: MockConfig, faults: Faults) -> (Router, Recorder) {
         .merge(gemini::routes())
         .merge(models::routes())
         .merge(qwen_oauth::routes())
+        .merge(oauth::routes())
         .merge(record::routes())
         .fallback(unknown_url)
         .method_not_allowed_fallback(wrong_method)

@@ -16,6 +16,9 @@ pub(crate) async fn preflight(
 ) -> Result<Directives, OpenAiError> {
     let directives = directives::arrive(&state.faults, headers, body).await;
     authorize(&state.config, headers)?;
+    if state.oauth.refuses(headers) {
+        return Err(OpenAiError::invalid_api_key("expired"));
+    }
     if let Some(status) = directives.status {
         return Err(OpenAiError::injected(status, directives.retry_after));
     }

@@ -5,7 +5,6 @@
 //! `Runtime::build` reads the directory through [`providers`], so start-up, reload and an
 //! upload or delete through the management API all load the pool the same way.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -156,6 +155,11 @@ pub fn parse(bytes: &[u8]) -> Result<TokenFile, String> {
     })
 }
 
+/// Checks an endpoint URL the way token files' upstream roots are checked.
+pub fn check_upstream_url(text: &str) -> Result<(), String> {
+    upstream_root(text).map(|_| ())
+}
+
 /// An upstream root from a host (`portal.qwen.ai`) or URL: HTTPS, or plain HTTP only to this
 /// machine (so a token never travels in the clear over a network).
 fn upstream_root(text: &str) -> Result<String, String> {
@@ -253,6 +257,7 @@ impl TokenFile {
             models: models(model_list),
             headers,
             timeouts: Default::default(),
+            auth_file: Some(file_name.to_string()),
             ..Default::default()
         }
     }
@@ -268,6 +273,18 @@ pub struct AuthFileInfo {
     /// The token kind, when the file is a valid token file.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<TokenKind>,
+    /// The account's refresh state: `active`, `refresh_backoff` or `needs_relogin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Why it needs a re-login, or why its last refresh failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// When its access token expires (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// When it was last refreshed (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_refresh: Option<String>,
 }
 
 /// The `*.json` files of the auth directory with plain names, sorted by name.
@@ -301,6 +318,10 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<AuthFileInfo>> {
             size: meta.len(),
             modtime,
             kind,
+            status: None,
+            status_message: None,
+            expires_at: None,
+            last_refresh: None,
         });
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -310,25 +331,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<AuthFileInfo>> {
 /// Writes a token file atomically with mode 0600 (the directory is created 0700).
 pub fn store(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     crate::store::private::create_dir(dir)?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut file = private_file(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, dir.join(name))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    sluice_oauth::store::write_private(&dir.join(name), bytes)
 }
 
 /// The path of a (checked) auth file name.

@@ -117,6 +117,9 @@ pub struct Config {
     /// Seed 000's upstream token pool and its admin endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_pool: Option<TokenPoolConfig>,
+    /// OAuth accounts (token files): endpoints per provider, refresh leads, the scheduler.
+    #[serde(default)]
+    pub oauth: crate::oauth::OAuthConfig,
     /// Directory of the embedded store (`sluice.db`) and generated secrets.
     #[serde(default = "default_store_dir")]
     pub data_dir: PathBuf,
@@ -683,6 +686,9 @@ pub struct ProviderConfig {
     /// AWS region (Bedrock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The token file in `auth-dir` this provider was built from (its tokens are refreshed).
+    #[serde(skip)]
+    pub auth_file: Option<String>,
 }
 
 fn default_weight() -> u32 {
@@ -730,6 +736,7 @@ impl Default for ProviderConfig {
             token_pool: false,
             api_version: None,
             region: None,
+            auth_file: None,
         }
     }
 }
@@ -865,7 +872,7 @@ pub(crate) mod duration {
     }
 }
 
-mod opt_duration {
+pub(crate) mod opt_duration {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -1133,6 +1140,9 @@ impl Config {
             err("demo-upstream.listen".into(), "must differ from `listen`");
         }
         crate::settings::validate(self, &mut errors);
+        if let Err((key, reason)) = self.oauth.check() {
+            errors.push(ConfigError::new(key, &reason));
+        }
         errors
     }
 }

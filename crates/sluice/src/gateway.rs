@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
+use crate::oauth::Refresher;
 use crate::pipeline::account::UsageLog;
 use crate::pipeline::admit::Admission;
 use crate::pipeline::authenticate::ClientKeys;
@@ -34,6 +35,8 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// Model prices: built in, with the config's `prices` on top.
     pub prices: Arc<PriceTable>,
+    /// The OAuth accounts of `auth-dir` and their refresh state; kept across reloads.
+    pub refresher: Arc<Refresher>,
 }
 
 impl Runtime {
@@ -59,8 +62,17 @@ impl Runtime {
             _ => None,
         };
         let clients = previous.map(|p| p.clients.clone()).unwrap_or_default();
-        let catalog =
-            build_catalog_with(config, &clients, token_pool.clone()).map_err(anyhow::Error::msg)?;
+        let refresher = previous.map(|p| p.refresher.clone()).unwrap_or_default();
+        refresher
+            .sync(config, &clients)
+            .map_err(anyhow::Error::msg)?;
+        let catalog = build_catalog_with(
+            config,
+            &clients,
+            token_pool.clone(),
+            Some(refresher.clone()),
+        )
+        .map_err(anyhow::Error::msg)?;
         if let Some(pool) = &token_pool {
             pool.attach(config, &clients).map_err(anyhow::Error::msg)?;
         }
@@ -72,7 +84,7 @@ impl Runtime {
         if let Some(previous) = previous {
             router.inherit(&previous.router);
         }
-        Ok(Runtime {
+        let runtime = Runtime {
             keys: ClientKeys::new(&keys, config.allow_anonymous)
                 .allow_loopback(config.allow_localhost_unauthenticated),
             router,
@@ -80,7 +92,14 @@ impl Runtime {
             clients,
             config: Arc::new(config.clone()),
             prices: Arc::new(PriceTable::new(&config.prices, config.default_price)),
-        })
+            refresher,
+        };
+        // A reload gives disabled credentials another chance, but not accounts that need a
+        // new sign-in: only a new token file brings those back.
+        for (file, reason) in runtime.refresher.dead() {
+            crate::oauth::scheduler::disable_in(&runtime, &file, &reason);
+        }
+        Ok(runtime)
     }
 
     /// The model catalog.
@@ -92,19 +111,21 @@ impl Runtime {
 /// The model catalog of every configured provider: the `providers:` list, then the providers
 /// of seed 003's key lists, then those of the token files in `auth-dir`.
 pub fn build_catalog(config: &Config) -> Result<Catalog, String> {
-    build_catalog_with(config, &Clients::default(), None)
+    build_catalog_with(config, &Clients::default(), None, None)
 }
 
 fn build_catalog_with(
     config: &Config,
     clients: &Clients,
     pool: Option<Arc<TokenPool>>,
+    refresher: Option<Arc<Refresher>>,
 ) -> Result<Catalog, String> {
     let ctx = BuildContext {
         defaults: &config.timeouts,
         proxy_url: &config.proxy_url,
         clients,
         pool,
+        refresher,
     };
     let seeded = crate::settings::seed_providers(config);
     let from_files = crate::auth_files::providers(config);
@@ -176,6 +197,7 @@ impl AppState {
         let runtime = Runtime::build(config)?;
         if let Some(shared) = &accounts.shared {
             runtime.router.share_with(shared.routing.clone());
+            runtime.refresher.share_lock(shared.lock.clone());
         }
         Ok(AppState {
             runtime: ArcSwap::from_pointee(runtime),

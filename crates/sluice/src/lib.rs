@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod keys;
 pub use sluice_store::limits;
 pub mod management;
+pub mod oauth;
 pub mod peer;
 pub mod pipeline;
 pub mod pricing;

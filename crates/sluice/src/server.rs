@@ -274,6 +274,7 @@ async fn start_full(
     let state = Arc::new(AppState::with_host(&config, usage.clone(), accounts, host)?);
     let watch = crate::management::Plane::start(&state).await?;
     let shared_events = crate::shared::spawn_apply(&state);
+    let oauth_refresh = crate::oauth::scheduler::spawn(&state);
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace_period;
     let metrics = match config.metrics.listen {
@@ -329,6 +330,7 @@ async fn start_full(
         let unclosed = usage.wait_ledgers_closed(HARD_STOP_WAIT).await;
         let lost = usage.flush().await + unclosed as u64;
         refresh.abort();
+        oauth_refresh.abort();
         if let Some(events) = shared_events {
             events.abort();
         }

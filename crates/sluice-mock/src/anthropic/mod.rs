@@ -158,6 +158,9 @@ async fn gate(
 ) -> Result<Directives, AnthropicError> {
     let directives = directives::arrive(&state.faults, headers, body).await;
     authorize(&state.config, headers)?;
+    if state.oauth.refuses(headers) {
+        return Err(AnthropicError::invalid_bearer_token());
+    }
     check_version(headers)?;
     if let Some(status) = directives.status {
         return Err(AnthropicError::injected(status, directives.retry_after));

@@ -34,6 +34,14 @@ impl GeminiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// 401 `UNAUTHENTICATED`: an OAuth access token that is expired or revoked.
+    pub(crate) fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+        )
+    }
+
     /// 400 `INVALID_ARGUMENT`: a key that is not one of the configured ones (Google answers a
     /// bad key with 400, not 401).
     pub(crate) fn invalid_api_key() -> Self {

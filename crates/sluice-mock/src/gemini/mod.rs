@@ -270,6 +270,9 @@ async fn gate(
 ) -> Result<Directives, GeminiError> {
     let directives = directives::arrive(&state.faults, headers, body).await;
     authorize(&state.config, headers, query)?;
+    if state.oauth.refuses(headers) {
+        return Err(GeminiError::unauthenticated());
+    }
     if let Some(status) = directives.status {
         return Err(GeminiError::injected(status, directives.retry_after));
     }

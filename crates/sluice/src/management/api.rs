@@ -711,9 +711,19 @@ fn file_name(query: &HashMap<String, String>) -> Result<String, ManagementError>
 }
 
 async fn list_auth_files(State(app): State<Arc<AppState>>) -> Handled {
-    let dir = auth_dir(&app.runtime.load().config);
-    let files =
+    let runtime = app.runtime.load();
+    let dir = auth_dir(&runtime.config);
+    let mut files =
         auth_files::list(&dir).map_err(|e| ManagementError::io("cannot read auth-dir", &e))?;
+    let mut accounts = runtime.refresher.statuses();
+    for file in &mut files {
+        if let Some(account) = accounts.remove(&file.name) {
+            file.status = Some(account.state.to_string());
+            file.status_message = account.reason;
+            file.expires_at = account.expires_at;
+            file.last_refresh = account.last_refresh;
+        }
+    }
     Ok(axum::Json(serde_json::json!({"files": files})).into_response())
 }
 

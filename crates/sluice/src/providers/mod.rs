@@ -71,6 +71,8 @@ pub struct BuildContext<'a> {
     pub clients: &'a Clients,
     /// Seed 000's token pool, given to the provider that sets `token-pool: true`.
     pub pool: Option<Arc<TokenPool>>,
+    /// The OAuth refresher, given to providers built from token files.
+    pub refresher: Option<Arc<crate::oauth::Refresher>>,
 }
 
 /// What every provider kind shares.
@@ -90,6 +92,8 @@ pub struct ProviderCommon {
     pub pool: Option<Arc<TokenPool>>,
     /// The client for the provider's own proxy setting (caller tokens, pool tokens).
     pub http: reqwest::Client,
+    /// The OAuth account (token file) this provider serves, whose token is refreshed.
+    pub account: Option<crate::oauth::scheduler::AccountHandle>,
     auth_header: HeaderName,
     auth_format: fn(&str) -> String,
 }
@@ -184,6 +188,13 @@ impl ProviderCommon {
             allow_client_tokens: config.allow_client_tokens,
             pool,
             http,
+            account: match (&config.auth_file, &ctx.refresher) {
+                (Some(file), Some(refresher)) => Some(crate::oauth::scheduler::AccountHandle {
+                    refresher: refresher.clone(),
+                    file: file.as_str().into(),
+                }),
+                _ => None,
+            },
             auth_header,
             auth_format: format,
         })

@@ -24,6 +24,7 @@ use sluice_dialect::{ErrorBody, ErrorKind};
 use super::health::Outcome;
 use super::{Exhausted, Pick, Plan, Router, seconds_until};
 use crate::error::{ErrorExtra, Fault, GatewayError};
+use crate::oauth::Recovery;
 use crate::pipeline::account::{FailedAttempt, Ledger};
 use crate::pipeline::upstream;
 use crate::providers::{Origin, UpstreamRequest};
@@ -77,9 +78,13 @@ pub async fn run(
     mut build: impl FnMut(&Pick) -> Result<UpstreamRequest, GatewayError>,
 ) -> Result<Served, GatewayError> {
     router.adopt_shared_session(plan).await;
-    let max_attempts = router.retry.request_retry.saturating_add(1);
+    let mut max_attempts = router.retry.request_retry.saturating_add(1);
     let mut attempts: u32 = 0;
+    // An OAuth account gets one refresh and one retry per request after a 401.
+    let mut account_refreshed = false;
     let mut last_error: Option<GatewayError> = None;
+    // Whether `last_error` came from an upstream attempt (rather than an account sitting out).
+    let mut last_error_attempted = false;
     loop {
         if attempts >= max_attempts {
             break;
@@ -133,8 +138,37 @@ pub async fn run(
             r.model_served = Some(pick.target.upstream_model.to_string());
         });
         let mut guard = ProbeGuard::new(router, &pick);
+        let account = common.account.clone();
+        let sent_token = match &account {
+            None => None,
+            Some(account) => match account.refresher.fresh(&account.file).await {
+                Ok(token) => Some(token),
+                Err(recovery) => {
+                    // Expired and not refreshable now: this account sits out, unasked.
+                    let now = router.clock.now();
+                    let exhausted = match &recovery {
+                        Recovery::Dead(reason) => Exhausted::Disabled {
+                            reason: crate::oauth::scheduler::relogin_reason(reason),
+                        },
+                        _ => Exhausted::Cooling {
+                            until: now + recovery_window(&recovery),
+                        },
+                    };
+                    guard.report(sit_out(recovery));
+                    last_error = Some(exhausted_error(&exhausted, &plan.entry().name, now));
+                    last_error_attempted = false;
+                    continue;
+                }
+            },
+        };
         // A request that cannot be built for this provider is the caller's: no attempt counted.
-        let request = build(&pick)?;
+        let mut request = build(&pick)?;
+        if let Some(token) = &sent_token
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            value.set_sensitive(true);
+            request.headers.insert(http::header::AUTHORIZATION, value);
+        }
         attempts += 1;
         ledger.with(|r| r.attempts = attempts);
         let (failure, error) = match attempt(&pick, request, stream).await {
@@ -150,6 +184,32 @@ pub async fn run(
             Failure::Caller => Outcome::Success,
             Failure::Quota(retry_after) => Outcome::Quota { retry_after },
             Failure::Server => Outcome::ServerError,
+            Failure::Auth
+                if error.status == StatusCode::UNAUTHORIZED
+                    && let (Some(account), Some(sent)) = (&account, &sent_token) =>
+            {
+                if account_refreshed {
+                    // The token refreshed for this request was refused too: fail over.
+                    Outcome::Unauthorized {
+                        reason: disable_reason(&error),
+                    }
+                } else {
+                    account_refreshed = true;
+                    match account
+                        .refresher
+                        .after_unauthorized(&account.file, sent)
+                        .await
+                    {
+                        Recovery::Retry => {
+                            router.health.enable(&pick.credential.id);
+                            plan.allow_again(&pick.credential.id);
+                            max_attempts = max_attempts.saturating_add(1);
+                            Outcome::Abandoned
+                        }
+                        other => sit_out(other),
+                    }
+                }
+            }
             Failure::Auth => {
                 if refresh(&pick).await {
                     router.health.enable(&pick.credential.id);
@@ -216,12 +276,15 @@ pub async fn run(
             });
         });
         last_error = Some(error);
+        last_error_attempted = true;
     }
     // The last failure is what the client sees; its attempt is the record's own, not a
     // "failed attempt before the answer".
-    ledger.with(|r| {
-        r.failed_attempts.pop();
-    });
+    if last_error_attempted {
+        ledger.with(|r| {
+            r.failed_attempts.pop();
+        });
+    }
     Err(last_error.unwrap_or_else(|| {
         exhausted_error(&Exhausted::NoneLeft, &plan.entry().name, router.clock.now())
     }))
@@ -286,6 +349,27 @@ pub fn stream_fault_reporter(
             router.clock.now(),
         );
     }))
+}
+
+/// How long an OAuth account that is backing off sits out.
+fn recovery_window(recovery: &Recovery) -> Duration {
+    match recovery {
+        Recovery::Wait(window) => (*window).max(Duration::from_secs(1)),
+        _ => Duration::from_secs(1),
+    }
+}
+
+/// What an OAuth account that cannot serve now means for its credential's health.
+fn sit_out(recovery: Recovery) -> Outcome {
+    match recovery {
+        Recovery::Wait(window) => Outcome::Quota {
+            retry_after: Some(window.max(Duration::from_secs(1))),
+        },
+        Recovery::Dead(reason) => Outcome::Unauthorized {
+            reason: crate::oauth::scheduler::relogin_reason(&reason),
+        },
+        Recovery::Retry => Outcome::Abandoned,
+    }
 }
 
 /// Refreshes an uploaded OAuth token after a 401/403; whether it worked.

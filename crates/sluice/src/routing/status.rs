@@ -22,10 +22,22 @@ pub struct CredentialStatus {
     pub platform: String,
     /// `config` or `pool`.
     pub origin: &'static str,
-    /// `active`, `cooling` or `disabled`.
+    /// `active`, `cooling`, `disabled`, or `needs_relogin` (an OAuth account whose refresh
+    /// token was refused: sign in again).
     pub status: &'static str,
     #[serde(flatten)]
     pub health: CredentialReport,
+    /// An OAuth account's token file and refresh state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountInfo>,
+}
+
+/// The token file behind a credential, and its refresh state.
+#[derive(Debug, Serialize)]
+pub struct AccountInfo {
+    pub file: String,
+    #[serde(flatten)]
+    pub status: crate::oauth::AccountStatus,
 }
 
 /// The whole listing.
@@ -40,10 +52,22 @@ pub struct CredentialsStatus {
 pub fn credentials(router: &Router) -> CredentialsStatus {
     let now = router.clock.now();
     let mut credentials = Vec::new();
+    let mut accounts = None;
     for provider in router.catalog.providers() {
         let common = provider.common();
+        let account = common.account.as_ref().and_then(|a| {
+            let statuses = accounts.get_or_insert_with(|| a.refresher.statuses());
+            Some(AccountInfo {
+                file: a.file.to_string(),
+                status: statuses.get(&*a.file)?.clone(),
+            })
+        });
         for credential in common.credentials().iter() {
             let health = router.health.report_for(&credential.id, now);
+            let status = match &account {
+                Some(a) if a.status.state == "needs_relogin" => "needs_relogin",
+                _ => health.status(),
+            };
             credentials.push(CredentialStatus {
                 id: credential.id.to_string(),
                 provider: common.name.to_string(),
@@ -53,8 +77,12 @@ pub fn credentials(router: &Router) -> CredentialsStatus {
                     Origin::Pool => "pool",
                     Origin::Caller => "caller",
                 },
-                status: health.status(),
+                status,
                 health,
+                account: account.as_ref().map(|a| AccountInfo {
+                    file: a.file.clone(),
+                    status: a.status.clone(),
+                }),
             });
         }
     }

@@ -15,11 +15,13 @@ pub mod limits;
 pub mod postgres;
 pub mod private;
 pub mod redis;
+pub mod rollup;
 mod rows;
 pub mod shared;
 mod sql;
 pub mod sqlite;
 pub mod testing;
+pub mod ui;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -215,7 +217,7 @@ pub struct KeyUpdate {
 }
 
 /// One usage record as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct UsageRow {
     pub request_id: String,
     /// Unix milliseconds.
@@ -248,6 +250,14 @@ pub struct UsageRow {
     /// The gateway's own id of this record, unique: what makes writing it idempotent (the
     /// request id is the client's to choose and may repeat).
     pub record_id: String,
+    /// Upstream attempts made (0: none, e.g. refused before routing).
+    pub attempts: i64,
+    /// The dialect the upstream was spoken to in (`openai_chat`, `anthropic`, …).
+    pub upstream_dialect: Option<String>,
+    /// Every upstream attempt, the last included (stored in `usage_attempts`; read back with
+    /// `UiStore::attempts_of`, empty in rows read from `usage_records`).
+    #[serde(skip)]
+    pub attempt_log: Vec<rollup::AttemptRow>,
 }
 
 /// Which usage a query covers. Days are `YYYY-MM-DD`, both ends included.
@@ -377,6 +387,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Retention: removes the records older than `before_ms` that can go (PostgreSQL drops
     /// whole monthly partitions that end by then; SQLite deletes the rows). The number removed.
     async fn prune_usage(&self, before_ms: i64) -> StoreResult<u64>;
+
+    /// The web dashboard's state in this store (issue 10).
+    fn ui(&self) -> &dyn ui::UiStore;
 }
 
 /// Where the store lives: the `store:` setting.

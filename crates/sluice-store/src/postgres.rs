@@ -160,8 +160,14 @@ fn grouped(rows: &[sqlx::postgres::PgRow]) -> StoreResult<Vec<(String, UsageTota
         .collect()
 }
 
+crate::ui::ui_store!(PgStore);
+
 #[async_trait]
 impl Store for PgStore {
+    fn ui(&self) -> &dyn crate::ui::UiStore {
+        self
+    }
+
     async fn create_user(&self, user: NewUser, now: i64) -> StoreResult<User> {
         let inserted = sqlx::query(&format!(
             "INSERT INTO users (username, password_hash, role, status, created_at, updated_at) \
@@ -369,6 +375,9 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         // Per key, from the rows actually inserted (a record id already stored is skipped).
         let mut counters = crate::sql::Counters::new();
+        // The records this transaction inserted (replays are skipped by ON CONFLICT): only
+        // they go into the dashboard's rollups and attempts.
+        let mut inserted: std::collections::HashSet<String> = Default::default();
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
                 "INSERT INTO usage_records ({USAGE_COLUMNS}) "
@@ -377,6 +386,7 @@ impl Store for PgStore {
             insert.push(crate::sql::INSERTED);
             for row in insert.build().fetch_all(&mut *tx).await? {
                 crate::sql::count_inserted(&mut counters, &row)?;
+                inserted.insert(row.try_get::<String, _>(4)?);
             }
         }
         // Ascending key order (the BTreeMap's): every instance locks key rows in the same
@@ -395,6 +405,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
+        crate::ui::write_dashboard!(tx, rows.iter().filter(|r| inserted.contains(&r.record_id)));
         tx.commit().await?;
         Ok(())
     }

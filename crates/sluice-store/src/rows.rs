@@ -77,6 +77,9 @@ macro_rules! decoders {
                 record_id: row
                     .try_get::<Option<String>, _>("record_id")?
                     .unwrap_or_default(),
+                attempts: row.try_get("attempts")?,
+                upstream_dialect: row.try_get("upstream_dialect")?,
+                attempt_log: Vec::new(),
             })
         }
 

@@ -77,7 +77,8 @@ where
 pub(crate) const USAGE_AFTER: &str = "SELECT request_id, time_ms, day, endpoint, user_id, \
     api_key_id, key_label, provider, credential, platform, model_requested, model_served, stream, \
     status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-    reasoning_tokens, cost_nanos, estimated, latency_ms, ttft_ms, record_id FROM usage_records \
+    reasoning_tokens, cost_nanos, estimated, latency_ms, ttft_ms, record_id, attempts, \
+    upstream_dialect FROM usage_records \
     WHERE time_ms > $1 OR (time_ms = $1 AND request_id > $2) \
     ORDER BY time_ms, request_id LIMIT $3";
 
@@ -152,7 +153,9 @@ where
             .push_bind(r.estimated)
             .push_bind(r.latency_ms)
             .push_bind(r.ttft_ms)
-            .push_bind(r.record_id.as_str());
+            .push_bind(r.record_id.as_str())
+            .push_bind(r.attempts)
+            .push_bind(r.upstream_dialect.as_deref());
     });
 }
 
@@ -162,7 +165,7 @@ pub(crate) type Counters = std::collections::BTreeMap<i64, (i64, crate::Nanos, i
 /// The `RETURNING` clause of a usage insert that skips records already stored; each returned
 /// row goes to [`count_inserted`].
 pub(crate) const INSERTED: &str = " ON CONFLICT DO NOTHING \
-    RETURNING api_key_id, input_tokens + output_tokens, cost_nanos, time_ms";
+    RETURNING api_key_id, input_tokens + output_tokens, cost_nanos, time_ms, record_id";
 
 /// Adds one inserted record (a row of [`INSERTED`]) to its key's counters.
 pub(crate) fn count_inserted<R>(counters: &mut Counters, row: &R) -> Result<(), sqlx::Error>

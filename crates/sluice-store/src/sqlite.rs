@@ -28,7 +28,7 @@ pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, key_hash, key_prefix, s
 pub(crate) const USAGE_COLUMNS: &str = "request_id, time_ms, day, endpoint, user_id, api_key_id, key_label, \
     provider, credential, platform, model_requested, model_served, stream, status, error, \
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
-    cost_nanos, estimated, latency_ms, ttft_ms, record_id";
+    cost_nanos, estimated, latency_ms, ttft_ms, record_id, attempts, upstream_dialect";
 const TOTALS: &str = "COUNT(*), \
     COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), \
     COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), \
@@ -91,8 +91,14 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+crate::ui::ui_store!(SqliteStore);
+
 #[async_trait]
 impl Store for SqliteStore {
+    fn ui(&self) -> &dyn crate::ui::UiStore {
+        self
+    }
+
     async fn create_user(&self, user: NewUser, now: i64) -> StoreResult<User> {
         let mut tx = self.pool.begin().await?;
         let id = Self::next_id(&mut tx, "users").await?;
@@ -306,9 +312,12 @@ impl Store for SqliteStore {
         // a replayed batch) changes nothing.
         let mut counters = crate::sql::Counters::new();
         // Multi-row inserts: one statement per chunk rather than per record, because every
-        // statement is a round trip to SQLite's worker thread. 25 columns × 38 rows stays under
+        // statement is a round trip to SQLite's worker thread. 27 columns × 36 rows stays under
         // the smallest bound-variable limit SQLite builds use (999).
-        for chunk in rows.chunks(38) {
+        // The records this transaction inserted (replays are skipped): only they go into the
+        // dashboard's rollups and attempts.
+        let mut inserted: std::collections::HashSet<String> = Default::default();
+        for chunk in rows.chunks(36) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
                 "INSERT INTO usage_records ({USAGE_COLUMNS}) "
             ));
@@ -316,8 +325,10 @@ impl Store for SqliteStore {
             insert.push(crate::sql::INSERTED);
             for row in insert.build().fetch_all(&mut *tx).await? {
                 crate::sql::count_inserted(&mut counters, &row)?;
+                inserted.insert(row.try_get::<String, _>(4)?);
             }
         }
+        crate::ui::write_dashboard!(tx, rows.iter().filter(|r| inserted.contains(&r.record_id)));
         for (key, (tokens, cost, requests, last)) in counters {
             sqlx::query(
                 "UPDATE api_keys SET used_tokens = used_tokens + $2, \
@@ -515,6 +526,7 @@ mod tests {
             latency_ms: 1.5,
             ttft_ms: None,
             record_id: format!("rec-{tokens}{day}"),
+            ..Default::default()
         }
     }
 

@@ -51,6 +51,7 @@ fn row(id: &str, key: Option<i64>, time_ms: i64, day: &str, tokens: i64, cost: N
         latency_ms: 1.5,
         ttft_ms: Some(0.25),
         record_id: format!("rec-{id}"),
+        ..Default::default()
     }
 }
 

@@ -140,6 +140,7 @@ fn record(id: &str, cost: Nanos) -> UsageRow {
         latency_ms: 1.0,
         ttft_ms: None,
         record_id: format!("rec-{id}"),
+        ..Default::default()
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Accounts {
     pub refresh: Duration,
     /// What several instances share through Redis (`limits.redis`); `None` for one instance.
     pub shared: Option<Shared>,
+    /// Usage records handed to the store's writer and not yet committed.
+    pub store_backlog: crate::store::sink::Backlog,
 }
 
 /// The state instances share beyond the store (Redis), as traits.
@@ -170,6 +172,7 @@ impl Accounts {
             key_writes: tokio::sync::Mutex::new(()),
             refresh: config.user_keys.refresh,
             shared,
+            store_backlog: Default::default(),
         };
         accounts.keys.refresh(&*accounts.store, now).await?;
         Ok(Arc::new(accounts))

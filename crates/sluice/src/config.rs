@@ -132,6 +132,9 @@ pub struct Config {
     /// Per-user API keys (seed 004).
     #[serde(default)]
     pub user_keys: UserKeysConfig,
+    /// The web dashboard at `/ui` (issue 10).
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     /// Price overrides by model name, USD per million tokens.
     #[serde(default)]
     pub prices: BTreeMap<String, crate::pricing::Price>,
@@ -485,6 +488,42 @@ fn default_jwt_expiry() -> Duration {
 pub struct AdminConfig {
     pub username: String,
     pub password: String,
+}
+
+/// The web dashboard.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve the dashboard at `/ui`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Mark the session cookie `Secure`: set it when browsers reach Sluice over HTTPS (a TLS
+    /// proxy in front); a `Secure` cookie is never sent over plain HTTP.
+    #[serde(default)]
+    pub secure_cookie: bool,
+    /// A dashboard session unused this long ends.
+    #[serde(default = "default_session_idle", with = "duration")]
+    pub session_idle: Duration,
+    /// A dashboard session ends this long after sign-in, however active.
+    #[serde(default = "default_session_max", with = "duration")]
+    pub session_max: Duration,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            secure_cookie: false,
+            session_idle: default_session_idle(),
+            session_max: default_session_max(),
+        }
+    }
+}
+fn default_session_idle() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn default_session_max() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 /// Per-user API keys.
@@ -1212,6 +1251,12 @@ impl Config {
             if let Err(e) = crate::accounts::check_password(&admin.password) {
                 err("auth.admin.password".into(), &e);
             }
+        }
+        if self.dashboard.session_idle.is_zero() {
+            err("dashboard.session-idle".into(), "must be greater than zero");
+        }
+        if self.dashboard.session_max.is_zero() {
+            err("dashboard.session-max".into(), "must be greater than zero");
         }
         if self.user_keys.max_per_user < 1 {
             err("user-keys.max-per-user".into(), "must be at least 1");

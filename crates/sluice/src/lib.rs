@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth_files;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod gateway;
 pub mod keys;

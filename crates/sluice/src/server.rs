@@ -26,7 +26,9 @@ const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
 /// All routes.
 pub fn router(state: Arc<AppState>) -> Router {
     let management = crate::management::api::Api::all().into_router(state.clone());
+    let dashboard = crate::dashboard::router(&state).unwrap_or_default();
     Router::new()
+        .merge(dashboard)
         .nest("/v0/management", management)
         .route("/openapi.json", get(crate::management::openapi::serve))
         .route("/v1/chat/completions", post(pipeline::chat_completions))
@@ -239,6 +241,7 @@ async fn start_full(
         accounts.store.clone(),
         accounts.calendar,
         telemetry.clone(),
+        accounts.store_backlog.clone(),
     )));
     sinks.push(Box::new(crate::telemetry::MetricsSink(telemetry.clone())));
     sinks.push(Box::new(crate::request_log::RequestLogSink::start(

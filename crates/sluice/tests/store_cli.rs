@@ -39,6 +39,7 @@ fn record(id: &str, key: i64, time_ms: i64, day: &str) -> UsageRow {
         latency_ms: 2.0,
         ttft_ms: None,
         record_id: format!("rec-{id}"),
+        ..Default::default()
     }
 }
 

@@ -272,7 +272,7 @@ pub async fn login(State(app): State<Arc<AppState>>, request: axum::extract::Req
 }
 
 /// An argon2id hash of a random password nobody knows.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2x1aWNlZHVtbXlzYWx0$ZCaTm2CJx2jOHVDBt8UOsSBZjGCB6bJ0Fw/ZvwyVZ2E";
+pub(crate) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2x1aWNlZHVtbXlzYWx0$ZCaTm2CJx2jOHVDBt8UOsSBZjGCB6bJ0Fw/ZvwyVZ2E";
 
 /// `GET /api/auth/me`: the signed-in user.
 pub async fn me(State(app): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {

@@ -192,6 +192,7 @@ pub async fn update(
         .into());
     }
     let password_hash = password_field(body.get("password")).await?;
+    let password_changed = password_hash.is_some();
     let accounts = &app.accounts;
     let _writing = accounts.key_writes.lock().await;
     let current = accounts
@@ -237,6 +238,15 @@ pub async fn update(
     }
     accounts.keys.apply_user(&user);
     accounts.announce_keys().await;
+    if password_changed {
+        // A new password ends every dashboard session of the user.
+        accounts
+            .store
+            .ui()
+            .delete_ui_sessions_of(user.id)
+            .await
+            .map_err(|e| store_error(e, &format!("user {id}")))?;
+    }
     Ok(success("success", Some(user_json(&user))))
 }
 

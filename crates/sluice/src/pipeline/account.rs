@@ -83,6 +83,12 @@ pub struct UsageRecord {
     /// What the request log keeps of this request, while it is on.
     #[serde(skip)]
     pub capture: Option<Box<crate::request_log::Capture>>,
+    /// The dialect the last attempt spoke upstream (`openai_chat`, `anthropic`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_dialect: Option<&'static str>,
+    /// When the last attempt failed and opened a cooldown window: its end (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_cooldown_until_ms: Option<i64>,
 }
 
 impl UsageRecord {
@@ -108,6 +114,9 @@ pub struct FailedAttempt {
     /// The provider's platform label (metrics name the provider by it).
     #[serde(skip)]
     pub platform: String,
+    /// The end (unix ms) of the cooldown window this failure opened, if it opened one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooldown_until_ms: Option<i64>,
 }
 
 /// Somewhere records go: logs, the store.
@@ -212,6 +221,8 @@ pub struct UsageLog {
     unsent: Arc<AtomicU64>,
     telemetry: Arc<Telemetry>,
     ids: Arc<RecordIds>,
+    /// Records sent and not yet handed to the sinks.
+    pending: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Record ids: a random per-process prefix and a counter, unique without a system call per
@@ -264,6 +275,8 @@ impl UsageLog {
         let unsent = Arc::new(AtomicU64::new(0));
         let unsent_seen = unsent.clone();
         let queue = telemetry.clone();
+        let pending = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let handed = pending.clone();
         let writer = tokio::spawn(async move {
             let mut inbox = Vec::with_capacity(256);
             let mut batch = Vec::with_capacity(256);
@@ -280,6 +293,7 @@ impl UsageLog {
                     for sink in &mut sinks {
                         sink.write(&batch);
                     }
+                    handed.fetch_sub(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     batch.clear();
                 }
                 if !flushes.is_empty() {
@@ -301,14 +315,23 @@ impl UsageLog {
             unsent,
             telemetry,
             ids: Arc::new(RecordIds::new()),
+            pending,
         };
         (log, writer)
     }
 
+    /// Records sent and not yet handed to the sinks (a sink with its own writer, as the
+    /// store's, counts its own queue).
+    pub fn backlog(&self) -> u64 {
+        self.pending.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn send(&self, record: UsageRecord) {
         self.telemetry.usage_queued(CHANNEL, 1);
+        self.pending.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Message::Record(Box::new(record))).is_err() {
             self.unsent.fetch_add(1, Ordering::Relaxed);
+            self.pending.fetch_sub(1, Ordering::Relaxed);
             self.telemetry.usage_dequeued(CHANNEL, 1);
             self.telemetry.usage_dropped(CHANNEL, 1);
             tracing::error!("usage writer has stopped; a usage record was lost");
@@ -431,6 +454,8 @@ impl Ledger {
                 overhead: sluice_telemetry::Overhead::default(),
                 cooldowns: Vec::new(),
                 capture: None,
+                upstream_dialect: None,
+                last_cooldown_until_ms: None,
             }),
         }
     }

@@ -136,6 +136,7 @@ pub async fn run(
             r.platform = Some(common.platform.to_string());
             r.credential = Some(pick.credential.id.to_string());
             r.model_served = Some(pick.target.upstream_model.to_string());
+            r.upstream_dialect = Some(dialect_name(pick.target.provider.dialect()));
         });
         let mut guard = ProbeGuard::new(router, &pick);
         let account = common.account.clone();
@@ -249,6 +250,7 @@ pub async fn run(
             }
         }
         drop(guard);
+        let cooldown_until_ms = cooldown_opened(router, &pick);
         let retryable = match failure {
             Failure::Caller => false,
             Failure::Quota(_) => router.retry.switch_project,
@@ -262,6 +264,7 @@ pub async fn run(
             "upstream attempt failed"
         );
         if !retryable {
+            ledger.with(|r| r.last_cooldown_until_ms = cooldown_until_ms);
             return Err(error);
         }
         ledger.with(|r| {
@@ -273,6 +276,7 @@ pub async fn run(
                 error: error_code(&error),
                 latency_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
                 platform: common.platform.to_string(),
+                cooldown_until_ms,
             });
         });
         last_error = Some(error);
@@ -282,12 +286,41 @@ pub async fn run(
     // "failed attempt before the answer".
     if last_error_attempted {
         ledger.with(|r| {
-            r.failed_attempts.pop();
+            if let Some(last) = r.failed_attempts.pop() {
+                r.last_cooldown_until_ms = last.cooldown_until_ms;
+            }
         });
     }
     Err(last_error.unwrap_or_else(|| {
         exhausted_error(&Exhausted::NoneLeft, &plan.entry().name, router.clock.now())
     }))
+}
+
+/// The wire name of a dialect, as usage records show it.
+pub fn dialect_name(dialect: sluice_dialect::Dialect) -> &'static str {
+    match dialect {
+        sluice_dialect::Dialect::OpenAiChat => "openai_chat",
+        sluice_dialect::Dialect::OpenAiResponses => "openai_responses",
+        sluice_dialect::Dialect::Anthropic => "anthropic",
+        sluice_dialect::Dialect::Gemini => "gemini",
+    }
+}
+
+/// The end (unix ms, wall clock) of the cooldown window the credential and model are in right
+/// after a failure was reported, if they are cooling.
+fn cooldown_opened(router: &Router, pick: &Pick) -> Option<i64> {
+    use super::health::Availability;
+    let now = router.clock.now();
+    match router
+        .health
+        .availability(&pick.credential.id, &pick.target.upstream_model, now)
+    {
+        Availability::Cooling { until, .. } => {
+            let left = i64::try_from((until - now).as_millis()).unwrap_or(i64::MAX / 2);
+            Some(chrono::Utc::now().timestamp_millis() + left)
+        }
+        _ => None,
+    }
 }
 
 /// One attempt: send, then for a non-stream read the whole body (a body that breaks off is

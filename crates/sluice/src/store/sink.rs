@@ -40,6 +40,27 @@ pub struct StoreSink {
     /// Records given up on after [`ATTEMPTS`] failed writes.
     lost: Arc<AtomicU64>,
     telemetry: Arc<Telemetry>,
+    backlog: Backlog,
+}
+
+/// Records handed to the store's writer and not yet committed (or given up).
+#[derive(Debug, Clone, Default)]
+pub struct Backlog(Arc<std::sync::atomic::AtomicU64>);
+
+impl Backlog {
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.0
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn done(&self, n: usize) {
+        self.0
+            .fetch_sub(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A record as stored; `day` is its date in the configured time zone.
@@ -71,13 +92,53 @@ pub fn row_of(r: &UsageRecord, calendar: &Calendar) -> UsageRow {
         latency_ms: r.latency_ms,
         ttft_ms: r.ttft_ms,
         record_id: r.record_id.clone(),
+        attempts: i64::from(r.attempts),
+        upstream_dialect: r.upstream_dialect.map(String::from),
+        attempt_log: attempt_log(r),
     }
+}
+
+/// Every upstream attempt of a record: the failed ones, then the last (whose answer the client
+/// got), with the latency left after the failed ones.
+fn attempt_log(r: &UsageRecord) -> Vec<crate::store::rollup::AttemptRow> {
+    use crate::store::rollup::AttemptRow;
+    let mut log: Vec<AttemptRow> = r
+        .failed_attempts
+        .iter()
+        .map(|a| AttemptRow {
+            provider: a.provider.clone(),
+            credential: a.credential.clone(),
+            model: a.model.clone(),
+            status: i64::from(a.status),
+            error: Some(a.error.clone()),
+            latency_ms: a.latency_ms,
+            cooldown_until_ms: a.cooldown_until_ms,
+        })
+        .collect();
+    if r.attempts as usize > log.len() {
+        let before: f64 = log.iter().map(|a| a.latency_ms).sum();
+        log.push(AttemptRow {
+            provider: r.provider.clone().unwrap_or_default(),
+            credential: r.credential.clone().unwrap_or_default(),
+            model: r.model_served.clone().unwrap_or_default(),
+            status: i64::from(r.status),
+            error: r.error.clone(),
+            latency_ms: (r.latency_ms - before).max(0.0),
+            cooldown_until_ms: r.last_cooldown_until_ms,
+        });
+    }
+    log
 }
 
 impl StoreSink {
     /// Starts the writer task, without metrics.
     pub fn start(store: Arc<dyn Store>, calendar: Calendar) -> StoreSink {
-        Self::start_with(store, calendar, Arc::new(Telemetry::disabled()))
+        Self::start_with(
+            store,
+            calendar,
+            Arc::new(Telemetry::disabled()),
+            Backlog::default(),
+        )
     }
 
     /// Starts the writer task; queue depth, batch sizes, write lag, records written and
@@ -86,11 +147,13 @@ impl StoreSink {
         store: Arc<dyn Store>,
         calendar: Calendar,
         telemetry: Arc<Telemetry>,
+        backlog: Backlog,
     ) -> StoreSink {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         let lost = Arc::new(AtomicU64::new(0));
         let lost_by_writer = lost.clone();
         let metrics = telemetry.clone();
+        let written = backlog.clone();
         tokio::spawn(async move {
             let mut inbox = Vec::with_capacity(64);
             let mut pending: Vec<UsageRow> = Vec::with_capacity(BATCH);
@@ -120,6 +183,7 @@ impl StoreSink {
                     if !write(&*store, &batch, &metrics).await {
                         lost_by_writer.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     }
+                    written.done(batch.len());
                 }
                 for done in flushes {
                     let _ = done.send(());
@@ -131,6 +195,7 @@ impl StoreSink {
             calendar,
             lost,
             telemetry,
+            backlog,
         }
     }
 }
@@ -180,7 +245,9 @@ impl UsageSink for StoreSink {
     fn write(&mut self, batch: &[UsageRecord]) {
         let rows = batch.iter().map(|r| row_of(r, &self.calendar)).collect();
         self.telemetry.usage_queued(SINK, batch.len());
+        self.backlog.add(batch.len());
         if self.tx.send(Message::Rows(rows)).is_err() {
+            self.backlog.done(batch.len());
             self.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
             self.telemetry.usage_dequeued(SINK, batch.len());
             self.telemetry.usage_dropped(SINK, batch.len());

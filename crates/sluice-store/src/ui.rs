@@ -1,0 +1,332 @@
+//! What the web dashboard (`sluice-web`) keeps in and reads from the store: its sign-in
+//! sessions, the rollups and attempts written with every usage batch ([`write_dashboard!`]),
+//! and credential probes. Both stores run the same SQL, so the implementation is written once
+//! ([`ui_store!`]) and instantiated for each.
+
+use async_trait::async_trait;
+
+use crate::StoreResult;
+use crate::rollup::{AttemptRow, ProbeRow, RollupPoint, RollupQuery};
+
+/// A dashboard session as stored: never the cookie's id, only its SHA-256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiSession {
+    pub id_hash: String,
+    pub user_id: i64,
+    /// The synchronizer token unsafe requests of this session must carry.
+    pub csrf_token: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+/// Dashboard sessions.
+#[async_trait]
+pub trait UiStore: Send + Sync {
+    async fn create_ui_session(&self, session: &UiSession) -> StoreResult<()>;
+    async fn ui_session(&self, id_hash: &str) -> StoreResult<Option<UiSession>>;
+    /// Records activity (the idle timeout counts from it).
+    async fn touch_ui_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    /// Sign-out.
+    async fn delete_ui_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Every session of a user (password change, disable, role change). How many went.
+    async fn delete_ui_sessions_of(&self, user_id: i64) -> StoreResult<u64>;
+    /// Sessions idle since before `idle_before` or created before `created_before`.
+    async fn expire_ui_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64>;
+
+    /// Sums from the rollup tables (never the raw records).
+    async fn rollup(&self, q: &RollupQuery) -> StoreResult<Vec<RollupPoint>>;
+    /// The upstream attempts of one record, in order.
+    async fn attempts_of(&self, request_id: &str, time_ms: i64) -> StoreResult<Vec<AttemptRow>>;
+    /// Records a "test now" probe (never a usage record).
+    async fn insert_probe(&self, probe: &ProbeRow) -> StoreResult<()>;
+    /// A credential's latest probes, newest first.
+    async fn probes_of(&self, credential: &str, limit: i64) -> StoreResult<Vec<ProbeRow>>;
+}
+
+/// Inside `insert_usage`'s transaction `$tx`: adds the records `$rows` (an iterator of
+/// `&UsageRow`, exactly the ones inserted) to the minute and hour rollups, stores their
+/// attempts, and drops minute rollups past their retention.
+macro_rules! write_dashboard {
+    ($tx:ident, $rows:expr) => {{
+        use $crate::rollup::{Grain, MINUTE_RETENTION_MS, deltas, upsert_sql};
+        let inserted: Vec<&$crate::UsageRow> = $rows.collect();
+        let mut newest = i64::MIN;
+        for grain in [Grain::Minute, Grain::Hour] {
+            let sql = upsert_sql(grain);
+            for (k, c) in deltas(inserted.iter().copied(), grain) {
+                newest = newest.max(k.bucket_ms);
+                let mut q = sqlx::query(&sql)
+                    .bind(k.bucket_ms)
+                    .bind(&k.key_label)
+                    .bind(k.user_id)
+                    .bind(&k.model)
+                    .bind(&k.provider)
+                    .bind(&k.credential)
+                    .bind(k.status_class)
+                    .bind(c.requests)
+                    .bind(c.failover_saved)
+                    .bind(c.input_tokens)
+                    .bind(c.output_tokens)
+                    .bind(c.cache_read_tokens)
+                    .bind(c.cache_write_tokens)
+                    .bind(c.reasoning_tokens)
+                    .bind(c.cost_nanos)
+                    .bind(c.latency_sum_ms)
+                    .bind(c.ttft_count);
+                for n in c.latency.iter().chain(c.ttft.iter()) {
+                    q = q.bind(*n);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+        }
+        for r in &inserted {
+            for (seq, a) in r.attempt_log.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO usage_attempts (request_id, time_ms, seq, provider, credential, \
+                     model, status, error, latency_ms, cooldown_until_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                )
+                .bind(&r.request_id)
+                .bind(r.time_ms)
+                .bind(seq as i64)
+                .bind(&a.provider)
+                .bind(&a.credential)
+                .bind(&a.model)
+                .bind(a.status)
+                .bind(a.error.as_deref())
+                .bind(a.latency_ms)
+                .bind(a.cooldown_until_ms)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+        if newest > i64::MIN {
+            sqlx::query("DELETE FROM usage_rollup_minute WHERE bucket_ms < $1")
+                .bind(newest - MINUTE_RETENTION_MS)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use write_dashboard;
+
+/// Implements [`UiStore`] for a store type with a `pool` field of the given sqlx pool.
+macro_rules! ui_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::ui::UiStore for $store {
+            async fn create_ui_session(
+                &self,
+                s: &$crate::ui::UiSession,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO ui_sessions (id_hash, user_id, csrf_token, created_at, \
+                     last_seen_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&s.id_hash)
+                .bind(s.user_id)
+                .bind(&s.csrf_token)
+                .bind(s.created_at)
+                .bind(s.last_seen_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn ui_session(
+                &self,
+                id_hash: &str,
+            ) -> $crate::StoreResult<Option<$crate::ui::UiSession>> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT id_hash, user_id, csrf_token, created_at, last_seen_at \
+                     FROM ui_sessions WHERE id_hash = $1",
+                )
+                .bind(id_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some($crate::ui::UiSession {
+                    id_hash: row.try_get(0)?,
+                    user_id: row.try_get(1)?,
+                    csrf_token: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                    last_seen_at: row.try_get(4)?,
+                }))
+            }
+
+            async fn touch_ui_session(&self, id_hash: &str, now: i64) -> $crate::StoreResult<()> {
+                sqlx::query("UPDATE ui_sessions SET last_seen_at = $2 WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_ui_session(&self, id_hash: &str) -> $crate::StoreResult<()> {
+                sqlx::query("DELETE FROM ui_sessions WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_ui_sessions_of(&self, user_id: i64) -> $crate::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM ui_sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn expire_ui_sessions(
+                &self,
+                idle_before: i64,
+                created_before: i64,
+            ) -> $crate::StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM ui_sessions WHERE last_seen_at < $1 OR created_at < $2",
+                )
+                .bind(idle_before)
+                .bind(created_before)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn rollup(
+                &self,
+                q: &$crate::rollup::RollupQuery,
+            ) -> $crate::StoreResult<Vec<$crate::rollup::RollupPoint>> {
+                use sqlx::Row as _;
+                let sql = $crate::rollup::query_sql(q);
+                // The bucket holding `since` counts whole.
+                let width = q.grain.width_ms();
+                let rows = sqlx::query(&sql)
+                    .bind(q.since_ms.div_euclid(width) * width)
+                    .bind(q.until_ms)
+                    .bind(q.step_ms.max(1))
+                    .bind(q.user_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let mut c = $crate::rollup::Counts {
+                        requests: row.try_get(3)?,
+                        failover_saved: row.try_get(4)?,
+                        input_tokens: row.try_get(5)?,
+                        output_tokens: row.try_get(6)?,
+                        cache_read_tokens: row.try_get(7)?,
+                        cache_write_tokens: row.try_get(8)?,
+                        reasoning_tokens: row.try_get(9)?,
+                        cost_nanos: row.try_get(10)?,
+                        latency_sum_ms: row.try_get(11)?,
+                        ttft_count: row.try_get(12)?,
+                        ..Default::default()
+                    };
+                    for i in 0..$crate::rollup::BUCKETS {
+                        c.latency[i] = row.try_get(13 + i)?;
+                        c.ttft[i] = row.try_get(13 + $crate::rollup::BUCKETS + i)?;
+                    }
+                    out.push($crate::rollup::RollupPoint {
+                        bucket_ms: row.try_get(0)?,
+                        group: row.try_get(1)?,
+                        status_class: row.try_get(2)?,
+                        counts: c,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn attempts_of(
+                &self,
+                request_id: &str,
+                time_ms: i64,
+            ) -> $crate::StoreResult<Vec<$crate::rollup::AttemptRow>> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT provider, credential, model, status, error, latency_ms, \
+                     cooldown_until_ms FROM usage_attempts WHERE request_id = $1 AND time_ms = $2 \
+                     ORDER BY seq",
+                )
+                .bind(request_id)
+                .bind(time_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::rollup::AttemptRow {
+                            provider: row.try_get(0)?,
+                            credential: row.try_get(1)?,
+                            model: row.try_get(2)?,
+                            status: row.try_get(3)?,
+                            error: row.try_get(4)?,
+                            latency_ms: row.try_get(5)?,
+                            cooldown_until_ms: row.try_get(6)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_probe(
+                &self,
+                p: &$crate::rollup::ProbeRow,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO credential_probes (id, time_ms, user_id, provider, credential, \
+                     model, status, error, latency_ms, ttft_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&p.id)
+                .bind(p.time_ms)
+                .bind(p.user_id)
+                .bind(&p.provider)
+                .bind(&p.credential)
+                .bind(&p.model)
+                .bind(p.status)
+                .bind(p.error.as_deref())
+                .bind(p.latency_ms)
+                .bind(p.ttft_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn probes_of(
+                &self,
+                credential: &str,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::rollup::ProbeRow>> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT id, time_ms, user_id, provider, credential, model, status, error, \
+                     latency_ms, ttft_ms FROM credential_probes WHERE credential = $1 \
+                     ORDER BY time_ms DESC LIMIT $2",
+                )
+                .bind(credential)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::rollup::ProbeRow {
+                            id: row.try_get(0)?,
+                            time_ms: row.try_get(1)?,
+                            user_id: row.try_get(2)?,
+                            provider: row.try_get(3)?,
+                            credential: row.try_get(4)?,
+                            model: row.try_get(5)?,
+                            status: row.try_get(6)?,
+                            error: row.try_get(7)?,
+                            latency_ms: row.try_get(8)?,
+                            ttft_ms: row.try_get(9)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+pub(crate) use ui_store;

@@ -1,0 +1,285 @@
+//! English and Simplified Chinese. The language is the `sluice_lang` cookie (the switch in the
+//! header sets it), else the first of `Accept-Language` that is one of the two, else English.
+//! Every text a page shows is a key in both tables (a test checks they have the same keys, and
+//! that every key the templates use exists).
+
+use http::HeaderMap;
+
+/// A language of the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Zh,
+}
+
+/// The preference cookie.
+pub const LANG_COOKIE: &str = "sluice_lang";
+
+impl Lang {
+    /// `en` / `zh-CN` (the `lang` attribute and the cookie's value).
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        let primary = code.split(['-', '_']).next()?.trim().to_ascii_lowercase();
+        match primary.as_str() {
+            "en" => Some(Lang::En),
+            "zh" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+
+    /// The cookie, else `Accept-Language` (by q-value), else English.
+    pub fn of(headers: &HeaderMap) -> Lang {
+        if let Some(lang) =
+            crate::session::cookie(headers, LANG_COOKIE).and_then(|c| Lang::parse(&c))
+        {
+            return lang;
+        }
+        let Some(accept) = headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Lang::En;
+        };
+        let mut best: Option<(f32, Lang)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if let Some(lang) = Lang::parse(tag)
+                && best.is_none_or(|(bq, _)| q > bq)
+            {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or(Lang::En)
+    }
+
+    /// The text of `key` in this language (the key itself if it is missing: a test catches it).
+    pub fn t(self, key: &str) -> &'static str {
+        let table = match self {
+            Lang::En => EN,
+            Lang::Zh => ZH,
+        };
+        table
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or("??")
+    }
+}
+
+pub(crate) const EN: &[(&str, &str)] = &[
+    ("app.name", "Sluice"),
+    ("nav.overview", "Overview"),
+    ("nav.credentials", "Credentials"),
+    ("nav.keys", "Keys"),
+    ("nav.requests", "Requests"),
+    ("nav.usage", "Usage"),
+    ("nav.users", "Users"),
+    ("nav.me", "Me"),
+    ("nav.system", "System"),
+    ("nav.signout", "Sign out"),
+    ("nav.skip", "Skip to content"),
+    ("prefs.language", "Language"),
+    ("prefs.theme", "Theme"),
+    ("prefs.theme.auto", "Auto"),
+    ("prefs.theme.light", "Light"),
+    ("prefs.theme.dark", "Dark"),
+    ("prefs.apply", "Apply"),
+    ("login.title", "Sign in"),
+    ("login.username", "User name"),
+    ("login.password", "Password"),
+    ("login.submit", "Sign in"),
+    ("login.failed", "Wrong user name or password."),
+    (
+        "login.limited",
+        "Too many attempts. Wait a little and try again.",
+    ),
+    ("login.ended", "Your session has ended. Sign in again."),
+    ("firstrun.title", "First run: no admin exists yet"),
+    (
+        "firstrun.lead",
+        "Nobody can sign in until an admin account exists. Create one in either of two ways, then reload this page.",
+    ),
+    (
+        "firstrun.cli",
+        "With the command line (the password is read from standard input):",
+    ),
+    (
+        "firstrun.config",
+        "Or in the config file, then restart Sluice (the admin is created at start-up if missing):",
+    ),
+    ("system.title", "System"),
+    ("system.version", "Version"),
+    ("system.uptime", "Uptime"),
+    ("system.started", "Started"),
+    ("system.datadir", "Data directory"),
+    ("system.store", "Store"),
+    ("system.dbsize", "Database size"),
+    ("system.backlog", "Usage records waiting to be written"),
+    ("system.remote", "Remote management"),
+    (
+        "system.remote.on",
+        "allowed from other machines (with the management key)",
+    ),
+    ("system.remote.off", "only from this machine"),
+    ("system.mgmtkey", "Management key"),
+    ("system.mgmtkey.set", "set"),
+    (
+        "system.mgmtkey.unset",
+        "not set: the management API answers 403",
+    ),
+    ("system.providers", "Providers / credentials"),
+    ("system.links", "Other surfaces"),
+    ("system.notapplicable", "not applicable"),
+    ("notfound.title", "Not found"),
+    ("notfound.lead", "There is no dashboard page here."),
+    ("forbidden.title", "Not allowed"),
+    (
+        "forbidden.lead",
+        "This page is for admins. Your own keys, usage and limits are on Me.",
+    ),
+    ("me.keys", "My keys"),
+    ("me.nokeys", "You have no keys yet."),
+    ("me.role", "Role"),
+    ("keys.name", "Name"),
+    ("keys.prefix", "Key"),
+    ("keys.status", "Status"),
+    ("keys.rate", "Per minute"),
+    ("keys.daily", "Per day"),
+    ("keys.monthly", "Monthly quota"),
+    ("keys.requests", "Requests"),
+    ("keys.cost", "Cost"),
+    ("keys.lastused", "Last used"),
+    ("keys.never", "never"),
+    ("status.active", "active"),
+    ("status.disabled", "disabled"),
+    ("limit.unlimited", "unlimited"),
+];
+
+pub(crate) const ZH: &[(&str, &str)] = &[
+    ("app.name", "Sluice"),
+    ("nav.overview", "总览"),
+    ("nav.credentials", "上游凭据"),
+    ("nav.keys", "密钥"),
+    ("nav.requests", "请求"),
+    ("nav.usage", "用量"),
+    ("nav.users", "用户"),
+    ("nav.me", "我的"),
+    ("nav.system", "系统"),
+    ("nav.signout", "退出登录"),
+    ("nav.skip", "跳到正文"),
+    ("prefs.language", "语言"),
+    ("prefs.theme", "主题"),
+    ("prefs.theme.auto", "自动"),
+    ("prefs.theme.light", "浅色"),
+    ("prefs.theme.dark", "深色"),
+    ("prefs.apply", "应用"),
+    ("login.title", "登录"),
+    ("login.username", "用户名"),
+    ("login.password", "密码"),
+    ("login.submit", "登录"),
+    ("login.failed", "用户名或密码错误。"),
+    ("login.limited", "尝试次数过多，请稍后再试。"),
+    ("login.ended", "会话已结束，请重新登录。"),
+    ("firstrun.title", "首次运行：尚无管理员"),
+    (
+        "firstrun.lead",
+        "创建管理员账号之前无人能登录。用以下任一方式创建，然后刷新本页。",
+    ),
+    ("firstrun.cli", "使用命令行（密码从标准输入读取）："),
+    (
+        "firstrun.config",
+        "或写入配置文件后重启 Sluice（启动时若不存在则创建该管理员）：",
+    ),
+    ("system.title", "系统"),
+    ("system.version", "版本"),
+    ("system.uptime", "运行时长"),
+    ("system.started", "启动时间"),
+    ("system.datadir", "数据目录"),
+    ("system.store", "存储"),
+    ("system.dbsize", "数据库大小"),
+    ("system.backlog", "待写入的用量记录"),
+    ("system.remote", "远程管理"),
+    ("system.remote.on", "允许其他机器访问（需管理密钥）"),
+    ("system.remote.off", "仅限本机"),
+    ("system.mgmtkey", "管理密钥"),
+    ("system.mgmtkey.set", "已设置"),
+    ("system.mgmtkey.unset", "未设置：管理 API 一律返回 403"),
+    ("system.providers", "提供方 / 凭据"),
+    ("system.links", "其他接口"),
+    ("system.notapplicable", "不适用"),
+    ("notfound.title", "未找到"),
+    ("notfound.lead", "这里没有仪表盘页面。"),
+    ("forbidden.title", "无权访问"),
+    (
+        "forbidden.lead",
+        "此页面仅限管理员。你自己的密钥、用量与限额在“我的”页面。",
+    ),
+    ("me.keys", "我的密钥"),
+    ("me.nokeys", "你还没有密钥。"),
+    ("me.role", "角色"),
+    ("keys.name", "名称"),
+    ("keys.prefix", "密钥"),
+    ("keys.status", "状态"),
+    ("keys.rate", "每分钟"),
+    ("keys.daily", "每天"),
+    ("keys.monthly", "月度额度"),
+    ("keys.requests", "请求数"),
+    ("keys.cost", "费用"),
+    ("keys.lastused", "最近使用"),
+    ("keys.never", "从未"),
+    ("status.active", "启用"),
+    ("status.disabled", "停用"),
+    ("limit.unlimited", "不限"),
+];
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn both_languages_have_the_same_keys() {
+        let en: Vec<_> = EN.iter().map(|(k, _)| *k).collect();
+        let zh: Vec<_> = ZH.iter().map(|(k, _)| *k).collect();
+        assert_eq!(en, zh);
+    }
+
+    #[test]
+    fn every_key_the_templates_use_exists() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let mut used = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for piece in text.split("t(\"").skip(1) {
+                let key = piece.split('"').next().unwrap();
+                assert!(EN.iter().any(|(k, _)| *k == key), "missing text key {key}");
+                used += 1;
+            }
+        }
+        assert!(used > 20);
+    }
+
+    #[test]
+    fn accept_language_and_cookie_choose() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Lang::of(&h), Lang::En);
+        h.insert(
+            "accept-language",
+            "fr;q=1, zh-CN;q=0.8, en;q=0.5".parse().unwrap(),
+        );
+        assert_eq!(Lang::of(&h), Lang::Zh);
+        h.insert("cookie", "sluice_lang=en".parse().unwrap());
+        assert_eq!(Lang::of(&h), Lang::En);
+    }
+}

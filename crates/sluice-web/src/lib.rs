@@ -1,0 +1,131 @@
+//! Sluice's web dashboard: server-rendered pages under `/ui`.
+//!
+//! Pages are [askama] templates (compile-time checked, HTML-escaped), partial updates use the
+//! vendored htmx, charts the vendored uPlot, and everything else is one small `app.js`. Every
+//! static file is embedded in the binary and served under a content-hashed, immutable URL
+//! ([`assets`]). Every `/ui` response carries a strict Content-Security-Policy (no inline
+//! script or style, no eval) and the usual hardening headers ([`security`]).
+//!
+//! Sign-in makes an opaque server-side session ([`session`]): a random id in an `HttpOnly;
+//! SameSite=Strict` cookie, stored only as its SHA-256, with idle and absolute expiry; sign-out
+//! and a password change delete it. Every unsafe request carries the session's CSRF token and a
+//! same-origin `Origin`; sign-in attempts are rate-limited per address and per user name.
+//!
+//! The crate depends on the store's types and on the narrow [`Gateway`] trait the gateway
+//! implements; it never sees the gateway's application state.
+#![forbid(unsafe_code)]
+
+pub mod assets;
+pub mod i18n;
+mod pages;
+pub mod security;
+pub mod session;
+pub mod view;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::routing::{get, post};
+use sluice_store::{Store, User};
+
+/// What only the gateway knows, as the dashboard needs it.
+#[async_trait]
+pub trait Gateway: Send + Sync + 'static {
+    /// The users, keys and usage store.
+    fn store(&self) -> &dyn Store;
+    /// Unix milliseconds now.
+    fn now_ms(&self) -> i64;
+    /// The client's address (the socket peer, or what a trusted proxy says).
+    fn client_ip(&self, parts: &http::request::Parts) -> Option<IpAddr>;
+    /// Whether `password` is `user`'s (argon2; slow by design, run off the async threads).
+    /// `None` (no such user) is `false`, after the same work as a real check.
+    async fn verify_password(&self, user: Option<&User>, password: &str) -> bool;
+    /// What the System page shows.
+    async fn system(&self) -> SystemInfo;
+}
+
+/// The gateway as the System page shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SystemInfo {
+    pub version: String,
+    /// Unix seconds the gateway started.
+    pub started_unix: i64,
+    /// The data directory.
+    pub data_dir: String,
+    /// The store, without any password (`sqlite://…`, `postgres://user:***@…`).
+    pub store: String,
+    /// Size of the SQLite database file (with its WAL), when the store is SQLite.
+    pub database_bytes: Option<u64>,
+    /// Usage records accepted but not yet committed to the store.
+    pub usage_backlog: u64,
+    /// `allow-remote-management`.
+    pub remote_management: bool,
+    /// Whether a management key is set (without one the management API answers 403).
+    pub management_key_set: bool,
+    /// Providers and credentials configured.
+    pub providers: usize,
+    pub credentials: usize,
+    /// Paths of other surfaces when this build serves them (`/openapi.json`, `/metrics`).
+    pub links: Vec<(String, String)>,
+}
+
+/// Dashboard settings (`dashboard:` in the config).
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Mark the session cookie `Secure` (set it when Sluice is reached over TLS).
+    pub secure_cookie: bool,
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub session_max: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            secure_cookie: false,
+            session_idle: Duration::from_secs(2 * 3600),
+            session_max: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The dashboard: its settings, the gateway behind it, and the sign-in rate limits.
+pub struct Web {
+    pub(crate) gateway: Arc<dyn Gateway>,
+    pub(crate) config: WebConfig,
+    pub(crate) logins: session::LoginLimits,
+}
+
+impl Web {
+    pub fn new(gateway: Arc<dyn Gateway>, config: WebConfig) -> Arc<Web> {
+        Arc::new(Web {
+            gateway,
+            config,
+            logins: session::LoginLimits::default(),
+        })
+    }
+}
+
+/// The routes under `/ui`, to merge into the gateway's router.
+pub fn router<S: Clone + Send + Sync + 'static>(web: Arc<Web>) -> Router<S> {
+    Router::new()
+        .route("/ui", get(pages::home))
+        .route("/ui/", get(pages::home))
+        .route("/ui/login", get(pages::login_page).post(pages::login))
+        .route("/ui/logout", post(pages::logout))
+        .route("/ui/prefs", post(pages::prefs))
+        .route("/ui/system", get(pages::system))
+        .route("/ui/me", get(pages::me))
+        .route("/ui/static/{file}", get(assets::serve))
+        .route("/ui/{*rest}", get(pages::not_found).post(pages::not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            security::guard,
+        ))
+        .layer(axum::middleware::map_response(security::headers))
+        .with_state(web)
+}

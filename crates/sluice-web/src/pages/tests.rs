@@ -1,0 +1,132 @@
+//! Template snapshots with fixture data (`cargo insta review` after an intended change).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::SystemInfo;
+use sluice_store::Role;
+
+fn headers(lang: &str) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert("accept-language", lang.parse().unwrap());
+    h
+}
+
+fn admin() -> Viewer {
+    Viewer {
+        user_id: 1,
+        username: "admin".into(),
+        role: Role::Admin,
+        csrf: "CSRFTOKEN".into(),
+        id_hash: "h".into(),
+    }
+}
+
+/// Hashed asset URLs change with every edit of a static file: the snapshot names them by role.
+fn stable(html: String) -> String {
+    let mut html = html;
+    for asset in crate::assets::ASSETS.iter() {
+        html = html.replace(&asset.hashed, &format!("{}#hash", asset.name));
+    }
+    html
+}
+
+#[test]
+fn login_first_run_in_chinese() {
+    let mut layout = Layout::new(&headers("zh-CN,zh;q=0.9"), None, "login.title", "/ui/login");
+    layout.csrf = "LOGINTOKEN".into();
+    let page = LoginPage {
+        l: &layout,
+        notice: "login.failed",
+        first_run: true,
+        username: "<b>admin</b>".into(),
+    };
+    let html = stable(page.render().unwrap());
+    assert!(
+        html.contains("&#60;b&#62;admin&#60;/b&#62;") || html.contains("&lt;b&gt;"),
+        "{html}"
+    );
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn system_page() {
+    let layout = Layout::new(&headers("en"), Some(admin()), "system.title", "/ui/system");
+    let info = SystemInfo {
+        version: "0.1.0".into(),
+        started_unix: 1_780_000_000,
+        data_dir: "/var/lib/sluice".into(),
+        store: "sqlite:///var/lib/sluice".into(),
+        database_bytes: Some(5 * 1024 * 1024),
+        usage_backlog: 3,
+        remote_management: false,
+        management_key_set: true,
+        providers: 2,
+        credentials: 5,
+        links: vec![("OpenAPI".into(), "/openapi.json".into())],
+    };
+    let page = SystemPage::new(&layout, &info, 1_780_000_000 + 3 * 3600 + 120);
+    insta::assert_snapshot!(stable(page.render().unwrap()));
+}
+
+#[test]
+fn me_page_with_a_key() {
+    let mut viewer = admin();
+    viewer.role = Role::User;
+    viewer.username = "alice".into();
+    let layout = Layout::new(&headers("en"), Some(viewer), "nav.me", "/ui/me");
+    let key = sluice_store::ApiKey {
+        id: 7,
+        user_id: 2,
+        name: "laptop".into(),
+        key_hash: "x".into(),
+        key_prefix: "sk-a1b2c3d4...".into(),
+        status: sluice_store::Status::Active,
+        allowed_platforms: "all".into(),
+        allowed_models: String::new(),
+        rate_limit: 60,
+        daily_limit: 0,
+        monthly_quota: 5_000_000_000,
+        used_tokens: 1200,
+        used_cost: 1_250_000_000,
+        request_count: 14,
+        last_used_at: Some(1_780_000_000_000),
+        expires_at: None,
+        created_at: 1,
+        updated_at: 1,
+        deleted_at: None,
+    };
+    let page = MePage {
+        l: &layout,
+        keys: &[key],
+    };
+    let html = stable(page.render().unwrap());
+    assert!(
+        !html.contains("nav.system") && !html.contains("/ui/system"),
+        "users see no admin links"
+    );
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn no_template_has_inline_script_or_style() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for bad in [
+            " style=",
+            "<style",
+            " onclick",
+            " onload",
+            " onchange",
+            "hx-on",
+            "javascript:",
+        ] {
+            assert!(!text.contains(bad), "{} contains {bad}", path.display());
+        }
+        for script in text.split("<script").skip(1) {
+            let tag = script.split('>').next().unwrap();
+            assert!(tag.contains(" src="), "{}: inline <script>", path.display());
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The gateway's side of the web dashboard (`sluice-web`): the [`sluice_web::Gateway`] trait
+//! over the application state, and the `/ui` routes.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sluice_web::{Gateway, SystemInfo, Web, WebConfig};
+
+use crate::gateway::AppState;
+use crate::store::{Store, User};
+
+/// The dashboard's view of the gateway.
+pub struct DashboardGateway {
+    app: Arc<AppState>,
+}
+
+/// The `/ui` routes (none when `dashboard.enabled` is false).
+pub fn router<S: Clone + Send + Sync + 'static>(app: &Arc<AppState>) -> Option<axum::Router<S>> {
+    let config = &app.runtime.load().config.dashboard;
+    if !config.enabled {
+        return None;
+    }
+    let web = Web::new(
+        Arc::new(DashboardGateway { app: app.clone() }),
+        WebConfig {
+            secure_cookie: config.secure_cookie,
+            session_idle: config.session_idle,
+            session_max: config.session_max,
+        },
+    );
+    Some(sluice_web::router(web))
+}
+
+#[async_trait]
+impl Gateway for DashboardGateway {
+    fn store(&self) -> &dyn Store {
+        &*self.app.accounts.store
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.app.accounts.now_ms()
+    }
+
+    fn client_ip(&self, parts: &http::request::Parts) -> Option<IpAddr> {
+        let config = self.app.runtime.load().config.clone();
+        crate::peer::client_addr(&parts.extensions, &parts.headers, &config.trusted_proxies)
+            .map(|c| c.ip)
+    }
+
+    async fn verify_password(&self, user: Option<&User>, password: &str) -> bool {
+        // Unknown users are checked against a dummy hash, so timing does not tell who exists.
+        let hash = user.map_or_else(
+            || crate::api::session::DUMMY_HASH.to_string(),
+            |u| u.password_hash.clone(),
+        );
+        let known = user.is_some();
+        let password = password.to_string();
+        let matches =
+            tokio::task::spawn_blocking(move || crate::accounts::verify_password(&password, &hash))
+                .await
+                .unwrap_or(false);
+        known && matches
+    }
+
+    async fn system(&self) -> SystemInfo {
+        let runtime = self.app.runtime.load();
+        let config = &runtime.config;
+        let location = config.store_location().ok();
+        let database_bytes = match &location {
+            Some(crate::store::Location::Sqlite(dir)) => {
+                let file = dir.join(crate::store::sqlite::DB_FILE);
+                let size = |suffix: &str| {
+                    let mut name = file.clone().into_os_string();
+                    name.push(suffix);
+                    std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
+                };
+                Some(size("") + size("-wal"))
+            }
+            _ => None,
+        };
+        let providers = runtime.catalog().providers();
+        SystemInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_unix: i64::try_from(self.app.started_unix).unwrap_or(0),
+            data_dir: config.data_path().display().to_string(),
+            store: location.map(|l| l.redacted()).unwrap_or_default(),
+            database_bytes,
+            usage_backlog: self.app.usage.backlog() + self.app.accounts.store_backlog.get(),
+            remote_management: config.allow_remote_management,
+            management_key_set: self.app.management.access.has_key(),
+            providers: providers.len(),
+            credentials: providers
+                .iter()
+                .map(|p| p.common().credentials().len())
+                .sum(),
+            links: {
+                let mut links = vec![("OpenAPI (/openapi.json)".into(), "/openapi.json".into())];
+                // Metrics on the main listener only link from here (a separate `metrics.listen`
+                // address is not this origin).
+                if config.metrics.enabled && config.metrics.listen.is_none() {
+                    links.push(("Metrics (/metrics)".into(), "/metrics".into()));
+                }
+                links
+            },
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! The web dashboard over real HTTP: security headers on every `/ui` response, the session
+//! cookie's flags, sign-in / sign-out / expiry, CSRF refusals, role gating, sign-in limits.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::Harness;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use sha2::Digest as _;
+
+const ADMIN: (&str, &str) = ("admin", "correct horse battery");
+
+struct Ui {
+    h: Harness,
+    http: reqwest::Client,
+}
+
+/// A browser-ish session: its cookies and the CSRF token of the last page.
+#[derive(Default, Clone)]
+struct Browser {
+    cookies: Vec<(String, String)>,
+    csrf: String,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn absorb(&mut self, headers: &HeaderMap) {
+        for value in headers.get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (pair, _) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(k, _)| k != name);
+            if !value.is_empty() && !text.contains("Max-Age=0") {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    fn remember_csrf(&mut self, html: &str) {
+        if let Some(rest) = html.split("name=\"csrf\" value=\"").nth(1) {
+            self.csrf = rest.split('"').next().unwrap().to_string();
+        }
+    }
+}
+
+impl Ui {
+    async fn start(extra: &str) -> Ui {
+        let config = format!(
+            "auth: {{admin: {{username: {}, password: '{}'}}}}\n{extra}",
+            ADMIN.0, ADMIN.1
+        );
+        Ui::with(Harness::with_config(&config, "").await)
+    }
+
+    fn with(h: Harness) -> Ui {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Ui { h, http }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.h.server.addr)
+    }
+
+    async fn get(&self, b: &mut Browser, path: &str) -> (StatusCode, HeaderMap, String) {
+        let r = self
+            .http
+            .get(self.h.url(path))
+            .header("cookie", b.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        let body = r.text().await.unwrap();
+        b.absorb(&headers);
+        b.remember_csrf(&body);
+        (status, headers, body)
+    }
+
+    /// A form post from the dashboard's own page (same origin, the page's token).
+    async fn post(
+        &self,
+        b: &mut Browser,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut fields: Vec<(&str, &str)> = vec![("csrf", b.csrf.as_str())];
+        fields.extend_from_slice(form);
+        let r = self
+            .http
+            .post(self.h.url(path))
+            .header("cookie", b.cookie_header())
+            .header("origin", self.origin())
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        let body = r.text().await.unwrap();
+        b.absorb(&headers);
+        (status, headers, body)
+    }
+
+    async fn sign_in(&self, username: &str, password: &str) -> Browser {
+        let mut b = Browser::default();
+        let (status, _, _) = self.get(&mut b, "/ui/login").await;
+        assert_eq!(status, 200);
+        let (status, headers, body) = self
+            .post(
+                &mut b,
+                "/ui/login",
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        assert_eq!(headers[LOCATION], "/ui");
+        let (_, _, _) = self.get(&mut b, "/ui/me").await;
+        b
+    }
+
+    /// A user made through the `/api` surface by the admin.
+    async fn make_user(&self, name: &str, password: &str) {
+        let token = self.api_token(ADMIN.0, ADMIN.1).await;
+        let r = self
+            .http
+            .post(self.h.url("/api/users"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"username": name, "password": password, "role": "user"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
+    async fn api_token(&self, username: &str, password: &str) -> String {
+        let r: serde_json::Value = self
+            .http
+            .post(self.h.url("/api/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["data"]["token"].as_str().unwrap().to_string()
+    }
+}
+
+fn assert_hardened(path: &str, headers: &HeaderMap) {
+    let csp = headers
+        .get("content-security-policy")
+        .unwrap_or_else(|| panic!("{path}: no CSP"))
+        .to_str()
+        .unwrap();
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(part), "{path}: CSP lacks {part}: {csp}");
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{path}: {csp}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+    assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+}
+
+#[tokio::test]
+async fn every_ui_response_is_hardened_and_pages_have_no_inline_code() {
+    let ui = Ui::start("").await;
+    let mut anon = Browser::default();
+    let (status, headers, login) = ui.get(&mut anon, "/ui/login").await;
+    assert_eq!(status, 200);
+    assert_hardened("/ui/login", &headers);
+    assert_eq!(headers["cache-control"], "no-store");
+    // Scripts and styles only from hashed files.
+    assert!(!login.contains("<style") && !login.contains(" style="));
+    for tag in login.split("<script").skip(1) {
+        assert!(tag.split('>').next().unwrap().contains("src=\"/ui/static/"));
+    }
+    // Every asset the page names is served, immutable, and hardened too.
+    let assets: Vec<String> = login
+        .split("\"/ui/static/")
+        .skip(1)
+        .map(|s| format!("/ui/static/{}", s.split('"').next().unwrap()))
+        .collect();
+    assert_eq!(assets.len(), 3, "{assets:?}");
+    for asset in &assets {
+        let (status, headers, _) = ui.get(&mut anon, asset).await;
+        assert_eq!(status, 200, "{asset}");
+        assert_hardened(asset, &headers);
+        assert_eq!(
+            headers["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+    }
+    let (status, headers, _) = ui.get(&mut anon, "/ui/static/app.0000000000.js").await;
+    assert_eq!(status, 404);
+    assert_hardened("stale asset", &headers);
+
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    for path in ["/ui", "/ui/system", "/ui/me", "/ui/no-such-page"] {
+        let (status, headers, _) = ui.get(&mut admin, path).await;
+        assert!(
+            [200, 303, 404].contains(&status.as_u16()),
+            "{path}: {status}"
+        );
+        assert_hardened(path, &headers);
+    }
+    // Refusals are hardened as well.
+    let r = ui
+        .http
+        .post(ui.h.url("/ui/logout"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_hardened("refused post", r.headers());
+}
+
+#[tokio::test]
+async fn sign_in_sets_an_opaque_strict_cookie_stored_hashed_and_sign_out_deletes_it() {
+    let ui = Ui::start("").await;
+    let mut b = Browser::default();
+    ui.get(&mut b, "/ui/login").await;
+    let (status, headers, _) = ui
+        .post(
+            &mut b,
+            "/ui/login",
+            &[("username", ADMIN.0), ("password", ADMIN.1)],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let cookie = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("sluice_ui="))
+        .unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP by default: {cookie}"
+    );
+    let id = cookie["sluice_ui=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(id.len() >= 43, "{id}");
+    // The store has only the id's SHA-256.
+    let store = ui.h.server.state.accounts.store.clone();
+    let hash: String = sha2::Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(store.ui().ui_session(&hash).await.unwrap().is_some());
+    assert!(store.ui().ui_session(&id).await.unwrap().is_none());
+
+    let (status, _, body) = ui.get(&mut b, "/ui/system").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("id=\"version\""), "{body}");
+    let stolen = b.clone();
+
+    let (status, headers, _) = ui.post(&mut b, "/ui/logout", &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/ui/login");
+    assert!(store.ui().ui_session(&hash).await.unwrap().is_none());
+    // The old cookie, replayed, is worth nothing.
+    let mut replay = stolen;
+    let (status, headers, _) = ui.get(&mut replay, "/ui/system").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/ui/login");
+}
+
+#[tokio::test]
+async fn secure_cookie_when_configured() {
+    let ui = Ui::start("dashboard: {secure-cookie: true}").await;
+    let mut b = Browser::default();
+    let (_, headers, _) = ui.get(&mut b, "/ui/login").await;
+    let login_cookie = headers[SET_COOKIE].to_str().unwrap();
+    assert!(login_cookie.contains("; Secure"), "{login_cookie}");
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_and_limited_per_user() {
+    let ui = Ui::start("").await;
+    let mut b = Browser::default();
+    ui.get(&mut b, "/ui/login").await;
+    for _ in 0..5 {
+        let (status, _, body) = ui
+            .post(
+                &mut b,
+                "/ui/login",
+                &[("username", "admin"), ("password", "guess")],
+            )
+            .await;
+        assert_eq!(status, 401);
+        assert!(body.contains("Wrong user name or password"), "{body}");
+        assert!(!body.contains("guess"), "the password is never echoed");
+        b.remember_csrf(&body);
+    }
+    // The sixth guess waits, even with the right password.
+    let (status, headers, body) = ui
+        .post(
+            &mut b,
+            "/ui/login",
+            &[("username", "Admin"), ("password", ADMIN.1)],
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert!(!b.cookies.iter().any(|(k, _)| k == "sluice_ui"));
+    // An unknown user is refused the same way.
+    b.remember_csrf(&body);
+    let (status, _, _) = ui
+        .post(
+            &mut b,
+            "/ui/login",
+            &[("username", "nobody"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn unsafe_requests_need_this_origin_and_the_sessions_token() {
+    let ui = Ui::start("").await;
+    let mut b = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let post = |origin: Option<&str>, token: Option<&str>| {
+        let mut r = ui
+            .http
+            .post(ui.h.url("/ui/logout"))
+            .header("cookie", b.cookie_header());
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        match token {
+            Some(t) => r.form(&[("csrf", t)]),
+            None => r.form(&[("x", "y")]),
+        }
+    };
+    let origin = ui.origin();
+    let cases = [
+        (
+            Some("http://evil.example"),
+            Some(b.csrf.as_str()),
+            "foreign origin",
+        ),
+        (None, Some(b.csrf.as_str()), "no origin"),
+        (Some(origin.as_str()), None, "missing token"),
+        (Some(origin.as_str()), Some("wrong-token"), "wrong token"),
+    ];
+    for (o, t, what) in cases {
+        let r = post(o, t).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{what}");
+    }
+    // The session survived all of them.
+    let (status, _, _) = ui.get(&mut b, "/ui/system").await;
+    assert_eq!(status, 200);
+    // The header form htmx uses works.
+    let r = ui
+        .http
+        .post(ui.h.url("/ui/logout"))
+        .header("cookie", b.cookie_header())
+        .header("origin", ui.origin())
+        .header("x-csrf-token", &b.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // Sign-in itself needs the form's own token.
+    let mut fresh = Browser::default();
+    ui.get(&mut fresh, "/ui/login").await;
+    fresh.csrf = "forged".into();
+    let (status, _, _) = ui
+        .post(
+            &mut fresh,
+            "/ui/login",
+            &[("username", ADMIN.0), ("password", ADMIN.1)],
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_and_at_their_absolute_lifetime() {
+    let idle = Ui::start("dashboard: {session-idle: 1s, session-max: 1h}").await;
+    let mut b = idle.sign_in(ADMIN.0, ADMIN.1).await;
+    assert_eq!(idle.get(&mut b, "/ui/system").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (status, headers, _) = idle.get(&mut b, "/ui/system").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/ui/login");
+
+    let absolute = Ui::start("dashboard: {session-idle: 1h, session-max: 1s}").await;
+    let mut b = absolute.sign_in(ADMIN.0, ADMIN.1).await;
+    for _ in 0..3 {
+        assert_eq!(absolute.get(&mut b, "/ui/system").await.0, 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(absolute.get(&mut b, "/ui/system").await.0, 303);
+}
+
+#[tokio::test]
+async fn users_see_me_but_no_admin_page_and_a_password_change_ends_their_sessions() {
+    let ui = Ui::start("").await;
+    ui.make_user("alice", "alice password 1").await;
+    let mut alice = ui.sign_in("alice", "alice password 1").await;
+    let (status, _, body) = ui.get(&mut alice, "/ui/me").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("alice") && !body.contains("/ui/system"),
+        "{body}"
+    );
+    let (status, _, body) = ui.get(&mut alice, "/ui/system").await;
+    assert_eq!(status, 403);
+    assert!(!body.contains("id=\"version\""));
+    let (status, headers, _) = ui.get(&mut alice, "/ui").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/ui/me");
+    // htmx requests without a session are told where to sign in.
+    let r = ui
+        .http
+        .get(ui.h.url("/ui/system"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["hx-redirect"], "/ui/login");
+
+    // The admin resets alice's password through /api: her dashboard session ends.
+    let token = ui.api_token(ADMIN.0, ADMIN.1).await;
+    let users: serde_json::Value = ui
+        .http
+        .get(ui.h.url("/api/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = ui
+        .http
+        .put(ui.h.url(&format!("/api/users/{id}")))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"password": "alice password 2"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(ui.get(&mut alice, "/ui/me").await.0, 303);
+}
+
+#[tokio::test]
+async fn first_run_says_how_to_create_the_admin_and_prefs_persist() {
+    let ui = Ui::with(Harness::start().await);
+    let mut b = Browser::default();
+    let (status, _, body) = ui.get(&mut b, "/ui/login").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("id=\"first-run\""), "{body}");
+    assert!(body.contains("sluice users create"), "{body}");
+    assert!(body.contains("--admin") && body.contains("auth:"), "{body}");
+
+    // Language and theme, chosen before signing in, stick.
+    let (status, headers, _) = ui
+        .post(
+            &mut b,
+            "/ui/prefs",
+            &[("lang", "zh-CN"), ("theme", "dark"), ("next", "/ui/login")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/ui/login");
+    let (_, _, body) = ui.get(&mut b, "/ui/login").await;
+    assert!(
+        body.contains("<html lang=\"zh-CN\" data-theme=\"dark\">"),
+        "{body}"
+    );
+    assert!(body.contains("首次运行"));
+    // An open redirect is not possible.
+    let (_, headers, _) = ui
+        .post(
+            &mut b,
+            "/ui/prefs",
+            &[("lang", "en"), ("next", "https://evil.example/")],
+        )
+        .await;
+    assert_eq!(headers[LOCATION], "/ui");
+}
+
+/// A request that failed over is stored with every attempt (the 429 and the cooldown it
+/// opened, then the answer), and the rollups count it as saved by failover.
+#[tokio::test]
+async fn failed_attempts_are_persisted_with_their_cooldown_and_rolled_up() {
+    use sluice_store::rollup::{Grain, RollupQuery};
+    let mock = sluice_mock::MockServer::start(sluice_mock::MockConfig::default())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+api-keys: [{key}]
+providers:
+  - {{name: p, kind: openai-compatible, base-url: '{base}', api-keys: [key-a, key-b], models: [{{name: m}}]}}
+",
+        key = common::CLIENT_KEY,
+        base = mock.base_url()
+    );
+    let h = Harness::from_yaml(mock, &yaml).await;
+    h.mock
+        .faults()
+        .set_for_key("key-a", "status=429 retry_after=30");
+    let r = h
+        .chat(serde_json::json!({"model": "m", "messages": common::user("hi")}))
+        .header("x-request-id", "req-failover-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-attempts"], "2");
+    let record = h.records().await.pop().unwrap();
+    let store = h.server.state.accounts.store.clone();
+    let attempts = store
+        .ui()
+        .attempts_of("req-failover-1", record.time_ms)
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(
+        (attempts[0].credential.as_str(), attempts[0].status),
+        ("p#0", 429)
+    );
+    let until = attempts[0]
+        .cooldown_until_ms
+        .expect("the 429 opened a window");
+    let left = until - record.time_ms;
+    assert!((25_000..=31_000).contains(&left), "{left}");
+    assert_eq!(
+        (attempts[1].credential.as_str(), attempts[1].status),
+        ("p#1", 200)
+    );
+    assert_eq!(attempts[1].cooldown_until_ms, None);
+    let rows = store.usage_after(None, 10).await.unwrap();
+    assert_eq!(rows[0].attempts, 2);
+    assert_eq!(rows[0].upstream_dialect.as_deref(), Some("openai_chat"));
+    let points = store
+        .ui()
+        .rollup(&RollupQuery {
+            grain: Grain::Minute,
+            since_ms: 0,
+            until_ms: i64::MAX,
+            step_ms: 0,
+            by: None,
+            user_id: None,
+        })
+        .await
+        .unwrap();
+    let saved: i64 = points.iter().map(|p| p.counts.failover_saved).sum();
+    let requests: i64 = points.iter().map(|p| p.counts.requests).sum();
+    assert_eq!((requests, saved), (1, 1));
+}

@@ -433,9 +433,23 @@ pub struct TokenPoolConfig {
     /// Refresh a token this long before it expires.
     #[serde(default = "default_refresh_ahead", with = "duration")]
     pub refresh_ahead: Duration,
+    /// The hosts a token's `resource_url` may name (`host`, or `*.domain` for its subdomains),
+    /// reached over `https://` only; an entry written as an origin (`http://127.0.0.1:8080`)
+    /// allows exactly that origin. Anything else is refused at upload.
+    #[serde(default = "default_resource_url_hosts")]
+    pub resource_url_hosts: Vec<String>,
 }
 fn default_data_dir() -> String {
     "data".into()
+}
+fn default_resource_url_hosts() -> Vec<String> {
+    [
+        "*.qwen.ai",
+        "dashscope.aliyuncs.com",
+        "dashscope-intl.aliyuncs.com",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_refresh_url() -> String {
     "https://chat.qwen.ai/api/v1/oauth2/token".into()

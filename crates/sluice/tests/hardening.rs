@@ -390,3 +390,57 @@ async fn seed_rules_hold_on_their_own_routes_only() {
     assert!(forwarded.iter().all(|a| !a.contains(jwt)), "{forwarded:?}");
     assert_eq!(forwarded.len(), 3);
 }
+
+#[tokio::test]
+async fn token_pool_resource_urls_must_be_allowed_https_hosts() {
+    let h = Harness::with_config(
+        "token-pool: {service-key: sk-service-key-0123}",
+        "    token-pool: true",
+    )
+    .await;
+    let upload = |resource: &str| {
+        h.http
+            .post(h.url("/api/upload-token"))
+            .bearer_auth("sk-service-key-0123")
+            .json(&json!({"access_token": format!("tok-{}", resource.len()), "resource_url": resource}))
+            .send()
+    };
+    for refused in [
+        "http://169.254.169.254/latest",
+        "http://portal.qwen.ai",
+        "https://evil.example.com",
+        "https://portal.qwen.ai.evil.example.com",
+        "https://user:pw@portal.qwen.ai",
+        "portal.qwen.ai:8443",
+        "127.0.0.1",
+    ] {
+        let resp = upload(refused).await.unwrap();
+        assert_eq!(resp.status(), 400, "{refused}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("resource_url"),
+            "{body}"
+        );
+    }
+    for accepted in [
+        "portal.qwen.ai",
+        "https://chat.qwen.ai/",
+        "https://dashscope.aliyuncs.com/compatible-mode",
+    ] {
+        assert_eq!(upload(accepted).await.unwrap().status(), 200, "{accepted}");
+    }
+    let status: Value = h
+        .http
+        .get(h.url("/api/token-status"))
+        .bearer_auth("sk-service-key-0123")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["total"], 3, "{status}");
+}

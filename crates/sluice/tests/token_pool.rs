@@ -345,8 +345,21 @@ async fn an_empty_pool_is_a_clear_503() {
 
 #[tokio::test]
 async fn resource_url_decides_the_upstream() {
-    let p = pool("", "").await;
     let account = MockServer::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    // A plain-http test upstream must be listed as an origin.
+    let yaml = pool_yaml(&mock, dir.path(), "", "").replace(
+        "  client-id: test-client\n",
+        &format!(
+            "  client-id: test-client\n  resource-url-hosts: ['http://{}']\n",
+            account.addr()
+        ),
+    );
+    let p = Pool {
+        h: Harness::from_yaml(mock, &yaml).await,
+        dir,
+    };
     p.upload(
         Some(SERVICE_KEY),
         json!({"access_token": "account-token-1", "resource_url": format!("http://{}", account.addr())}),

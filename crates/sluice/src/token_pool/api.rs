@@ -42,7 +42,7 @@ pub async fn upload_token(State(app): State<Arc<AppState>>, request: Request) ->
             return GatewayError::too_large(app.limits.max_body_size).render(Dialect::OpenAiChat);
         }
     };
-    let uploads = match super::upload::parse(&bytes) {
+    let uploads = match super::upload::parse(&bytes, &pool.settings().resource_url_hosts) {
         Ok(uploads) => uploads,
         Err(reason) => {
             return error(StatusCode::BAD_REQUEST, &reason, "invalid_tokens").into_response();

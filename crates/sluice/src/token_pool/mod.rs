@@ -137,11 +137,27 @@ impl TokenPool {
             Some(attached) => inner
                 .tokens
                 .iter()
+                .filter(|t| self.resource_allowed(t))
                 .filter_map(|t| credential(attached, t).map(Arc::new))
                 .collect(),
         };
         inner.credentials = Some(built.clone());
         built
+    }
+
+    /// Whether a stored token's `resource_url` (from an older file, or a refresh answer) is
+    /// still allowed; a token that is not is never used.
+    fn resource_allowed(&self, token: &StoredToken) -> bool {
+        let Some(resource) = &token.resource_url else {
+            return true;
+        };
+        match check_resource_url(resource, &self.settings.resource_url_hosts) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::warn!(token = %token.id, %reason, "pool token not used: its resource_url is refused");
+                false
+            }
+        }
     }
 
     /// The stored tokens, with how often each was refreshed.
@@ -384,6 +400,43 @@ fn credential(attached: &Attached, token: &StoredToken) -> Option<Credential> {
         token.resource_url.as_deref().map(base_url),
         attached.http.clone(),
     )
+}
+
+/// Whether a token's `resource_url` may be its upstream: an `https://` URL (or a bare host)
+/// without credentials or port whose host matches an entry of `allowed` (`host`, or `*.domain`
+/// for any subdomain), or exactly an origin listed with its scheme (`http://127.0.0.1:8080`).
+/// Anything else would let whoever holds the service key send the pool's tokens and callers'
+/// bodies to a host of their choosing, internal ones included.
+pub fn check_resource_url(resource_url: &str, allowed: &[String]) -> Result<(), String> {
+    let url = reqwest::Url::parse(&base_url(resource_url))
+        .map_err(|_| "is not a host name or URL".to_string())?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| "has no host".to_string())?
+        .to_ascii_lowercase();
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    let origin = url.origin().ascii_serialization();
+    let permitted = allowed.iter().any(|entry| {
+        let entry = entry.trim().to_ascii_lowercase();
+        if entry.contains("://") {
+            return reqwest::Url::parse(&entry)
+                .is_ok_and(|e| e.origin().ascii_serialization() == origin);
+        }
+        let host_matches = match entry.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => host == entry,
+        };
+        host_matches && url.scheme() == "https" && url.port().is_none()
+    });
+    if permitted {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{origin}` is not allowed: only https:// hosts listed in token-pool.resource-url-hosts"
+        ))
+    }
 }
 
 /// The upstream base URL of a Qwen account: `https://{resource_url}/v1` (a URL with its own

@@ -22,8 +22,9 @@ pub struct Upload {
     pub expiry_date: Option<u64>,
 }
 
-/// Parses an upload body; the error says what is wrong without repeating a token.
-pub fn parse(body: &[u8]) -> Result<Vec<Upload>, String> {
+/// Parses an upload body; the error says what is wrong without repeating a token. A
+/// `resource_url` must name a host of `allowed` (`token-pool.resource-url-hosts`).
+pub fn parse(body: &[u8], allowed: &[String]) -> Result<Vec<Upload>, String> {
     let mut out = Vec::new();
     match serde_json::from_slice::<Value>(body) {
         Ok(value) => collect(&value, &mut out, 0)?,
@@ -52,11 +53,8 @@ pub fn parse(body: &[u8]) -> Result<Vec<Upload>, String> {
             check_token(refresh).map_err(|e| format!("token {}: refresh_token {e}", i + 1))?;
         }
         if let Some(resource) = &upload.resource_url {
-            let base = super::base_url(resource);
-            match reqwest::Url::parse(&base) {
-                Ok(url) if url.host().is_some() && matches!(url.scheme(), "http" | "https") => {}
-                _ => return Err(format!("token {}: resource_url is not a host name", i + 1)),
-            }
+            super::check_resource_url(resource, allowed)
+                .map_err(|e| format!("token {}: resource_url {e}", i + 1))?;
         }
     }
     Ok(out)
@@ -143,8 +141,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn parse_allowing(body: &[u8]) -> Result<Vec<Upload>, String> {
+        parse(body, &["portal.qwen.ai".to_string()])
+    }
+
     fn tokens(body: &str) -> Vec<String> {
-        parse(body.as_bytes())
+        parse(body.as_bytes(), &[])
             .unwrap()
             .into_iter()
             .map(|u| u.access_token)
@@ -162,7 +164,7 @@ mod tests {
             ["a", "b"]
         );
         assert_eq!(tokens(r#"["a","b"]"#), ["a", "b"]);
-        let creds = parse(
+        let creds = parse_allowing(
             br#"{"access_token":"at","refresh_token":"rt","token_type":"Bearer","resource_url":"portal.qwen.ai","expiry_date":1760000000000}"#,
         )
         .unwrap();
@@ -199,7 +201,7 @@ mod tests {
                 "refresh_token must be a string",
             ),
         ] {
-            let err = parse(body.as_bytes()).unwrap_err();
+            let err = parse_allowing(body.as_bytes()).unwrap_err();
             assert!(err.contains(why), "{body}: {err}");
             assert!(!err.contains("with space"), "{err}");
         }

@@ -393,8 +393,12 @@ async fn seed_rules_hold_on_their_own_routes_only() {
 
 #[tokio::test]
 async fn token_pool_resource_urls_must_be_allowed_https_hosts() {
+    let pool = tempfile::tempdir().unwrap();
     let h = Harness::with_config(
-        "token-pool: {service-key: sk-service-key-0123}",
+        &format!(
+            "token-pool: {{service-key: sk-service-key-0123, data-dir: '{}'}}",
+            pool.path().display()
+        ),
         "    token-pool: true",
     )
     .await;

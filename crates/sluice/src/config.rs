@@ -51,6 +51,9 @@ pub struct Config {
     /// How long a shutdown waits for in-flight requests and streams.
     #[serde(default = "default_grace", with = "duration")]
     pub shutdown_grace_period: Duration,
+    /// Client connections: how many at once, and how long a client may stall.
+    #[serde(default, skip_serializing_if = "Connections::is_default")]
+    pub connections: Connections,
     /// Upstream timeouts, defaults for every provider.
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -159,6 +162,61 @@ pub struct Config {
     /// Prometheus `/metrics`.
     #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
     pub metrics: MetricsConfig,
+}
+
+/// `connections:` — limits on client connections to the listener (slow or idle clients must
+/// not hold sockets, memory or file descriptors for ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Connections {
+    /// Most client connections open at once. At the cap, new connections are not accepted:
+    /// they wait in the kernel's listen backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max: usize,
+    /// Longest a client may take to send a complete request head (request line and headers),
+    /// counted from the connection's start or the head's first byte. Then the connection is
+    /// closed without an answer.
+    #[serde(default = "default_header_read_timeout", with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a whole request body, counted from the request's
+    /// arrival. Then it is answered 408 (in the caller's dialect on the proxy routes) and
+    /// the connection is closed.
+    #[serde(default = "default_body_read_timeout", with = "duration")]
+    pub body_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/1 keep-alive,
+    /// HTTP/2 with a GOAWAY).
+    #[serde(default = "default_idle_timeout", with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            max: default_max_connections(),
+            header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+        }
+    }
+}
+
+impl Connections {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(75)
 }
 
 /// `metrics:` — the Prometheus / OpenMetrics endpoint.
@@ -1121,6 +1179,18 @@ impl Config {
         ] {
             if d.is_zero() {
                 err(format!("timeouts.{name}"), "must be greater than zero");
+            }
+        }
+        if self.connections.max == 0 {
+            err("connections.max".into(), "must be greater than zero");
+        }
+        for (name, d) in [
+            ("header-read-timeout", self.connections.header_read_timeout),
+            ("body-read-timeout", self.connections.body_read_timeout),
+            ("idle-timeout", self.connections.idle_timeout),
+        ] {
+            if d.is_zero() {
+                err(format!("connections.{name}"), "must be greater than zero");
             }
         }
         let mut names = std::collections::HashSet::new();

@@ -121,6 +121,22 @@ impl GatewayError {
         )
     }
 
+    /// 408 when the client did not send its whole body within `connections.body-read-timeout`.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "The request body was not received within {}.",
+                    humantime::format_duration(limit)
+                ),
+            )
+            .with_code("request_timeout"),
+        )
+    }
+
     /// 429 when the gateway is at its concurrency limit.
     pub fn overloaded(limit: usize) -> Self {
         let mut e = Self::new(

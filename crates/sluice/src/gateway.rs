@@ -151,6 +151,8 @@ fn build_catalog_with(
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_size: u64,
+    /// `connections.body-read-timeout` (the listener enforces it; the pipeline names it).
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// Everything a handler can reach.
@@ -206,6 +208,7 @@ impl AppState {
             accounts,
             limits: Limits {
                 max_body_size: config.max_body_size.0,
+                body_read_timeout: config.connections.body_read_timeout,
             },
             hard_stop: watch::Sender::new(false),
             started_unix,

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod error;
 pub mod gateway;
 pub mod keys;
+pub mod listener;
 pub use sluice_store::limits;
 pub mod management;
 pub mod oauth;

@@ -280,6 +280,25 @@ async fn start_full(
     let oauth_refresh = crate::oauth::scheduler::spawn(&state);
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace_period;
+    let connections = config.connections;
+    let fd_limit = crate::listener::raise_fd_limit();
+    let max_connections = crate::listener::effective_cap(connections.max, fd_limit);
+    if max_connections < connections.max {
+        tracing::warn!(
+            configured = connections.max,
+            max_connections,
+            fd_limit,
+            "connections.max lowered to fit the open-file limit"
+        );
+    }
+    tracing::info!(
+        fd_limit,
+        max_connections,
+        header_read_timeout = %humantime::format_duration(connections.header_read_timeout),
+        body_read_timeout = %humantime::format_duration(connections.body_read_timeout),
+        idle_timeout = %humantime::format_duration(connections.idle_timeout),
+        "client connection limits"
+    );
     let metrics = match config.metrics.listen {
         Some(listen) if config.metrics.enabled => {
             Some(crate::telemetry::listen(listen, state.clone(), stop_rx.clone()).await?)
@@ -289,21 +308,12 @@ async fn start_full(
     let app = router(state.clone());
     let task_state = state.clone();
     let task = tokio::spawn(async move {
-        let mut stop_signal = stop_rx.clone();
-        // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm holds each one
-        // for the previous one's ACK (about 40 ms on loopback with delayed ACKs).
-        let listener =
-            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-                let _ = tcp.set_nodelay(true);
-            });
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_signal.wait_for(|s| *s).await;
+        let serve =
+            crate::listener::serve(listener, app, connections, max_connections, stop_rx.clone());
+        let mut serve = tokio::spawn(async move {
+            serve.await;
+            Ok::<(), std::io::Error>(())
         });
-        let mut serve = tokio::spawn(serve.into_future());
         let mut stop_rx = stop_rx;
         let result = tokio::select! {
             r = &mut serve => r,

@@ -304,6 +304,7 @@ fn warn_restart_only(old: &Config, new: &Config) {
             "shutdown-grace-period",
             old.shutdown_grace_period != new.shutdown_grace_period,
         ),
+        ("connections", old.connections != new.connections),
         (
             "demo-upstream",
             old.demo_upstream.as_ref().map(|d| d.listen)

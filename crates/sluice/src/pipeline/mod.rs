@@ -17,7 +17,7 @@ pub mod translate;
 pub mod upstream;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -286,7 +286,7 @@ async fn handle(
         r.api_key_id = caller.key.as_ref().map(|k| k.id);
     });
 
-    let bytes = read_body(body, app.limits.max_body_size).await?;
+    let bytes = read_body(body, app.limits.max_body_size, app.limits.body_read_timeout).await?;
     ledger.with(|r| {
         if let Some(capture) = r.capture.as_mut() {
             capture.body = bytes.clone();
@@ -591,7 +591,9 @@ fn count_from_upstream(dialect: Dialect, body: &[u8]) -> u64 {
 }
 
 /// Reads the body up to the configured limit.
-async fn read_body(body: Body, limit: u64) -> Result<Bytes, GatewayError> {
+/// A body that stalls past `connections.body-read-timeout` (the listener fails it) is
+/// answered 408.
+async fn read_body(body: Body, limit: u64, timeout: Duration) -> Result<Bytes, GatewayError> {
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -601,6 +603,7 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, GatewayError> {
         {
             Err(GatewayError::too_large(limit))
         }
+        Err(e) if crate::listener::is_body_timeout(&*e) => Err(GatewayError::body_timeout(timeout)),
         Err(_) => Err(GatewayError::bad_request(ErrorBody::new(
             ErrorKind::InvalidRequest,
             "The request body could not be read.",

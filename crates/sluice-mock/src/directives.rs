@@ -50,6 +50,10 @@ pub(crate) struct Directives {
     /// `usage=none`: report no usage at all (OpenAI Chat), as servers that ignore
     /// `stream_options.include_usage` do.
     pub(crate) omit_usage: bool,
+    /// `reject_key=1`: refuse the key sent as the provider refuses an invalid one (OpenAI:
+    /// 401 echoing the key masked; Anthropic: 401 `authentication_error`; Gemini: 400
+    /// `INVALID_ARGUMENT` with reason `API_KEY_INVALID`). Meant for [`Faults::set_for_key`].
+    pub(crate) reject_key: bool,
 }
 
 /// Faults set from outside the request, per server: directives for every request that
@@ -189,6 +193,7 @@ impl Directives {
             "cached" => set(&mut self.cached, number(value)),
             "cycle" => self.cycle = Some(value.to_owned()),
             "usage" => self.omit_usage = value == "none",
+            "reject_key" => self.reject_key = matches!(value, "1" | "true"),
             _ => {}
         }
     }

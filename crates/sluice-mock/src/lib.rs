@@ -35,6 +35,7 @@
 //! | `cached=N` | report N cached prompt tokens |
 //! | `cycle=S1.S2…` | the Nth request with this pattern answers `S(N mod len)` (`200` = no fault) |
 //! | `usage=none` | OpenAI Chat only: report no usage (non-stream body or stream), like servers that ignore `include_usage` |
+//! | `reject_key=1` | refuse the key sent as the provider refuses an invalid one: OpenAI 401 `invalid_api_key` echoing it masked (`sk-...WXYZ`), Anthropic 401 `authentication_error`, Gemini 400 `INVALID_ARGUMENT` with reason `API_KEY_INVALID` (usually set per key with [`MockServer::faults`]) |
 //!
 //! [`MockServer::faults`] adds directives for every request carrying a given upstream key
 //! (between the body's and the header's), so one credential of several can be made to fail.

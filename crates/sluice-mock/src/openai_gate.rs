@@ -16,6 +16,14 @@ pub(crate) async fn preflight(
 ) -> Result<Directives, OpenAiError> {
     let directives = directives::arrive(&state.faults, headers, body).await;
     authorize(&state.config, headers)?;
+    if directives.reject_key {
+        let sent = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        return Err(OpenAiError::invalid_api_key(sent.trim()));
+    }
     if state.oauth.refuses(headers) {
         return Err(OpenAiError::invalid_api_key("expired"));
     }

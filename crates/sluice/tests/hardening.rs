@@ -448,3 +448,135 @@ async fn token_pool_resource_urls_must_be_allowed_https_hosts() {
         .unwrap();
     assert_eq!(status["total"], 3, "{status}");
 }
+
+/// Issue 9 item 13: whatever of the gateway's own provider key an upstream error echoes (the
+/// mock answers like OpenAI, `Incorrect API key provided: sk-...WXYZ`) never reaches the
+/// client, in the upstream's dialect or translated.
+#[tokio::test]
+async fn upstream_errors_never_echo_the_gateway_key() {
+    const KEY_ONE: &str = "sk-live-gateway-key-0001-WXYZ";
+    const KEY_TWO: &str = "sk-live-gateway-key-0002-QRST";
+    const KEY_THREE: &str = "sk-live-gateway-key-0003-LMNO";
+    const KEY_FOUR: &str = "sk-live-gateway-key-0004-HIJK";
+    let keys = [KEY_ONE, KEY_TWO, KEY_THREE, KEY_FOUR];
+    let mock = sluice_mock::MockServer::start(sluice_mock::MockConfig::default())
+        .await
+        .unwrap();
+    for key in keys {
+        mock.faults().set_for_key(key, "mock:reject_key=1");
+    }
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+api-keys: [{CLIENT_KEY}]
+request-retry: 1
+providers:
+  - name: leaky
+    kind: openai-compatible
+    base-url: {base}
+    api-keys: [{KEY_ONE}, {KEY_TWO}, {KEY_THREE}, {KEY_FOUR}]
+    models: [{{name: mock-model}}]
+",
+        base = mock.base_url()
+    );
+    let h = Harness::from_yaml(mock, &yaml).await;
+    let chat = h
+        .chat(json!({"model": "mock-model", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 401);
+    let chat = chat.text().await.unwrap();
+    let messages = h
+        .http
+        .post(h.url("/v1/messages"))
+        .header("x-api-key", CLIENT_KEY)
+        .json(&json!({"model": "mock-model", "max_tokens": 16, "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(messages.status(), 401);
+    let messages = messages.text().await.unwrap();
+    // Every key was tried (and refused with its masked echo).
+    assert_eq!(h.mock.requests().len(), 4);
+    for body in [&chat, &messages] {
+        for fragment in keys
+            .iter()
+            .chain(&["WXYZ", "QRST", "LMNO", "HIJK", "sk-..."])
+        {
+            assert!(!body.contains(fragment), "{fragment} leaked: {body}");
+        }
+        assert!(body.contains("Incorrect API key provided"), "{body}");
+        assert!(body.contains("[redacted]"), "{body}");
+    }
+    let chat: Value = serde_json::from_str(&chat).unwrap();
+    assert_eq!(chat["error"]["code"], "invalid_api_key");
+}
+
+/// Issue 9 item 13: Gemini refuses an invalid API key with 400 `INVALID_ARGUMENT` (reason
+/// `API_KEY_INVALID`); the gateway treats it like a 401: the credential is disabled and the
+/// request fails over to the next one.
+#[tokio::test]
+async fn an_invalid_gemini_key_is_disabled_like_a_401() {
+    const BAD: &str = "AIzaSy-bad-gemini-key-0000";
+    const GOOD: &str = "AIzaSy-good-gemini-key-1111";
+    let mock = sluice_mock::MockServer::start(sluice_mock::MockConfig::default())
+        .await
+        .unwrap();
+    mock.faults().set_for_key(BAD, "mock:reject_key=1");
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+api-keys: [{CLIENT_KEY}]
+providers:
+  - name: gem
+    kind: gemini
+    base-url: 'http://{addr}'
+    api-keys: [{BAD}, {GOOD}]
+    models: [{{name: gemini-mock}}]
+",
+        addr = h_addr(&mock)
+    );
+    let h = Harness::from_yaml(mock, &yaml).await;
+    for _ in 0..4 {
+        let resp = h
+            .chat(json!({"model": "gemini-mock", "messages": user("hi")}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        assert_eq!(status, 200, "{}", resp.text().await.unwrap());
+    }
+    let sent_with = |key: &str| {
+        h.mock
+            .requests()
+            .iter()
+            .filter(|r| r.header("x-goog-api-key") == Some(key))
+            .count()
+    };
+    assert_eq!(sent_with(BAD), 1, "the invalid key was used again");
+    assert_eq!(sent_with(GOOD), 4);
+    let records = h.records().await;
+    let failed: Vec<_> = records
+        .iter()
+        .flat_map(|r| r.failed_attempts.iter())
+        .collect();
+    assert_eq!(failed.len(), 1, "{records:#?}");
+    assert_eq!(
+        (failed[0].status, failed[0].credential.as_str()),
+        (400, "gem#0")
+    );
+    let credentials: Value = h
+        .management(reqwest::Method::GET, "/credentials")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = credentials.to_string();
+    assert!(text.contains("disabled"), "{text}");
+    assert!(!text.contains(BAD), "{text}");
+}
+
+fn h_addr(mock: &sluice_mock::MockServer) -> std::net::SocketAddr {
+    mock.addr()
+}

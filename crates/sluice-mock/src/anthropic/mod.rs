@@ -158,6 +158,9 @@ async fn gate(
 ) -> Result<Directives, AnthropicError> {
     let directives = directives::arrive(&state.faults, headers, body).await;
     authorize(&state.config, headers)?;
+    if directives.reject_key {
+        return Err(AnthropicError::invalid_api_key());
+    }
     if state.oauth.refuses(headers) {
         return Err(AnthropicError::invalid_bearer_token());
     }

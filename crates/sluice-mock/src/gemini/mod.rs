@@ -270,6 +270,9 @@ async fn gate(
 ) -> Result<Directives, GeminiError> {
     let directives = directives::arrive(&state.faults, headers, body).await;
     authorize(&state.config, headers, query)?;
+    if directives.reject_key {
+        return Err(GeminiError::invalid_api_key());
+    }
     if state.oauth.refuses(headers) {
         return Err(GeminiError::unauthenticated());
     }

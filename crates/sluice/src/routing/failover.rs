@@ -332,6 +332,7 @@ async fn attempt(
 ) -> Result<Answer, (Failure, GatewayError)> {
     let provider = pick.target.provider.as_ref();
     let common = provider.common();
+    let secrets = upstream::secrets_of(&request);
     let response = upstream::send(
         &pick.credential.http,
         provider.name(),
@@ -343,15 +344,21 @@ async fn attempt(
     let status = response.status();
     if !status.is_success() {
         let retry_after = super::retry_after(response.headers());
-        let failure = Failure::of_status(status, retry_after);
-        let error = upstream::error_from_response(
+        let refusal = upstream::error_from_response(
             provider.name(),
             provider.dialect(),
             response,
             common.timeouts.idle,
+            &secrets,
         )
         .await;
-        return Err((failure, error));
+        // An invalid key is the credential's fault whatever the status (Gemini: 400).
+        let failure = if refusal.credential_invalid {
+            Failure::Auth
+        } else {
+            Failure::of_status(status, retry_after)
+        };
+        return Err((failure, refusal.error));
     }
     if stream {
         return Ok(Answer::Stream(response));

@@ -22,3 +22,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 .venv/bin/python -m pytest tests/sdk -q
+
+echo "==> the dashboard in a real browser (tests/browser: playwright-core + Debian's Chromium)"
+tests/browser/run.sh

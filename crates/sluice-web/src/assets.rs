@@ -30,8 +30,9 @@ macro_rules! embed {
     };
 }
 
-const FILES: [(&str, &[u8], &str); 5] = [
+const FILES: [(&str, &[u8], &str); 6] = [
     embed!("app.css", "static/app.css", "text/css; charset=utf-8"),
+    embed!("favicon.svg", "static/favicon.svg", "image/svg+xml"),
     embed!("app.js", "static/app.js", "text/javascript; charset=utf-8"),
     embed!(
         "htmx.min.js",

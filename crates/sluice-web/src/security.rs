@@ -63,13 +63,21 @@ fn forbidden(why: &'static str) -> Response {
 }
 
 /// Whether the request says it comes from this very origin: `Origin` equal to the host it was
-/// sent to, or (browsers that send no `Origin`) `Sec-Fetch-Site: same-origin`.
+/// sent to, or (browsers that send no `Origin`, or `Origin: null` — what Chromium sends for a
+/// form posted from a page with `Referrer-Policy: no-referrer`, as every dashboard page has)
+/// `Sec-Fetch-Site: same-origin`, a header pages cannot set.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers
         .get("x-forwarded-host")
         .or_else(|| headers.get(header::HOST))
         .and_then(|h| h.to_str().ok());
+    let fetch_site_same = || {
+        headers
+            .get("sec-fetch-site")
+            .is_some_and(|s| s.as_bytes() == b"same-origin")
+    };
     match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        Some(Ok("null")) => fetch_site_same(),
         Some(Ok(origin)) => {
             let Some(host) = host else { return false };
             let authority = origin
@@ -78,9 +86,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
             authority == Some(host)
         }
         Some(Err(_)) => false,
-        None => headers
-            .get("sec-fetch-site")
-            .is_some_and(|s| s.as_bytes() == b"same-origin"),
+        None => fetch_site_same(),
     }
 }
 
@@ -174,6 +180,17 @@ mod tests {
         assert!(same_origin(&headers(&[
             ("host", "a"),
             ("sec-fetch-site", "same-origin")
+        ])));
+        // Chromium's form post from a no-referrer page.
+        assert!(same_origin(&headers(&[
+            ("host", "a"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "a"),
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site")
         ])));
         assert!(!same_origin(&headers(&[
             ("host", "a"),

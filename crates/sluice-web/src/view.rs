@@ -34,6 +34,7 @@ pub struct Layout {
     /// This page's path (the preference switch returns to it).
     pub path: String,
     pub css: String,
+    pub favicon: String,
     pub js: String,
     pub htmx: String,
     pub uplot_js: String,
@@ -75,6 +76,7 @@ impl Layout {
             nav,
             path: path.to_string(),
             css: assets::url("app.css"),
+            favicon: assets::url("favicon.svg"),
             js: assets::url("app.js"),
             htmx: assets::url("htmx.min.js"),
             uplot_js: assets::url("uPlot.min.js"),

@@ -204,7 +204,7 @@ async fn every_ui_response_is_hardened_and_pages_have_no_inline_code() {
         .skip(1)
         .map(|s| format!("/ui/static/{}", s.split('"').next().unwrap()))
         .collect();
-    assert_eq!(assets.len(), 3, "{assets:?}");
+    assert_eq!(assets.len(), 4, "{assets:?}");
     for asset in &assets {
         let (status, headers, _) = ui.get(&mut anon, asset).await;
         assert_eq!(status, 200, "{asset}");

@@ -580,3 +580,50 @@ providers:
 fn h_addr(mock: &sluice_mock::MockServer) -> std::net::SocketAddr {
     mock.addr()
 }
+
+/// Issue 9 item 11: `allow-anonymous` (seed 000's "no header uses the pool") opens seed 000's
+/// routes only; the other standard routes still need a key.
+#[tokio::test]
+async fn allow_anonymous_opens_only_seed_000s_routes() {
+    let h = Harness::with_config("allow-anonymous: true", "").await;
+    let chat = h
+        .http
+        .post(h.url("/v1/chat/completions"))
+        .json(&json!({"model": "mock-model", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    let models = h.http.get(h.url("/v1/models")).send().await.unwrap();
+    assert_eq!(models.status(), 200);
+    let closed = [
+        (
+            "/v1/messages",
+            json!({"model": "mock-model", "max_tokens": 8, "messages": user("hi")}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "mock-model", "input": "hi"}),
+        ),
+        (
+            "/v1beta/models/mock-model:generateContent",
+            json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+        ),
+    ];
+    for (path, body) in closed {
+        let resp = h.http.post(h.url(path)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{path}: opened by allow-anonymous");
+        // With a key they are served.
+        let keyed = h
+            .http
+            .post(h.url(path))
+            .bearer_auth(CLIENT_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(keyed.status(), 200, "{path}");
+    }
+    let listing = h.http.get(h.url("/v1beta/models")).send().await.unwrap();
+    assert_eq!(listing.status(), 401);
+}

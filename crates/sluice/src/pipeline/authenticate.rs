@@ -71,6 +71,8 @@ impl ClientKeys {
 
     /// [`Self::authenticate_with`], letting a keyless local caller in when
     /// `allow-localhost-unauthenticated` allows it. A presented key is still checked.
+    /// `anonymous_route`: whether `allow-anonymous` holds on this route (seed 000's routes
+    /// only); elsewhere a caller without a key is refused whatever it says.
     pub fn authenticate_from(
         &self,
         stored: &KeyCache,
@@ -78,6 +80,7 @@ impl ClientKeys {
         headers: &HeaderMap,
         query: Option<&str>,
         local: bool,
+        anonymous_route: bool,
     ) -> Result<Caller, GatewayError> {
         if self.allow_local
             && local
@@ -90,7 +93,13 @@ impl ClientKeys {
                 key: None,
             });
         }
-        self.authenticate_with(stored, now_ms, headers, query)
+        self.check(
+            stored,
+            now_ms,
+            headers,
+            query,
+            self.allow_anonymous && anonymous_route,
+        )
     }
 
     /// Seed 004's routes: a configured or stored key must be presented, whatever
@@ -129,23 +138,34 @@ impl ClientKeys {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Caller, GatewayError> {
+        self.check(stored, now_ms, headers, query, self.allow_anonymous)
+    }
+
+    fn check(
+        &self,
+        stored: &KeyCache,
+        now_ms: i64,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        allow_anonymous: bool,
+    ) -> Result<Caller, GatewayError> {
         let no_keys = self.digests.is_empty() && stored.is_empty();
         let from_query = query.and_then(query_key);
         let Some(presented) = presented_key(headers).or(from_query.as_deref()) else {
-            return if self.allow_anonymous {
+            return if allow_anonymous {
                 Ok(Caller::anonymous())
-            } else if no_keys {
+            } else if no_keys && !self.allow_anonymous {
                 Err(GatewayError::no_keys_configured())
             } else {
                 Err(GatewayError::missing_key())
             };
         };
-        if no_keys && self.allow_anonymous {
+        if no_keys && allow_anonymous {
             return Ok(Caller::anonymous());
         }
         match self.find(stored, now_ms, presented)? {
             Some(caller) => Ok(caller),
-            None if no_keys => Err(GatewayError::no_keys_configured()),
+            None if no_keys && !self.allow_anonymous => Err(GatewayError::no_keys_configured()),
             None => Err(GatewayError::invalid_key()),
         }
     }

@@ -492,8 +492,8 @@ pub enum Scope {
     /// caller's own upstream token (with `allow-client-tokens`); no key uses the pool with
     /// `allow-anonymous`.
     Seed000,
-    /// The other standard routes: `allow-anonymous` and `allow-localhost-unauthenticated` hold,
-    /// a caller's own token does not.
+    /// The other standard routes: `allow-localhost-unauthenticated` holds; `allow-anonymous`
+    /// and a caller's own token do not (a key is needed).
     Standard,
     /// Seed 004's `/openai/v1/…`, `/claude/v1/…`, `/gemini/v1/…`: a Sluice key, always, and
     /// seed 004's 401s otherwise.
@@ -503,8 +503,8 @@ pub enum Scope {
 /// Authenticates a proxied request: a Sluice client key; on [`Scope::Seed000`] routes, when
 /// some provider sets `allow-client-tokens`, a Bearer without the `sk-` prefix that is neither a
 /// Sluice key nor a Sluice session token is the caller's own upstream token (returned as the
-/// second value); no key at all only with `allow-anonymous` (decided by the client keys), never
-/// on [`Scope::Seed004`] routes.
+/// second value); no key at all only with `allow-anonymous`, and only on [`Scope::Seed000`]
+/// routes.
 pub fn authenticate(
     runtime: &Runtime,
     accounts: &crate::accounts::Accounts,
@@ -520,7 +520,15 @@ pub fn authenticate(
             .authenticate_keyed(&accounts.keys, now_ms, headers, query)
             .map(|caller| (caller, None));
     }
-    match keys.authenticate_from(&accounts.keys, now_ms, headers, query, local) {
+    let anonymous_route = scope == Scope::Seed000;
+    match keys.authenticate_from(
+        &accounts.keys,
+        now_ms,
+        headers,
+        query,
+        local,
+        anonymous_route,
+    ) {
         Ok(caller) => Ok((caller, None)),
         Err(e) if scope == Scope::Seed000 => match own_token(runtime, headers) {
             Some(token) if !accounts.sessions.is_ours(&token) => Ok((

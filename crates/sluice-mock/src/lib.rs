@@ -54,6 +54,7 @@ mod ids;
 mod images;
 mod models;
 pub mod oauth;
+pub mod oauth_login;
 mod openai_chat;
 mod openai_gate;
 mod openai_responses;

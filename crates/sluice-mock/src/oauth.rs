@@ -75,10 +75,11 @@ pub struct OAuthFake {
     inner: Mutex<Inner>,
     calls: AtomicU64,
     reject_access: AtomicBool,
+    pub(crate) login: Mutex<crate::oauth_login::LoginState>,
 }
 
 #[derive(Debug, Default)]
-struct Inner {
+pub(crate) struct Inner {
     faults: VecDeque<TokenFault>,
     consumed: HashSet<String>,
     revoked_access: HashSet<String>,
@@ -93,7 +94,7 @@ struct Inner {
 }
 
 impl OAuthFake {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -158,10 +159,11 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/oauth/token", post(claude))
         .route("/oauth/token", post(codex))
         .route("/token", post(google))
+        .merge(crate::oauth_login::routes())
 }
 
 /// A request body as fields: JSON object or form.
-fn fields(headers: &HeaderMap, body: &Bytes) -> Option<(bool, Map<String, Value>)> {
+pub(crate) fn fields(headers: &HeaderMap, body: &Bytes) -> Option<(bool, Map<String, Value>)> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -208,13 +210,13 @@ fn decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     map.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         Json(json!({"error": error, "error_description": description})),
@@ -237,7 +239,7 @@ async fn claude(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             "unknown client_id",
         );
     }
-    refresh_grant(&state.oauth, Provider::Claude, &map).await
+    token_grant(&state.oauth, Provider::Claude, &map).await
 }
 
 async fn codex(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -255,7 +257,7 @@ async fn codex(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             "unknown client_id",
         );
     }
-    refresh_grant(&state.oauth, Provider::Codex, &map).await
+    token_grant(&state.oauth, Provider::Codex, &map).await
 }
 
 async fn google(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -275,7 +277,7 @@ async fn google(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             "The OAuth client was not found.",
         );
     }
-    refresh_grant(&state.oauth, Provider::Google, &map).await
+    token_grant(&state.oauth, Provider::Google, &map).await
 }
 
 /// The provider's refusal of a refresh token.
@@ -290,6 +292,13 @@ fn refusal(provider: Provider, code: &str) -> Response {
             oauth_error(StatusCode::BAD_REQUEST, code, "Refresh token not found or invalid")
         }
     }
+}
+
+async fn token_grant(fake: &OAuthFake, provider: Provider, map: &Map<String, Value>) -> Response {
+    if text(map, "grant_type") == Some("authorization_code") {
+        return crate::oauth_login::exchange(fake, provider, map);
+    }
+    refresh_grant(fake, provider, map).await
 }
 
 async fn refresh_grant(fake: &OAuthFake, provider: Provider, map: &Map<String, Value>) -> Response {
@@ -342,74 +351,91 @@ async fn refresh_grant(fake: &OAuthFake, provider: Provider, map: &Map<String, V
             };
             return refusal(provider, code);
         }
-        inner.seq += 1;
-        let n = inner.seq;
-        let prefix = match provider {
-            Provider::Claude => "oauth-claude",
-            Provider::Codex => "oauth-codex",
-            Provider::Google => "oauth-google",
-        };
-        let expires_in = inner.expires_in.unwrap_or(match provider {
-            Provider::Claude => 28_800,
-            Provider::Codex => 864_000,
-            Provider::Google => 3_599,
-        });
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let access = match provider {
-            Provider::Codex => jwt(&json!({"exp": now + expires_in, "n": n})),
-            _ => format!("{prefix}-at-{n}"),
-        };
-        let rotates = provider != Provider::Google;
-        let new_refresh =
-            (rotates && !inner.omit_refresh_token).then(|| format!("{prefix}-rt-{n}"));
-        if let Some(old_access) = inner.chain_access.remove(&presented) {
-            inner.revoked_access.insert(old_access);
-        }
-        if new_refresh.is_some() {
-            inner.consumed.insert(presented.clone());
-        }
-        let next = new_refresh.clone().unwrap_or(presented);
-        inner.chain_access.insert(next, access.clone());
-        inner.issued.push(Issued {
-            provider,
-            access_token: access.clone(),
-            refresh_token: new_refresh.clone(),
-        });
-        let mut body = json!({
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": expires_in,
-        });
-        if let Some(r) = new_refresh {
-            body["refresh_token"] = json!(r);
-        }
-        match provider {
-            Provider::Claude => {
-                body["scope"] = json!("user:profile user:inference");
-                body["organization"] = json!({"uuid": "org-fake", "name": "Fake Org"});
-                body["account"] =
-                    json!({"uuid": "acct-fake", "email_address": "claude-user@example.com"});
-            }
-            Provider::Codex => {
-                body["id_token"] = json!(jwt(&json!({
-                    "email": "codex-user@example.com",
-                    "exp": now + expires_in,
-                    "https://api.openai.com/auth": {"chatgpt_account_id": "chatgpt-acct-fake", "chatgpt_plan_type": "pro"}
-                })));
-            }
-            Provider::Google => {
-                body["scope"] = json!("https://www.googleapis.com/auth/cloud-platform");
-            }
-        }
+        let body = mint(&mut inner, provider, Some(presented));
         (body, inner.delay)
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
     Json(body).into_response()
+}
+
+/// Issues a token pair for `provider`: after a refresh (`presented`: the refresh token used,
+/// which a rotating provider consumes) or a code exchange (`None`: every provider issues a
+/// refresh token then, Google included).
+pub(crate) fn mint(inner: &mut Inner, provider: Provider, presented: Option<String>) -> Value {
+    inner.seq += 1;
+    let n = inner.seq;
+    let prefix = match provider {
+        Provider::Claude => "oauth-claude",
+        Provider::Codex => "oauth-codex",
+        Provider::Google => "oauth-google",
+    };
+    let expires_in = inner.expires_in.unwrap_or(match provider {
+        Provider::Claude => 28_800,
+        Provider::Codex => 864_000,
+        Provider::Google => 3_599,
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let access = match provider {
+        Provider::Codex => jwt(&json!({"exp": now + expires_in, "n": n})),
+        _ => format!("{prefix}-at-{n}"),
+    };
+    let exchange = presented.is_none();
+    let rotates = provider != Provider::Google;
+    let new_refresh =
+        (exchange || (rotates && !inner.omit_refresh_token)).then(|| format!("{prefix}-rt-{n}"));
+    if let Some(presented) = &presented {
+        if let Some(old_access) = inner.chain_access.remove(presented) {
+            inner.revoked_access.insert(old_access);
+        }
+        if new_refresh.is_some() {
+            inner.consumed.insert(presented.clone());
+        }
+    }
+    if let Some(next) = new_refresh.clone().or(presented) {
+        inner.chain_access.insert(next, access.clone());
+    }
+    inner.issued.push(Issued {
+        provider,
+        access_token: access.clone(),
+        refresh_token: new_refresh.clone(),
+    });
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+    });
+    if let Some(r) = new_refresh {
+        body["refresh_token"] = json!(r);
+    }
+    match provider {
+        Provider::Claude => {
+            body["scope"] = json!("user:profile user:inference");
+            body["organization"] = json!({"uuid": "org-fake", "name": "Fake Org"});
+            body["account"] =
+                json!({"uuid": "acct-fake", "email_address": "claude-user@example.com"});
+        }
+        Provider::Codex => {
+            body["id_token"] = json!(jwt(&json!({
+                "email": "codex-user@example.com",
+                "exp": now + expires_in,
+                "https://api.openai.com/auth": {"chatgpt_account_id": "chatgpt-acct-fake", "chatgpt_plan_type": "pro"}
+            })));
+        }
+        Provider::Google => {
+            body["scope"] = json!("https://www.googleapis.com/auth/cloud-platform");
+            if exchange {
+                body["id_token"] = json!(jwt(
+                    &json!({"email": "gemini-user@example.com", "exp": now + expires_in})
+                ));
+            }
+        }
+    }
+    body
 }
 
 /// An unsigned JWT, as the fake mints them.

@@ -56,6 +56,11 @@ impl TokenDoc {
         self.kind
     }
 
+    /// A document of `kind` from a JSON object (a new sign-in's file before its first grant).
+    pub fn from_map(kind: Kind, map: Map<String, Value>) -> TokenDoc {
+        TokenDoc { kind, map }
+    }
+
     /// The object holding the tokens: CPA Gemini files nest them under `token`.
     fn tokens(&self) -> &Map<String, Value> {
         match self.map.get("token") {

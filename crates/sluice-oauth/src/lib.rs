@@ -10,7 +10,9 @@
 #![forbid(unsafe_code)]
 
 pub mod file;
+pub mod flow;
 pub mod jwt;
+pub mod login;
 pub mod provider;
 pub mod refresh;
 pub mod store;

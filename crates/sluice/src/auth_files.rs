@@ -189,8 +189,24 @@ fn upstream_root(text: &str) -> Result<String, String> {
 }
 
 impl TokenFile {
+    /// The OAuth provider of this token.
+    pub fn oauth_kind(&self) -> sluice_oauth::Kind {
+        match self.kind {
+            TokenKind::Claude => sluice_oauth::Kind::Claude,
+            TokenKind::Codex => sluice_oauth::Kind::Codex,
+            TokenKind::Qwen => sluice_oauth::Kind::Qwen,
+            TokenKind::Gemini => sluice_oauth::Kind::Gemini,
+        }
+    }
+
     /// The provider this token serves as, named after its file.
     pub fn provider(&self, file_name: &str) -> ProviderConfig {
+        self.provider_at(file_name, None)
+    }
+
+    /// [`TokenFile::provider`], with `base` (`oauth.<provider>.base-url`) as the upstream root
+    /// when the file names none.
+    pub fn provider_at(&self, file_name: &str, base: Option<&str>) -> ProviderConfig {
         let models = |names: &[&str]| -> Vec<ModelConfig> {
             names
                 .iter()
@@ -252,6 +268,7 @@ impl TokenFile {
             base_url: self
                 .base_url
                 .clone()
+                .or_else(|| base.map(String::from))
                 .unwrap_or_else(|| default_base.to_string()),
             api_keys,
             models: models(model_list),
@@ -388,7 +405,11 @@ pub fn providers(config: &Config) -> Vec<ProviderConfig> {
         .filter_map(|info| {
             let bytes = read(&dir, &info.name).ok()?;
             match parse(&bytes) {
-                Ok(token) => Some(token.provider(&info.name)),
+                Ok(token) => {
+                    let kind = token.oauth_kind();
+                    let base = config.oauth.provider(kind).base_url.as_deref();
+                    Some(token.provider_at(&info.name, base))
+                }
                 Err(reason) => {
                     tracing::warn!(file = %info.name, %reason, "auth file skipped: fix or delete it");
                     None

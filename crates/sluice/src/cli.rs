@@ -12,6 +12,7 @@ use crate::api::usage::record_json;
 use crate::config::{CONFIG_ENV, Config};
 use crate::store::{NewUser, Role, UsageFilter};
 
+pub mod login;
 pub mod store;
 
 /// Environment variable a new user's password may come from.

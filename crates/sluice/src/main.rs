@@ -52,6 +52,9 @@ enum Command {
         #[arg(long, short, env = CONFIG_ENV)]
         config: PathBuf,
     },
+    /// Sign a subscription account in (claude, codex, gemini) and write its token file into
+    /// the config's auth-dir.
+    Login(sluice::cli::login::LoginArgs),
     /// Move an installation between stores; prune old usage.
     Store {
         #[command(subcommand)]
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Usage { command } => sluice::cli::run_usage(command),
         Command::Migrate { config } => sluice::cli::store::run_migrate(&config),
         Command::Store { command } => sluice::cli::store::run_store(command),
+        Command::Login(args) => sluice::cli::login::run(args),
         Command::Serve { config, listen } => {
             let mut loaded = match Config::load(&config) {
                 Ok(c) => c,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sluice_oauth::flow::LoginUrls;
 use sluice_oauth::{Endpoints, Kind};
 
 /// `oauth:`.
@@ -75,6 +76,25 @@ pub struct ProviderOAuth {
     /// Proxy for this provider's token calls and traffic; default: the global `proxy-url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_url: Option<String>,
+    /// The sign-in page (`sluice login`, the management API's auth URLs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize_url: Option<String>,
+    /// The redirect URI registered for the client (it names the page or callback the code
+    /// comes back to; change it only with a client that registered another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// Codex: the device-code endpoints' root (`/usercode`, `/token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_url: Option<String>,
+    /// Codex: the page where the user enters the device code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_url: Option<String>,
+    /// Gemini: Code Assist's API root (`…/v1internal`), for project discovery and traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_assist_url: Option<String>,
+    /// The upstream API root of this provider's token files that name none (`base_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
 }
 
 impl OAuthConfig {
@@ -103,6 +123,24 @@ impl OAuthConfig {
         e
     }
 
+    /// The sign-in endpoints of `kind`, the config's values over the defaults.
+    pub fn login_urls(&self, kind: Kind) -> LoginUrls {
+        let p = self.provider(kind);
+        let mut u = LoginUrls::defaults(kind);
+        for (value, slot) in [
+            (&p.authorize_url, &mut u.authorize_url),
+            (&p.redirect_uri, &mut u.redirect_uri),
+            (&p.device_url, &mut u.device_url),
+            (&p.verification_url, &mut u.verification_url),
+            (&p.code_assist_url, &mut u.code_assist_url),
+        ] {
+            if let Some(v) = value {
+                slot.clone_from(v);
+            }
+        }
+        u
+    }
+
     pub fn lead(&self, kind: Kind) -> Duration {
         self.provider(kind)
             .refresh_lead
@@ -112,9 +150,27 @@ impl OAuthConfig {
     /// Checks URLs: a token endpoint must be https (http only to this machine).
     pub fn check(&self) -> Result<(), (String, String)> {
         for kind in Kind::ALL {
-            if let Some(url) = &self.provider(kind).token_url {
-                crate::auth_files::check_upstream_url(url)
-                    .map_err(|e| (format!("oauth.{kind}.token-url"), e))?;
+            let p = self.provider(kind);
+            for (key, value) in [
+                ("token-url", &p.token_url),
+                ("authorize-url", &p.authorize_url),
+                ("device-url", &p.device_url),
+                ("verification-url", &p.verification_url),
+                ("code-assist-url", &p.code_assist_url),
+                ("base-url", &p.base_url),
+            ] {
+                if let Some(url) = value {
+                    crate::auth_files::check_upstream_url(url)
+                        .map_err(|e| (format!("oauth.{kind}.{key}"), e))?;
+                }
+            }
+            if let Some(uri) = &p.redirect_uri
+                && reqwest::Url::parse(uri).is_err()
+            {
+                return Err((
+                    format!("oauth.{kind}.redirect-uri"),
+                    format!("`{uri}` is not a URL"),
+                ));
             }
         }
         if self.refresh_concurrency == 0 {

@@ -19,6 +19,7 @@
 //!   token is answered with the current one, never by disabling a freshly refreshed account.
 
 pub mod config;
+pub mod login;
 pub mod scheduler;
 
 use std::collections::HashMap;

@@ -1,0 +1,492 @@
+//! `sluice login claude|codex|gemini` end to end: the real binary against sluice-mock's strict
+//! sign-in fakes, the pasted value piped through standard input. Claude's paste with the right
+//! and a wrong state, Codex's device polling through pending to success (then the account
+//! serving a request through a running gateway at once) and to a denial or expiry, Codex's
+//! browser flow, Gemini's onboarding with a pending operation, an ineligible tier.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::CLIENT_KEY;
+use serde_json::{Value, json};
+use sluice_mock::oauth_login::{CodeAssistScript, DeviceAnswer, INELIGIBLE_MESSAGE};
+use sluice_mock::{MockConfig, MockServer};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+struct Setup {
+    mock: MockServer,
+    root: tempfile::TempDir,
+    config: PathBuf,
+    port: u16,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let mock = MockServer::start(MockConfig::default()).await.unwrap();
+        mock.oauth().set_device_interval(1);
+        let root = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let m = format!("http://{}", mock.addr());
+        let config = root.path().join("sluice.yaml");
+        std::fs::create_dir_all(root.path().join("auths")).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}
+api-keys: [{CLIENT_KEY}]
+auth-dir: auths
+oauth:
+  claude: {{token-url: '{m}/v1/oauth/token', authorize-url: '{m}/oauth/authorize'}}
+  codex:
+    token-url: '{m}/oauth/token'
+    authorize-url: '{m}/oauth/authorize'
+    device-url: '{m}/api/accounts/deviceauth'
+    verification-url: '{m}/codex/device'
+    base-url: '{m}/v1'
+  gemini: {{token-url: '{m}/token', authorize-url: '{m}/o/oauth2/v2/auth', code-assist-url: '{m}/v1internal'}}
+providers: []
+"
+            ),
+        )
+        .unwrap();
+        Setup {
+            mock,
+            root,
+            config,
+            port,
+        }
+    }
+
+    fn auths(&self) -> PathBuf {
+        self.root.path().join("auths")
+    }
+
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.auths())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn file(&self, name: &str) -> Value {
+        let path = self.auths().join(name);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} is private");
+        }
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn login(&self, args: &[&str]) -> Login {
+        let mut child = tokio::process::Command::new(BIN)
+            .arg("login")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("SLUICE_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Login {
+            child,
+            stdout,
+            seen: String::new(),
+        }
+    }
+
+    /// What the user's browser gets from an authorize URL: the page's text, or the redirect.
+    async fn visit(&self, url: &str) -> (u16, String) {
+        assert!(
+            url.starts_with(&format!("http://{}", self.mock.addr())),
+            "{url}"
+        );
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = client.get(url).send().await.unwrap();
+        let status = resp.status().as_u16();
+        if let Some(location) = resp.headers().get("location") {
+            return (status, location.to_str().unwrap().to_string());
+        }
+        (status, resp.text().await.unwrap())
+    }
+}
+
+struct Login {
+    child: tokio::process::Child,
+    stdout: BufReader<tokio::process::ChildStdout>,
+    seen: String,
+}
+
+struct Outcome {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Login {
+    /// The next printed line that starts (after indentation) with `prefix`.
+    async fn line_starting(&mut self, prefix: &str) -> String {
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let mut line = String::new();
+                let n = self.stdout.read_line(&mut line).await.unwrap();
+                assert!(n > 0, "output ended before `{prefix}`: {}", self.seen);
+                self.seen.push_str(&line);
+                let t = line.trim();
+                if t.starts_with(prefix) {
+                    return t.to_string();
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no `{prefix}` line: {}", self.seen))
+    }
+
+    async fn paste(&mut self, text: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{text}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    async fn finish(mut self) -> Outcome {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("sluice login did not end")
+            .unwrap();
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).await.unwrap();
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        Outcome {
+            ok: status.success(),
+            stdout: self.seen + &rest,
+            stderr,
+        }
+    }
+}
+
+fn query(url: &str, key: &str) -> String {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no {key} in {url}"))
+}
+
+/// No token of the file, and no code, appears in what the command printed.
+fn assert_no_secrets(out: &Outcome, file: &Value, code: Option<&str>) {
+    let all = format!("{}{}", out.stdout, out.stderr);
+    let tokens = [
+        &file["access_token"],
+        &file["refresh_token"],
+        &file["id_token"],
+        &file["token"]["access_token"],
+        &file["token"]["refresh_token"],
+    ];
+    for t in tokens.into_iter().filter_map(Value::as_str) {
+        assert!(!all.contains(t), "a token was printed: {all}");
+    }
+    if let Some(code) = code {
+        assert!(!all.contains(code), "the code was printed: {all}");
+    }
+}
+
+#[tokio::test]
+async fn claude_paste_with_the_right_state_signs_in() {
+    let s = Setup::new().await;
+    for (round, full_url) in [(1, false), (2, true)] {
+        let mut login = s.login(&["claude", "--accept-risk"]);
+        let url = login.line_starting("http://").await;
+        assert_eq!(
+            query(&url, "redirect_uri"),
+            "https://platform.claude.com/oauth/code/callback"
+        );
+        let (status, shown) = s.visit(&url).await;
+        assert_eq!(status, 200, "{shown}");
+        let (code, state) = shown.split_once('#').unwrap();
+        assert_eq!(state, query(&url, "state"));
+        let pasted = if full_url {
+            format!("https://platform.claude.com/oauth/code/callback?code={code}&state={state}")
+        } else {
+            shown.clone()
+        };
+        login.paste(&pasted).await;
+        let out = login.finish().await;
+        assert!(out.ok, "round {round}: {}\n{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("claude-claude-user@example.com.json"));
+        let file = s.file("claude-claude-user@example.com.json");
+        assert_eq!(file["type"], "claude");
+        assert!(
+            file["access_token"]
+                .as_str()
+                .unwrap()
+                .starts_with("oauth-claude-at-")
+        );
+        assert!(
+            file["refresh_token"]
+                .as_str()
+                .unwrap()
+                .starts_with("oauth-claude-rt-")
+        );
+        assert_eq!(file["organization_uuid"], "org-fake");
+        assert!(file["expired"].is_string());
+        assert_no_secrets(&out, &file, Some(code));
+        assert_eq!(s.mock.oauth().exchanges(), round);
+    }
+    assert_eq!(
+        s.files(),
+        ["claude-claude-user@example.com.json"],
+        "a re-login replaces the file"
+    );
+}
+
+#[tokio::test]
+async fn claude_paste_with_a_wrong_state_is_refused() {
+    let s = Setup::new().await;
+    let mut login = s.login(&["claude", "--accept-risk"]);
+    let url = login.line_starting("http://").await;
+    let (_, shown) = s.visit(&url).await;
+    let (code, _) = shown.split_once('#').unwrap();
+    login
+        .paste(&format!("{code}#not-this-sign-ins-state"))
+        .await;
+    let out = login.finish().await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("state does not match"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(code));
+    assert_eq!(s.mock.oauth().exchanges(), 0, "the code is never sent");
+    assert!(s.files().is_empty());
+
+    // Without the opt-in nothing starts, and the reason is given.
+    let out = s.login(&["claude"]).finish().await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains("--accept-risk"), "{}", out.stderr);
+    assert!(out.stderr.contains("your own"), "{}", out.stderr);
+    assert!(
+        !out.stdout.contains("http://"),
+        "no authorize URL: {}",
+        out.stdout
+    );
+
+    let out = s.login(&["qwen"]).finish().await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains("discontinued"), "{}", out.stderr);
+}
+
+/// Waits for `sluice serve` on `port` to answer `/healthz` (`/readyz` says 503 until an
+/// account exists).
+async fn wait_ready(port: u16) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("sluice serve did not become ready");
+}
+
+#[tokio::test]
+async fn codex_device_login_polls_through_pending_and_serves_at_once() {
+    let s = Setup::new().await;
+    let _gateway = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&s.config)
+        .env_remove("SLUICE_CONFIG")
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_ready(s.port).await;
+    let http = reqwest::Client::new();
+    let ask = || {
+        http.post(format!("http://127.0.0.1:{}/v1/responses", s.port))
+            .bearer_auth(CLIENT_KEY)
+            .json(&json!({"model": "gpt-5-codex", "input": "hi"}))
+            .send()
+    };
+    assert_ne!(ask().await.unwrap().status(), 200, "no account yet");
+
+    s.mock
+        .oauth()
+        .script_device(&[DeviceAnswer::Pending, DeviceAnswer::Pending]);
+    let started = std::time::Instant::now();
+    let mut login = s.login(&["codex"]);
+    let page = login.line_starting("http://").await;
+    assert_eq!(page, format!("http://{}/codex/device", s.mock.addr()));
+    let code = login.line_starting("FAKE-").await;
+    let out = login.finish().await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "polled at the server's 1 s interval: pending, pending, approved"
+    );
+    let name = "codex-codex-user@example.com.json";
+    let file = s.file(name);
+    assert_eq!(file["type"], "codex");
+    assert_eq!(file["account_id"], "chatgpt-acct-fake");
+    assert_eq!(file["email"], "codex-user@example.com");
+    assert_no_secrets(&out, &file, None);
+    assert!(out.stdout.contains(&code));
+
+    // The running gateway's watcher picks the file up: the account serves at once.
+    let mut served = None;
+    for _ in 0..100 {
+        let resp = ask().await.unwrap();
+        if resp.status() == 200 {
+            served = Some(resp.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let served = served.expect("the new account never served");
+    assert_eq!(served["object"], "response", "{served}");
+    let sent = s
+        .mock
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == "/v1/responses")
+        .unwrap();
+    assert_eq!(
+        sent.header("authorization").unwrap(),
+        format!("Bearer {}", file["access_token"].as_str().unwrap())
+    );
+    assert_eq!(
+        sent.header("chatgpt-account-id").unwrap(),
+        "chatgpt-acct-fake"
+    );
+}
+
+#[tokio::test]
+async fn codex_device_login_ends_on_denial_or_expiry() {
+    let s = Setup::new().await;
+    for (answers, words) in [
+        (vec![DeviceAnswer::Pending, DeviceAnswer::Deny], "denied"),
+        (vec![DeviceAnswer::Expire], "expired"),
+    ] {
+        s.mock.oauth().script_device(&answers);
+        let out = s.login(&["codex"]).finish().await;
+        assert!(!out.ok);
+        assert!(out.stderr.contains(words), "{}", out.stderr);
+    }
+    s.mock.oauth().disable_device(true);
+    let out = s.login(&["codex"]).finish().await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains("--browser"), "{}", out.stderr);
+    assert!(s.files().is_empty());
+    assert_eq!(s.mock.oauth().exchanges(), 0);
+}
+
+#[tokio::test]
+async fn codex_browser_login_takes_the_pasted_redirect() {
+    let s = Setup::new().await;
+    let mut login = s.login(&["codex", "--browser"]);
+    let url = login.line_starting("http://").await;
+    let (status, location) = s.visit(&url).await;
+    assert_eq!(status, 302);
+    assert!(
+        location.starts_with("http://localhost:1455/auth/callback?code="),
+        "{location}"
+    );
+    login.paste(&location).await;
+    let out = login.finish().await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let file = s.file("codex-codex-user@example.com.json");
+    assert_eq!(file["account_id"], "chatgpt-acct-fake");
+    assert_no_secrets(&out, &file, Some(&query(&location, "code")));
+}
+
+#[tokio::test]
+async fn gemini_login_onboards_through_a_pending_operation() {
+    let s = Setup::new().await;
+    s.mock
+        .oauth()
+        .script_code_assist(CodeAssistScript::Onboard {
+            pending: 2,
+            project: "onboarded-project-7".into(),
+        });
+    let mut login = s.login(&["gemini", "--poll-interval", "100ms"]);
+    let url = login.line_starting("http://").await;
+    assert_eq!(
+        query(&url, "redirect_uri"),
+        "https://codeassist.google.com/authcode"
+    );
+    assert_eq!(query(&url, "code_challenge_method"), "S256");
+    let (status, code) = s.visit(&url).await;
+    assert_eq!(status, 200);
+    login.paste(&code).await;
+    let out = login.finish().await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let file = s.file("gemini-gemini-user@example.com.json");
+    assert_eq!(file["type"], "gemini");
+    assert_eq!(file["project_id"], "onboarded-project-7");
+    assert!(file["token"]["refresh_token"].is_string());
+    assert!(file["token"]["expiry"].is_string());
+    assert!(out.stdout.contains("onboarded-project-7"));
+    assert_no_secrets(&out, &file, Some(&code));
+    assert_eq!(
+        s.mock.oauth().onboard_calls(),
+        4,
+        "onboardUser (not done), two pending polls, the done one"
+    );
+}
+
+#[tokio::test]
+async fn gemini_login_reports_an_ineligible_tier_in_googles_words() {
+    let s = Setup::new().await;
+    s.mock
+        .oauth()
+        .script_code_assist(CodeAssistScript::Ineligible);
+    let mut login = s.login(&["gemini"]);
+    let url = login.line_starting("http://").await;
+    let (_, code) = s.visit(&url).await;
+    login.paste(&code).await;
+    let out = login.finish().await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains(INELIGIBLE_MESSAGE), "{}", out.stderr);
+    assert!(out.stderr.contains("UNSUPPORTED_CLIENT"), "{}", out.stderr);
+    assert!(
+        s.files().is_empty(),
+        "no file for an account that cannot serve"
+    );
+}

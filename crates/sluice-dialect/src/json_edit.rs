@@ -120,8 +120,8 @@ impl<'a> ObjectSpans<'a> {
                 }
                 Edit::Insert { key, json } => splices.push(self.insertion(key, json)),
                 Edit::Remove { key } => {
-                    if let Some(span) = self.removal(key) {
-                        splices.push((span.0, span.1, String::new()));
+                    for (start, end) in self.removals(key) {
+                        splices.push((start, end, String::new()));
                     }
                 }
             }
@@ -149,25 +149,43 @@ impl<'a> ObjectSpans<'a> {
         (self.open + 1, self.open + 1, format!("{key}:{json}{sep}"))
     }
 
-    /// The span that removes a field together with one neighbouring comma.
-    fn removal(&self, key: &str) -> Option<(usize, usize)> {
-        let idx = self.fields.iter().rposition(|f| f.key == key)?;
-        if idx > 0 {
-            // From the end of the previous value: covers `, "key": value`.
-            Some((self.fields[idx - 1].end, self.fields[idx].end))
-        } else if let Some(next) = self.fields.get(1) {
-            // First field: from just after `{` up to the next key's opening quote.
-            let between = &self.src[self.fields[0].end..next.start];
-            let comma = between.find(',')? + self.fields[0].end;
-            let next_key = self.src[comma + 1..]
-                .find('"')
-                .map(|i| comma + 1 + i)
-                .unwrap_or(comma + 1);
-            Some((self.open + 1, next_key))
-        } else {
-            let close = self.src[self.fields[0].end..].find('}')? + self.fields[0].end;
-            Some((self.open + 1, close))
+    /// The spans that remove every field with this key (a duplicate left behind would become
+    /// the value a parser sees), each run of adjacent removed fields together with one
+    /// neighbouring comma. Runs are separated by kept fields, so the spans never overlap.
+    fn removals(&self, key: &str) -> Vec<(usize, usize)> {
+        let removed: Vec<bool> = self.fields.iter().map(|f| f.key == key).collect();
+        let mut spans = Vec::new();
+        let mut i = 0;
+        while i < removed.len() {
+            if !removed[i] {
+                i += 1;
+                continue;
+            }
+            let first = i;
+            while i + 1 < removed.len() && removed[i + 1] {
+                i += 1;
+            }
+            let last = i;
+            i += 1;
+            if first > 0 {
+                // From the end of the previous value: covers `, "key": value` (and its repeats).
+                spans.push((self.fields[first - 1].end, self.fields[last].end));
+            } else if let Some(next) = self.fields.get(last + 1) {
+                // Leading run: from just after `{` up to the next kept key's opening quote.
+                let between = &self.src[self.fields[last].end..next.start];
+                let Some(comma) = between.find(',').map(|c| c + self.fields[last].end) else {
+                    continue;
+                };
+                let next_key = self.src[comma + 1..]
+                    .find('"')
+                    .map(|q| comma + 1 + q)
+                    .unwrap_or(comma + 1);
+                spans.push((self.open + 1, next_key));
+            } else if let Some(close) = self.src[self.fields[last].end..].find('}') {
+                spans.push((self.open + 1, self.fields[last].end + close));
+            }
         }
+        spans
     }
 }
 
@@ -178,7 +196,7 @@ pub enum Edit {
     Replace { key: String, json: String },
     /// Insert the field (the caller knows it is absent).
     Insert { key: String, json: String },
-    /// Remove the field if present.
+    /// Remove the field if present (every duplicate of it).
     Remove { key: String },
 }
 
@@ -301,6 +319,28 @@ mod tests {
             }]),
             "{}"
         );
+    }
+
+    /// Found by fuzzing (`fuzz/` target `stream_openai_chat`): removing `usage` from a chunk
+    /// that repeats the key left the first copy behind, so the client still saw a `usage`.
+    #[test]
+    fn remove_takes_every_duplicate() {
+        for (src, want) in [
+            (r#"{"usage":1,"a":2,"usage":3}"#, r#"{"a":2}"#),
+            (r#"{"a":1,"usage":2,"usage":3}"#, r#"{"a":1}"#),
+            (r#"{"usage":1, "usage":2 ,"b":3}"#, r#"{"b":3}"#),
+            (r#"{"usage":1,"usage":2}"#, "{}"),
+            (
+                r#"{"a":1,"usage":2,"b":3,"usage":4,"c":5}"#,
+                r#"{"a":1,"b":3,"c":5}"#,
+            ),
+        ] {
+            let spans = ObjectSpans::parse(src).unwrap();
+            let out = spans.apply(&[Edit::Remove {
+                key: "usage".into(),
+            }]);
+            assert_eq!(out, want, "removing usage from {src}");
+        }
     }
 
     #[test]

@@ -17,8 +17,40 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
-    /// Input plus output.
+    /// Input plus output (saturating: the counts come from upstreams, and a hostile or broken
+    /// one can report any `u64`).
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::Dialect;
+
+    /// Found by fuzzing (`fuzz/` target `response_openai_chat`): an upstream reporting
+    /// `prompt_tokens` near `u64::MAX` overflowed the total when the answer was rendered
+    /// (a panic with overflow checks, a wrapped `total_tokens` without).
+    #[test]
+    fn totals_of_hostile_counts_saturate() {
+        let huge = TokenUsage {
+            input_tokens: u64::MAX,
+            output_tokens: 1,
+            ..TokenUsage::default()
+        };
+        assert_eq!(huge.total(), u64::MAX);
+        let body = br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":1}}"#;
+        let response = Dialect::OpenAiChat.decode_response(body).unwrap();
+        for client in [
+            Dialect::OpenAiChat,
+            Dialect::OpenAiResponses,
+            Dialect::Anthropic,
+            Dialect::Gemini,
+        ] {
+            let rendered = client.encode_response(&response).to_string();
+            assert!(!rendered.contains("\"total_tokens\":0"), "{rendered}");
+        }
     }
 }

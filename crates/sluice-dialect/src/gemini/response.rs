@@ -146,7 +146,7 @@ pub(super) fn usage_metadata(usage: &TokenUsage) -> Value {
     let mut meta = json!({
         "promptTokenCount": usage.input_tokens,
         "candidatesTokenCount": usage.output_tokens.saturating_sub(usage.reasoning_tokens),
-        "totalTokenCount": usage.input_tokens + usage.output_tokens,
+        "totalTokenCount": usage.total(),
     });
     if usage.reasoning_tokens > 0 {
         meta["thoughtsTokenCount"] = json!(usage.reasoning_tokens);

@@ -17,9 +17,11 @@
 
 pub mod assets;
 pub mod i18n;
+mod live;
 mod pages;
 pub mod security;
 pub mod session;
+pub mod svg;
 pub mod view;
 
 use std::net::IpAddr;
@@ -45,6 +47,43 @@ pub trait Gateway: Send + Sync + 'static {
     async fn verify_password(&self, user: Option<&User>, password: &str) -> bool;
     /// What the System page shows.
     async fn system(&self) -> SystemInfo;
+    /// Every credential's health now, in config order (ids, never secrets).
+    fn credentials(&self) -> Vec<CredentialHealth>;
+    /// The calendar limits count days and months in.
+    fn calendar(&self) -> sluice_store::limits::Calendar;
+    /// A counter bumped each time a batch of usage records leaves the store writer: the live
+    /// pages wait on it instead of polling the store.
+    fn usage_written(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// One credential's health, as the routing table sees it now.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CredentialHealth {
+    pub id: String,
+    pub provider: String,
+    /// `config`, `pool` or `caller`.
+    pub origin: String,
+    /// `active`, `cooling`, `disabled` or `needs_relogin`.
+    pub status: String,
+    /// Why it is disabled.
+    pub disabled: Option<String>,
+    /// Models cooling, probing or failing (healthy ones are not listed).
+    pub models: Vec<ModelHealth>,
+    pub requests: u64,
+    pub failures: u64,
+    /// Kind of the last failure: `quota`, `server_error`, `unauthorized`.
+    pub last_error: Option<String>,
+}
+
+/// One model's state on one credential.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ModelHealth {
+    pub model: String,
+    /// `cooling`, `probing`, `probe_due` or `degraded`.
+    pub status: String,
+    /// `quota` or `server_error`.
+    pub reason: Option<String>,
+    pub remaining_ms: Option<u64>,
 }
 
 /// The gateway as the System page shows it.
@@ -118,6 +157,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(web: Arc<Web>) -> Router<S> {
         .route("/ui/login", get(pages::login_page).post(pages::login))
         .route("/ui/logout", post(pages::logout))
         .route("/ui/prefs", post(pages::prefs))
+        .route("/ui/overview", get(pages::overview::page))
+        .route("/ui/overview/series", get(pages::overview::series))
+        .route("/ui/live/overview", get(live::overview))
         .route("/ui/system", get(pages::system))
         .route("/ui/me", get(pages::me))
         .route("/ui/static/{file}", get(assets::serve))

@@ -52,7 +52,11 @@ impl Layout {
         let nav = match &viewer {
             Some(v) => {
                 let items: &[(&'static str, &'static str)] = if v.is_admin() {
-                    &[("/ui/system", "nav.system"), ("/ui/me", "nav.me")]
+                    &[
+                        ("/ui/overview", "nav.overview"),
+                        ("/ui/system", "nav.system"),
+                        ("/ui/me", "nav.me"),
+                    ]
                 } else {
                     &[("/ui/me", "nav.me")]
                 };
@@ -120,6 +124,27 @@ impl Layout {
             Some(ms) => utc(ms / 1000),
             None => self.t("keys.never").to_string(),
         }
+    }
+
+    /// The charts' series names in this language, as JSON for a `data-labels` attribute.
+    pub fn chart_labels(&self) -> String {
+        let mut m = serde_json::Map::new();
+        for key in [
+            "chart.ok",
+            "chart.saved",
+            "chart.4xx",
+            "chart.5xx",
+            "chart.latency50",
+            "chart.latency95",
+            "chart.ttft50",
+            "chart.ttft95",
+            "chart.requests",
+            "chart.ms",
+            "chart.nodata",
+        ] {
+            m.insert(key.trim_start_matches("chart.").into(), self.t(key).into());
+        }
+        serde_json::Value::Object(m).to_string()
     }
 
     /// `{"X-CSRF-Token": "…"}` for `hx-headers` (htmx sends it with every request).

@@ -72,10 +72,104 @@ setInterval(() => {
   }
 }, 250);
 
+// Live parts: <div data-live="/ui/live/…"> is replaced by what its Server-Sent Events stream
+// pushes (server-rendered HTML from the dashboard's own origin); the charts refresh with it.
+function live(root) {
+  for (const el of root.querySelectorAll("[data-live]")) {
+    if (el.dataset.bound) continue;
+    el.dataset.bound = "1";
+    const source = new EventSource(el.dataset.live);
+    source.addEventListener("overview", (event) => {
+      el.innerHTML = event.data;
+      el.dataset.updated = String(Date.now());
+      init(el);
+      refreshCharts();
+    });
+    source.addEventListener("signedout", () => {
+      source.close();
+      window.location.assign("/ui/login");
+    });
+    // A dropped stream reconnects by itself (EventSource retries); a closed page ends it.
+    window.addEventListener("pagehide", () => source.close());
+  }
+}
+
+// Charts: <div data-chart="traffic|latency" data-src="…json" data-labels='{…}'> drawn with the
+// vendored uPlot (loaded only on pages that have charts).
+const charts = new Map();
+const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+function stacked(rows) {
+  // Cumulative sums, bottom to top, so filled lines draw a stacked area.
+  const out = [];
+  let acc = rows[0].map(() => 0);
+  for (const row of rows) {
+    acc = acc.map((v, i) => v + (row[i] || 0));
+    out.push(acc);
+  }
+  return out;
+}
+function chartOptions(kind, labels, width) {
+  const series = [{}];
+  if (kind === "traffic") {
+    const colours = [css("--ok"), css("--accent"), css("--warn"), css("--bad")];
+    const names = [labels.ok, labels.saved, labels["4xx"], labels["5xx"]];
+    // Drawn top-down so each lower band paints over the one above it.
+    for (let i = 3; i >= 0; i--) {
+      series.push({ label: names[i], stroke: colours[i], fill: colours[i] + "55", width: 1, points: { show: false } });
+    }
+    return { width, height: 220, series, axes: [{}, { label: labels.requests }], scales: { x: { time: true } } };
+  }
+  const colours = [css("--accent"), css("--accent"), css("--warn"), css("--warn")];
+  const names = [labels.latency50, labels.latency95, labels.ttft50, labels.ttft95];
+  names.forEach((name, i) => series.push({ label: name, stroke: colours[i], width: 2, dash: i % 2 ? [6, 4] : undefined, spanGaps: true, points: { show: false } }));
+  return { width, height: 220, series, axes: [{}, { label: labels.ms }], scales: { x: { time: true } } };
+}
+function chartData(kind, s) {
+  if (kind === "traffic") {
+    const [ok, saved, c4, c5] = stacked([s.ok, s.saved, s.client_errors, s.server_errors]);
+    return [s.x, c5, c4, saved, ok];
+  }
+  return [s.x, s.latency_p50, s.latency_p95, s.ttft_p50, s.ttft_p95];
+}
+async function drawChart(el) {
+  if (typeof window.uPlot !== "function") return;
+  const response = await fetch(el.dataset.src, { credentials: "same-origin", headers: { accept: "application/json" } });
+  if (!response.ok) return;
+  const s = await response.json();
+  const kind = el.dataset.chart;
+  const labels = JSON.parse(el.dataset.labels || "{}");
+  const data = chartData(kind, s);
+  const existing = charts.get(el);
+  if (existing) {
+    existing.setData(data);
+  } else {
+    el.textContent = "";
+    const plot = new window.uPlot(chartOptions(kind, labels, Math.max(280, el.clientWidth - 24)), data, el);
+    charts.set(el, plot);
+  }
+  el.dataset.points = String(s.x.length);
+  el.dataset.requests = String([...s.ok, ...s.saved, ...s.client_errors, ...s.server_errors].reduce((a, b) => a + b, 0));
+}
+function refreshCharts() {
+  for (const el of document.querySelectorAll("[data-chart]")) drawChart(el).catch(() => {});
+}
+function startCharts(root) {
+  for (const el of root.querySelectorAll("[data-chart]")) {
+    if (el.dataset.bound) continue;
+    el.dataset.bound = "1";
+    drawChart(el).catch(() => {});
+  }
+}
+window.addEventListener("resize", () => {
+  for (const [el, plot] of charts) plot.setSize({ width: Math.max(280, el.clientWidth - 24), height: 220 });
+});
+
 function init(root) {
   preferences(root);
   copyButtons(root);
   startCountdowns(root);
+  live(root);
+  startCharts(root);
 }
 
 document.addEventListener("DOMContentLoaded", () => init(document));

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sluice_web::{Gateway, SystemInfo, Web, WebConfig};
+use sluice_web::{CredentialHealth, Gateway, ModelHealth, SystemInfo, Web, WebConfig};
 
 use crate::gateway::AppState;
 use crate::store::{Store, User};
@@ -61,6 +61,51 @@ impl Gateway for DashboardGateway {
                 .await
                 .unwrap_or(false);
         known && matches
+    }
+
+    fn credentials(&self) -> Vec<CredentialHealth> {
+        let runtime = self.app.runtime.load();
+        crate::routing::status::credentials(&runtime.router)
+            .credentials
+            .into_iter()
+            .map(|c| CredentialHealth {
+                status: c.status.to_string(),
+                disabled: c.health.disabled,
+                models: c
+                    .health
+                    .models
+                    .into_iter()
+                    .map(|m| ModelHealth {
+                        model: m.model,
+                        status: m.status.to_string(),
+                        reason: m.reason.map(|r| {
+                            match r {
+                                crate::routing::health::CooldownReason::Quota => "quota",
+                                crate::routing::health::CooldownReason::ServerError => {
+                                    "server_error"
+                                }
+                            }
+                            .to_string()
+                        }),
+                        remaining_ms: m.remaining_ms,
+                    })
+                    .collect(),
+                requests: c.health.requests,
+                failures: c.health.failures,
+                last_error: c.health.last_error,
+                id: c.id,
+                provider: c.provider,
+                origin: c.origin.to_string(),
+            })
+            .collect()
+    }
+
+    fn calendar(&self) -> crate::limits::Calendar {
+        self.app.accounts.calendar
+    }
+
+    fn usage_written(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.app.accounts.store_backlog.batches()
     }
 
     async fn system(&self) -> SystemInfo {

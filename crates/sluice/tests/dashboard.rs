@@ -593,3 +593,80 @@ providers:
     let requests: i64 = points.iter().map(|p| p.counts.requests).sum();
     assert_eq!((requests, saved), (1, 1));
 }
+
+/// The Overview and its data and live stream are admins' only; the series is the rollups'; a
+/// request through the gateway is pushed to an open live stream (no polling).
+#[tokio::test]
+async fn overview_is_for_admins_and_pushes_new_usage() {
+    let ui = Ui::start("").await;
+    ui.make_user("bob", "bob password 1").await;
+    let mut bob = ui.sign_in("bob", "bob password 1").await;
+    for path in ["/ui/overview", "/ui/overview/series", "/ui/live/overview"] {
+        let (status, _, body) = ui.get(&mut bob, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(!body.contains("tile-requests"), "{path}");
+    }
+    let mut anon = Browser::default();
+    for path in ["/ui/overview", "/ui/overview/series", "/ui/live/overview"] {
+        let (status, headers, _) = ui.get(&mut anon, path).await;
+        assert_eq!(status, 303, "{path}");
+        assert_eq!(headers[LOCATION], "/ui/login");
+    }
+
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let (_, headers, _) = ui.get(&mut admin, "/ui").await;
+    assert_eq!(headers[LOCATION], "/ui/overview");
+    let (status, _, body) = ui.get(&mut admin, "/ui/overview").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("data-figure=\"requests\">0<"), "{body}");
+    assert!(body.contains("All steady."), "{body}");
+
+    // The live stream, open before the request.
+    let mut live = ui
+        .http
+        .get(ui.h.url("/ui/live/overview"))
+        .header("cookie", admin.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let r =
+        ui.h.chat(serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut pushed = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !pushed.contains("data-figure=\"requests\">1<") {
+        let chunk = tokio::time::timeout_at(deadline, live.chunk())
+            .await
+            .expect("the request was pushed within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        pushed.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(pushed.starts_with("event: overview\n"), "{pushed}");
+
+    let (status, headers, body) = ui.get(&mut admin, "/ui/overview/series").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let series: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ok: i64 = series["ok"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(ok, 1, "{series}");
+    assert_eq!(series["x"].as_array().unwrap().len(), 180);
+    let (_, _, body) = ui.get(&mut admin, "/ui/overview/series?range=24h").await;
+    let series: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(series["x"].as_array().unwrap().len(), 144);
+}

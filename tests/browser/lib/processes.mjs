@@ -77,7 +77,7 @@ class Child {
 export async function startMock(dir) {
   const argv = [binary("SLUICE_MOCK_BIN", "sluice-mock"), "--listen", "127.0.0.1:0"];
   for (const m of MODELS) argv.push("--model", m);
-  argv.push("--api-key", UPSTREAM_KEY);
+  argv.push("--api-key", UPSTREAM_KEY, "--api-key", `${UPSTREAM_KEY}-second`);
   const child = new Child("sluice-mock", argv, dir);
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {

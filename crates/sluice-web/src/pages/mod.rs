@@ -15,12 +15,13 @@ use crate::i18n::{LANG_COOKIE, Lang};
 use crate::session::{self, LOGIN_COOKIE, SESSION_COOKIE, Viewer};
 use crate::view::{self, Layout, THEME_COOKIE};
 
+pub(crate) mod overview;
 #[cfg(test)]
 mod tests;
 
 /// Renders a template as an HTML response (a template error is logged and answered 500
 /// without details; templates are checked at compile time, so this is not expected).
-fn html<T: Template>(status: StatusCode, page: &T) -> Response {
+pub(crate) fn html<T: Template>(status: StatusCode, page: &T) -> Response {
     match page.render() {
         Ok(body) => (status, Html(body)).into_response(),
         Err(e) => {
@@ -36,14 +37,14 @@ fn html<T: Template>(status: StatusCode, page: &T) -> Response {
 
 /// Who may see a page.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Need {
+pub(crate) enum Need {
     Admin,
     SignedIn,
 }
 
 /// The signed-in viewer, or the response to give instead: sign-in for no session (a `303`, or
 /// for htmx an `HX-Redirect`), `403` for a user on an admin page.
-async fn viewer(web: &Web, parts: &Parts, need: Need) -> Result<Viewer, Response> {
+pub(crate) async fn viewer(web: &Web, parts: &Parts, need: Need) -> Result<Viewer, Response> {
     let Some(viewer) = session::current(web, parts).await else {
         if parts.headers.contains_key("hx-request") {
             let mut r = StatusCode::UNAUTHORIZED.into_response();
@@ -81,7 +82,7 @@ struct MessagePage<'a> {
 /// `GET /ui`: admins start at the System page, users at Me.
 pub async fn home(State(web): State<Arc<Web>>, parts: Parts) -> Response {
     match viewer(&web, &parts, Need::SignedIn).await {
-        Ok(v) if v.is_admin() => Redirect::to("/ui/system").into_response(),
+        Ok(v) if v.is_admin() => Redirect::to("/ui/overview").into_response(),
         Ok(_) => Redirect::to("/ui/me").into_response(),
         Err(r) => r,
     }

@@ -130,3 +130,98 @@ fn no_template_has_inline_script_or_style() {
         }
     }
 }
+
+fn overview_fixture(l: &Layout) -> overview::Live {
+    use overview::{Attention, Live, Tiles, TopRow, Verdict};
+    Live {
+        as_of: "2026-12-02 12:00:00 UTC".into(),
+        verdict: Verdict {
+            level: "warn",
+            text: l.t("overview.verdict.credentials").replace(
+                "{list}",
+                &l.t("overview.verdict.cooling").replace("{n}", "1"),
+            ),
+        },
+        tiles: Tiles {
+            requests_24h: 1234,
+            success_24h: "99.2 %".into(),
+            saved_24h: 7,
+            latency_p50: "300 ms".into(),
+            latency_p95: "1.5 s".into(),
+            ttft_p50: "200 ms".into(),
+            ttft_p95: "750 ms".into(),
+            tokens_today: 56_000,
+            cost_today: "$0.42".into(),
+            tokens_month: 900_000,
+            cost_month: "$7.10".into(),
+            quota_month: "$50.00".into(),
+            creds_active: 3,
+            creds_cooling: 1,
+            creds_disabled: 0,
+            keys_near: 1,
+        },
+        attention: vec![
+            Attention {
+                kind: "cooling",
+                what: "openai / openai#1 · gpt-4o".into(),
+                detail: l.t("reason.quota").into(),
+                remaining_ms: Some(251_000),
+            },
+            Attention {
+                kind: "near",
+                what: "laptop (sk-a1b2c3d4...)".into(),
+                detail: "Per day 90/100".into(),
+                remaining_ms: None,
+            },
+        ],
+        top_models: vec![TopRow {
+            name: "gpt-4o".into(),
+            requests: 1000,
+            errors: "0.5 %".into(),
+            ttft_p95: "750 ms".into(),
+            cost: "$6.00".into(),
+            spark: crate::svg::sparkline(&[1.0, 4.0, 2.0]),
+        }],
+        top_keys: vec![],
+        top_credentials: vec![],
+    }
+}
+
+#[test]
+fn overview_page() {
+    let layout = Layout::new(
+        &headers("en"),
+        Some(admin()),
+        "overview.title",
+        "/ui/overview",
+    );
+    let live = overview_fixture(&layout);
+    let page = overview::OverviewPage {
+        l: &layout,
+        live: &live,
+        range: "3h",
+    };
+    let html = stable(page.render().unwrap());
+    assert!(html.contains("data-remaining-ms=\"251000\""), "{html}");
+    assert!(html.contains("data-live=\"/ui/live/overview\""));
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn overview_live_part_in_chinese() {
+    let layout = Layout::new(
+        &headers("zh-CN"),
+        Some(admin()),
+        "overview.title",
+        "/ui/overview",
+    );
+    let live = overview_fixture(&layout);
+    let part = overview::LiveFragment {
+        l: &layout,
+        live: &live,
+    };
+    let html = part.render().unwrap();
+    assert!(!html.contains("<html"), "a fragment, not a page");
+    assert!(html.contains("上游凭据：1 个冷却中。"), "{html}");
+    insta::assert_snapshot!(html);
+}

@@ -43,13 +43,28 @@ pub struct StoreSink {
     backlog: Backlog,
 }
 
-/// Records handed to the store's writer and not yet committed (or given up).
-#[derive(Debug, Clone, Default)]
-pub struct Backlog(Arc<std::sync::atomic::AtomicU64>);
+/// Records handed to the store's writer and not yet committed (or given up), and a counter of
+/// batches done that the dashboard's live pages wait on.
+#[derive(Debug, Clone)]
+pub struct Backlog(
+    Arc<std::sync::atomic::AtomicU64>,
+    Arc<tokio::sync::watch::Sender<u64>>,
+);
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog(Arc::default(), Arc::new(tokio::sync::watch::channel(0).0))
+    }
+}
 
 impl Backlog {
     pub fn get(&self) -> u64 {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes after each batch the writer is done with.
+    pub fn batches(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.1.subscribe()
     }
 
     fn add(&self, n: usize) {
@@ -60,6 +75,7 @@ impl Backlog {
     fn done(&self, n: usize) {
         self.0
             .fetch_sub(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.1.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

@@ -70,7 +70,8 @@ use crate::error::{ErrorBody, ErrorKind};
 
 pub use request::{count_tokens_request, decode_request, encode_request};
 pub use response::{
-    count_tokens_response, decode_response, encode_response, model_info, models_list,
+    count_tokens_response, decode_response, encode_response, generation_methods, model_info,
+    models_list,
 };
 pub use stream::{StreamDecoder, StreamEncoder};
 

@@ -7,6 +7,8 @@
 
 pub mod anthropic;
 pub mod canonical;
+pub mod capability;
+pub mod embedding;
 pub mod error;
 pub mod gemini;
 pub mod json_edit;
@@ -17,6 +19,7 @@ pub mod registry;
 pub mod sse;
 pub mod usage;
 
+pub use capability::{Capabilities, Capability};
 pub use error::{ErrorBody, ErrorKind};
 pub use json_edit::{Edit, ObjectSpans};
 pub use sse::{SseEvent, SseParser};

@@ -569,10 +569,15 @@ fn count_tokens_and_models() {
     insta::assert_json_snapshot!(
         "models_list",
         gemini::models_list(&[
-            ("gemini-2.5-flash".into(), "Gemini 2.5 Flash".into()),
+            (
+                "gemini-2.5-flash".into(),
+                "Gemini 2.5 Flash".into(),
+                sluice_dialect::Capabilities::only(sluice_dialect::Capability::Chat)
+            ),
             (
                 "claude-sonnet-4-5".into(),
-                "Claude Sonnet 4.5 (via Sluice)".into()
+                "Claude Sonnet 4.5 (via Sluice)".into(),
+                sluice_dialect::Capabilities::only(sluice_dialect::Capability::Chat)
             ),
         ])
     );

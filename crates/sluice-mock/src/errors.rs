@@ -101,6 +101,21 @@ impl OpenAiError {
         .with_code("invalid_type")
     }
 
+    /// 400: a top-level field the endpoint does not take.
+    pub(crate) fn unrecognized_argument(name: &str) -> Self {
+        Self::invalid_request(
+            StatusCode::BAD_REQUEST,
+            format!("Unrecognized request argument supplied: {name}"),
+        )
+    }
+
+    /// 400: a parameter with a value the endpoint does not accept.
+    pub(crate) fn invalid_value(param: &'static str, message: &str) -> Self {
+        Self::invalid_request(StatusCode::BAD_REQUEST, message.to_owned())
+            .with_param(param)
+            .with_code("invalid_value")
+    }
+
     /// 400: `messages` is an empty array.
     pub(crate) fn empty_messages() -> Self {
         Self::invalid_request(

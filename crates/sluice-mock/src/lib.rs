@@ -13,6 +13,7 @@
 //! | Qwen OAuth (`qwen_oauth`) | `POST /api/v1/oauth2/token` (`refresh_token` grant) |
 //! | Claude / Codex / Google OAuth (`oauth`) | `POST /v1/oauth/token`, `/oauth/token`, `/token` (rotating refresh grants, scripted faults) |
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
+//! | Embeddings (`embeddings`) | `POST /v1/embeddings`, Azure's `/openai/deployments/{d}/embeddings`, Gemini's `:embedContent` / `:batchEmbedContents`, Bedrock's `amazon.titan-embed-*` / `cohere.embed-*` invoke bodies |
 //!
 //! Replies are deterministic: `Hello from sluice-mock! You said: <last user text>`, one function
 //! call when functions are offered to a user turn, `Tool result received: <result>` after a tool
@@ -48,6 +49,7 @@
 mod anthropic;
 mod assistant;
 mod directives;
+mod embeddings;
 mod errors;
 mod gemini;
 mod ids;
@@ -259,6 +261,7 @@ fn router_with(
     });
     let mut app = Router::new()
         .merge(openai_chat::routes())
+        .merge(embeddings::routes())
         .merge(openai_responses::routes())
         .merge(anthropic::routes())
         .merge(anthropic::bedrock::routes())

@@ -911,6 +911,20 @@ pub struct ModelConfig {
     /// (`quota-exceeded.switch-preview-model`); any model name or alias the gateway serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_model: Option<String>,
+    /// What the model can do (`chat`, `embedding`, `image`, `rerank`, `audio`, `moderation`);
+    /// inferred from well-known names when absent (`text-embedding-*` → embedding, …, else chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<sluice_dialect::Capability>>,
+}
+
+impl ModelConfig {
+    /// The configured capabilities, or those inferred from the name.
+    pub fn capabilities(&self) -> sluice_dialect::Capabilities {
+        match &self.capabilities {
+            Some(listed) => listed.iter().copied().collect(),
+            None => sluice_dialect::Capabilities::infer(&self.name),
+        }
+    }
 }
 
 /// A size in bytes, written as a number or with a unit (`512KiB`, `20MiB`, `1GB`).
@@ -1215,6 +1229,12 @@ impl Config {
             for (m, model) in provider.models.iter().enumerate() {
                 if model.name.trim().is_empty() {
                     err(at(&format!("models[{m}].name")), "must not be empty");
+                }
+                if model.capabilities.as_ref().is_some_and(Vec::is_empty) {
+                    err(
+                        at(&format!("models[{m}].capabilities")),
+                        "list at least one of chat, embedding, image, rerank, audio, moderation (or leave it out to infer from the name)",
+                    );
                 }
                 if model
                     .alias

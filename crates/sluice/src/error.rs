@@ -108,6 +108,45 @@ impl GatewayError {
         )
     }
 
+    /// 400 for a model that exists but cannot serve this endpoint (an embedding model asked
+    /// to chat), before any upstream is called.
+    pub fn model_cannot_serve(
+        model: &str,
+        needs: sluice_dialect::Capabilities,
+        has: sluice_dialect::Capabilities,
+    ) -> Self {
+        let needs = needs.names().join(" or ");
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "The model `{model}` cannot serve this endpoint: it needs a {needs} model, and `{model}` is a {has} model."
+                ),
+            )
+            .with_param("model")
+            .with_code("model_not_supported"),
+        )
+    }
+
+    /// 400 for a model whose providers have no API for the endpoint (an embedding model
+    /// configured only under an Anthropic provider).
+    pub fn no_provider_serves(model: &str, endpoint: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            Fault::Client,
+            ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "No provider of the model `{model}` has an API for this endpoint (`{endpoint}`)."
+                ),
+            )
+            .with_param("model")
+            .with_code("model_not_supported"),
+        )
+    }
+
     /// 413 for a body over the limit.
     pub fn too_large(limit: u64) -> Self {
         Self::new(

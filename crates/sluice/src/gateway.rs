@@ -140,6 +140,7 @@ fn build_catalog_with(
                 name: m.name.clone(),
                 alias: m.alias.clone(),
                 preview: m.preview_model.clone(),
+                capabilities: m.capabilities(),
             })
             .collect();
         providers.push((provider, models, p.priority, p.weight));

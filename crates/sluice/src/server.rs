@@ -51,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/claude/v1/messages", post(pipeline::platform_claude))
         .route("/gemini/v1/chat", post(pipeline::platform_gemini))
+        .merge(pipeline::beyond_chat())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::parts::{CallLedger, PartEncoding, decode_parts, encode_part};
 use super::{field, field_str, google_error};
 use crate::canonical::{Part, Response, StopReason, mint_tool_id};
+use crate::capability::{Capabilities, Capability};
 use crate::error::{ErrorBody, ErrorKind};
 use crate::usage::TokenUsage;
 
@@ -194,18 +195,19 @@ pub fn count_tokens_response(total: u64) -> Value {
     json!({ "totalTokens": total })
 }
 
-/// Client side: the `GET /v1beta/models` body for (model id, display name) pairs.
-pub fn models_list(models: &[(String, String)]) -> Value {
+/// Client side: the `GET /v1beta/models` body for (model id, display name, capabilities).
+pub fn models_list(models: &[(String, String, Capabilities)]) -> Value {
     let models: Vec<Value> = models
         .iter()
-        .map(|(id, display_name)| model_info(id, display_name))
+        .map(|(id, display_name, capabilities)| model_info(id, display_name, *capabilities))
         .collect();
     json!({ "models": models })
 }
 
 /// One entry of Gemini's model list; `models.get` answers with one. Sluice does not know each
-/// upstream's limits; the token limits shown are Gemini 2.5's.
-pub fn model_info(id: &str, display_name: &str) -> Value {
+/// upstream's limits; the token limits shown are Gemini 2.5's. `supportedGenerationMethods`
+/// follows what the model can do (`generateContent` for chat, `embedContent` for embedding).
+pub fn model_info(id: &str, display_name: &str, capabilities: Capabilities) -> Value {
     let id = id.strip_prefix("models/").unwrap_or(id);
     json!({
         "name": format!("models/{id}"),
@@ -214,8 +216,23 @@ pub fn model_info(id: &str, display_name: &str) -> Value {
         "displayName": display_name,
         "inputTokenLimit": 1_048_576,
         "outputTokenLimit": 65_536,
-        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "supportedGenerationMethods": generation_methods(capabilities),
     })
+}
+
+/// The Gemini methods a model with these capabilities answers.
+pub fn generation_methods(capabilities: Capabilities) -> Vec<&'static str> {
+    let mut methods = Vec::new();
+    if capabilities.has(Capability::Chat) {
+        methods.extend(["generateContent", "streamGenerateContent"]);
+    }
+    if capabilities.has(Capability::Embedding) {
+        methods.extend(["embedContent", "batchEmbedContents"]);
+    }
+    if capabilities.has(Capability::Chat) || capabilities.has(Capability::Embedding) {
+        methods.push("countTokens");
+    }
+    methods
 }
 
 #[cfg(test)]
@@ -267,12 +284,25 @@ mod tests {
 
     #[test]
     fn models_list_names_models_like_gemini() {
-        let v = models_list(&[("models/gemini-x".into(), "Gemini X".into())]);
+        let v = models_list(&[(
+            "models/gemini-x".into(),
+            "Gemini X".into(),
+            Capabilities::only(Capability::Chat),
+        )]);
         assert_eq!(v["models"][0]["name"], "models/gemini-x");
         assert_eq!(v["models"][0]["displayName"], "Gemini X");
         assert_eq!(
             v["models"][0]["supportedGenerationMethods"],
             json!(["generateContent", "streamGenerateContent", "countTokens"])
+        );
+        let v = model_info(
+            "gemini-embedding-001",
+            "x",
+            Capabilities::only(Capability::Embedding),
+        );
+        assert_eq!(
+            v["supportedGenerationMethods"],
+            json!(["embedContent", "batchEmbedContents", "countTokens"])
         );
     }
 }

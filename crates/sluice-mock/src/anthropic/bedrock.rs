@@ -82,6 +82,19 @@ async fn answer(
     }
     let mut json: Value = serde_json::from_slice(body)
         .map_err(|_| BedrockError::validation("Malformed input request: the body is not JSON"))?;
+    if crate::embeddings::is_bedrock_embedding(model) && !stream {
+        if !state.config.serves(model) {
+            return Err(BedrockError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                "Could not resolve the foundation model from the provided model identifier.",
+            ));
+        }
+        let answer = crate::embeddings::bedrock(model, &json).map_err(BedrockError::validation)?;
+        let mut response = Json(answer).into_response();
+        tag(&mut response);
+        return Ok(response);
+    }
     let Some(fields) = json.as_object_mut() else {
         return Err(BedrockError::validation(
             "Malformed input request: #: expected an object",

@@ -142,6 +142,9 @@ pub(crate) async fn act(
                     call.generate(model, body, Mode::Stream { sse })
                 }
                 Some((model, "countTokens")) => call.count(model, body),
+                Some((model, action @ ("embedContent" | "batchEmbedContents"))) => {
+                    call.embed(model, body, action == "batchEmbedContents")
+                }
                 _ => Err(GeminiError::not_found(format!(
                     "Method not found: {}",
                     uri.path()
@@ -225,6 +228,19 @@ impl Call<'_> {
             prompt_tokens_details: [ModalityTokenCount::text(total_tokens)],
         })
         .into_response())
+    }
+
+    fn embed(&self, model: &str, body: &[u8], batch: bool) -> Result<Response, GeminiError> {
+        let json = parse(body)?;
+        let method = if batch {
+            "batchEmbedContents"
+        } else {
+            "embedContent"
+        };
+        self.check_model(model, method)?;
+        crate::embeddings::gemini(model, &json, batch)
+            .map(|answer| Json(answer).into_response())
+            .map_err(GeminiError::invalid_argument)
     }
 
     fn check_model(&self, model: &str, method: &str) -> Result<(), GeminiError> {

@@ -47,36 +47,10 @@ async fn azure_chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let has_version = query.as_deref().unwrap_or_default().split('&').any(|pair| {
-        pair.strip_prefix("api-version=")
-            .is_some_and(|v| !v.is_empty())
-    });
-    if !has_version {
-        return azure_error(
-            StatusCode::BAD_REQUEST,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        );
-    }
-    let key = headers
-        .get("api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_owned();
-    if state.config.requires_key() && !state.config.accepts_key(&key) {
-        return azure_error(
-            StatusCode::UNAUTHORIZED,
-            "401",
-            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
-        );
-    }
-    // From here on it is OpenAI's Chat Completions, with the deployment as the model.
-    let mut headers = headers;
-    headers.remove("api-key");
-    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) {
-        headers.insert(axum::http::header::AUTHORIZATION, value);
-    }
+    let headers = match azure_gate(&state, query.as_deref(), headers) {
+        Ok(headers) => headers,
+        Err(refused) => return *refused,
+    };
     let body = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(mut fields)) if !fields.contains_key("model") => {
             fields.insert("model".into(), Value::String(deployment));
@@ -87,6 +61,47 @@ async fn azure_chat_completions(
     complete(&state, &headers, &body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// What every Azure OpenAI path checks first: `api-version` (400 without), the `api-key`
+/// (401 when wrong). The headers come back with the key as OpenAI's Bearer, for the OpenAI
+/// handler that serves the rest; `Err` is Azure's refusal.
+pub(crate) fn azure_gate(
+    state: &AppState,
+    query: Option<&str>,
+    headers: HeaderMap,
+) -> Result<HeaderMap, Box<Response>> {
+    let has_version = query.unwrap_or_default().split('&').any(|pair| {
+        pair.strip_prefix("api-version=")
+            .is_some_and(|v| !v.is_empty())
+    });
+    if !has_version {
+        return Err(Box::new(azure_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )));
+    }
+    let key = headers
+        .get("api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if state.config.requires_key() && !state.config.accepts_key(&key) {
+        return Err(Box::new(azure_error(
+            StatusCode::UNAUTHORIZED,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+        )));
+    }
+    // From here on it is OpenAI's API, with the deployment as the model.
+    let mut headers = headers;
+    headers.remove("api-key");
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) {
+        headers.insert(axum::http::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
 }
 
 fn azure_error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -11,6 +11,7 @@ pub mod account;
 pub mod admit;
 pub mod authenticate;
 pub mod charge;
+mod embed;
 pub mod models;
 pub mod respond;
 pub mod translate;
@@ -27,7 +28,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use sluice_dialect::registry::EncodeOptions;
-use sluice_dialect::{Dialect, ErrorBody, ErrorKind, openai_chat};
+use sluice_dialect::{Capabilities, Capability, Dialect, ErrorBody, ErrorKind, openai_chat};
 
 use crate::error::{GatewayError, Lang};
 use crate::gateway::AppState;
@@ -45,6 +46,8 @@ pub struct Endpoint {
     pub label: &'static str,
     /// Seed 004's `/gemini/v1/chat`: served only by this platform's providers.
     pub platform: Option<&'static str>,
+    /// The model capabilities that can serve it (any one of them).
+    pub serves: Capabilities,
 }
 
 impl Endpoint {
@@ -72,6 +75,14 @@ impl Endpoint {
             operation,
             label,
             platform: None,
+            serves: match operation {
+                // Counting tokens is what chat and embedding models both answer.
+                Operation::CountTokens => {
+                    Capabilities::only(Capability::Chat).with(Capability::Embedding)
+                }
+                Operation::Generate => Capabilities::only(Capability::Chat),
+                Operation::Embed { .. } => Capabilities::only(Capability::Embedding),
+            },
         }
     }
 }
@@ -99,6 +110,21 @@ pub const GEMINI_COUNT: Endpoint = Endpoint::new(
     Dialect::Gemini,
     Operation::CountTokens,
     "gemini.count_tokens",
+);
+pub const OPENAI_EMBEDDINGS: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Embed { batch: true },
+    "openai.embeddings",
+);
+pub const GEMINI_EMBED: Endpoint = Endpoint::new(
+    Dialect::Gemini,
+    Operation::Embed { batch: false },
+    "gemini.embed_content",
+);
+pub const GEMINI_BATCH_EMBED: Endpoint = Endpoint::new(
+    Dialect::Gemini,
+    Operation::Embed { batch: true },
+    "gemini.batch_embed_contents",
 );
 pub const PLATFORM_OPENAI: Endpoint =
     Endpoint::new(Dialect::OpenAiChat, Operation::Generate, "platform.openai");
@@ -140,6 +166,14 @@ endpoint_handler! {
     platform_claude => PLATFORM_CLAUDE;
     /// `POST /gemini/v1/chat` (seed 004): an OpenAI-style body served by Gemini platforms only.
     platform_gemini => PLATFORM_GEMINI;
+    /// `POST /v1/embeddings`.
+    embeddings => OPENAI_EMBEDDINGS;
+}
+
+/// The routes of the endpoints beyond chat (embeddings, …), merged into the server's router
+/// in one place. Gemini's `:embedContent` / `:batchEmbedContents` ride on [`gemini_action`].
+pub fn beyond_chat() -> axum::Router<Arc<AppState>> {
+    axum::Router::new().route("/v1/embeddings", axum::routing::post(embeddings))
 }
 
 /// `POST /v1beta/models/{model}:{action}` (and under `/v1/models/`).
@@ -161,6 +195,8 @@ pub async fn gemini_action(
         "generateContent" => (GEMINI_GENERATE, false),
         "streamGenerateContent" => (GEMINI_GENERATE, true),
         "countTokens" => (GEMINI_COUNT, false),
+        "embedContent" => (GEMINI_EMBED, false),
+        "batchEmbedContents" => (GEMINI_BATCH_EMBED, false),
         _ => {
             return GatewayError::unknown_route(request.method(), request.uri().path())
                 .render(Dialect::Gemini);
@@ -293,6 +329,15 @@ async fn handle(
         }
     });
     let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
+    if let Operation::Embed { .. } = endpoint.operation {
+        let start = embed::Start {
+            caller: &caller,
+            own_token,
+            body: bytes,
+            path_model,
+        };
+        return embed::handle(app, &runtime, endpoint, start, ledger).await;
+    }
     let phase = Instant::now();
     let probe = client.probe(&bytes, path_model.as_deref(), path_stream, counting);
     let mut translating = phase.elapsed();
@@ -302,93 +347,35 @@ async fn handle(
         r.stream = probe.stream;
     });
 
-    let phase = Instant::now();
-    let admitted = app.admission.admit();
-    let mut admitting = phase.elapsed();
-    ledger.with(|r| r.overhead.admit = Some(admitting));
-    let admitted = admitted?;
-    if app.is_draining() {
-        return Err(GatewayError::shutting_down());
-    }
-
-    let phase = Instant::now();
-    let router = &runtime.router;
-    let session = router
+    let session = runtime
+        .router
         .session_header()
         .and_then(|header| routing::sticky::session_of(header, &parts.headers, client, &bytes));
-    let plan = router.plan(&probe.model, endpoint.platform, session.as_deref());
-    ledger.with(|r| {
-        r.model_known = plan.is_ok();
-        r.overhead.route = Some(phase.elapsed());
-    });
-    let mut plan = plan?;
-    if let Some(token) = own_token {
-        plan = plan.with_caller_token(token);
-    }
-    let restricted = crate::keys::policy::restrict_plan(
-        &mut plan,
-        &probe.model,
-        endpoint.platform,
-        caller.key.as_deref(),
-    );
-    let routing_spent = phase.elapsed();
-    ledger.with(|r| r.overhead.route = Some(routing_spent));
-    restricted?;
-    // A key with a quota is served only by models with a price: never silently free.
-    if !counting
-        && caller
-            .key
-            .as_deref()
-            .is_some_and(|k| k.limits.monthly_quota > 0)
-    {
-        let prices = runtime.prices.clone();
-        if !plan.restrict(move |t| prices.price(&t.upstream_model).is_some()) {
-            return Err(GatewayError::model_not_priced(&probe.model));
-        }
-    }
-    // The quota reservation is priced at the first candidate's model, for the output limit that
-    // candidate will enforce (read from the body it would receive, after translation); the
-    // charge settles at the model that actually served.
-    let first = plan.entry().targets.first();
-    let priced_model = first.map_or_else(|| probe.model.clone(), |t| t.upstream_model.to_string());
-    let output_cap = || {
-        if counting {
-            return Some(0);
-        }
-        let target = first?;
-        let upstream = target.provider.dialect();
-        let body =
-            translate::upstream_body(client, upstream, &bytes, &probe, &target.upstream_model);
-        upstream.output_cap(&body.ok()?)
-    };
-    let reservation = match caller.key.as_deref() {
-        Some(key) => {
-            let phase = Instant::now();
-            let admitted = admit::admit_key(
-                accounts,
-                &runtime.prices,
-                key,
-                &bytes,
-                output_cap,
-                &priced_model,
-            )
-            .await;
-            admitting += phase.elapsed();
-            ledger.with(|r| r.overhead.admit = Some(admitting));
-            Some((accounts.limiter.clone(), admitted?))
-        }
-        None => None,
-    };
-    ledger.on_close(
-        charge::Charge {
-            prices: runtime.prices.clone(),
-            reservation,
-            client,
-            body: bytes.clone(),
-            billable: !counting,
-        }
-        .into_hook(),
-    );
+    let routed = admit_and_route(
+        app,
+        &runtime,
+        endpoint,
+        Routing {
+            caller: &caller,
+            own_token,
+            body: &bytes,
+            model: &probe.model,
+            session: session.as_deref(),
+        },
+        ledger,
+        |first| {
+            if counting {
+                return Some(0);
+            }
+            let target = first?;
+            let upstream = target.provider.dialect();
+            let body =
+                translate::upstream_body(client, upstream, &bytes, &probe, &target.upstream_model);
+            upstream.output_cap(&body.ok()?)
+        },
+    )
+    .await?;
+    let (router, mut plan, admitted) = (&runtime.router, routed.plan, routed.admitted);
 
     if counting && !plan.restrict(|t| t.provider.counts_tokens()) {
         let tokens = translate::local_token_count(client, &bytes)?;
@@ -544,6 +531,131 @@ async fn handle(
         body,
         provider.name(),
     )))
+}
+
+/// What routing one request needs besides the gateway's state.
+struct Routing<'a> {
+    caller: &'a authenticate::Caller,
+    /// The caller's own upstream token (`allow-client-tokens`).
+    own_token: Option<String>,
+    body: &'a Bytes,
+    model: &'a str,
+    session: Option<&'a str>,
+}
+
+/// A request admitted and routed: the providers that may serve it, in order, and its slot.
+struct Routed<'r> {
+    plan: routing::Plan<'r>,
+    admitted: admit::Admitted,
+}
+
+/// Phases 2 and 3 for every endpoint: the gateway-wide admission, the route (only to
+/// providers whose model can serve the endpoint, within the key's platforms and models, priced
+/// when the key has a quota), then the key's limits and quota reservation — priced at the
+/// first candidate's model for the output limit `output_cap` reads from the body that
+/// candidate would receive — and the charge that settles it when the record closes.
+async fn admit_and_route<'r>(
+    app: &AppState,
+    runtime: &'r crate::gateway::Runtime,
+    endpoint: Endpoint,
+    request: Routing<'r>,
+    ledger: &mut Ledger,
+    output_cap: impl FnOnce(Option<&routing::catalog::Target>) -> Option<u64>,
+) -> Result<Routed<'r>, GatewayError> {
+    let counting = endpoint.operation == Operation::CountTokens;
+    let accounts = &app.accounts;
+    let phase = Instant::now();
+    let admitted = app.admission.admit();
+    let mut admitting = phase.elapsed();
+    ledger.with(|r| r.overhead.admit = Some(admitting));
+    let admitted = admitted?;
+    if app.is_draining() {
+        return Err(GatewayError::shutting_down());
+    }
+
+    let phase = Instant::now();
+    let router = &runtime.router;
+    let plan = router.plan(request.model, endpoint.platform, request.session);
+    ledger.with(|r| {
+        r.model_known = plan.is_ok();
+        r.overhead.route = Some(phase.elapsed());
+    });
+    let mut plan = plan?;
+    // A model that cannot do what the endpoint asks is refused before any upstream call;
+    // one served by several providers is routed only to those where it can.
+    let (serves, operation) = (endpoint.serves, endpoint.operation);
+    if !plan.restrict(move |t| t.capabilities.intersects(serves)) {
+        return Err(GatewayError::model_cannot_serve(
+            request.model,
+            serves,
+            plan.entry().capabilities(),
+        ));
+    }
+    if !plan.restrict(move |t| t.provider.supports(operation)) {
+        return Err(GatewayError::no_provider_serves(
+            request.model,
+            endpoint.label,
+        ));
+    }
+    if let Some(token) = request.own_token {
+        plan = plan.with_caller_token(token);
+    }
+    let caller = request.caller;
+    let restricted = crate::keys::policy::restrict_plan(
+        &mut plan,
+        request.model,
+        endpoint.platform,
+        caller.key.as_deref(),
+    );
+    let routing_spent = phase.elapsed();
+    ledger.with(|r| r.overhead.route = Some(routing_spent));
+    restricted?;
+    // A key with a quota is served only by models with a price: never silently free.
+    if !counting
+        && caller
+            .key
+            .as_deref()
+            .is_some_and(|k| k.limits.monthly_quota > 0)
+    {
+        let prices = runtime.prices.clone();
+        if !plan.restrict(move |t| prices.price(&t.upstream_model).is_some()) {
+            return Err(GatewayError::model_not_priced(request.model));
+        }
+    }
+    let first = plan.entry().targets.first();
+    let priced_model = first.map_or_else(
+        || request.model.to_string(),
+        |t| t.upstream_model.to_string(),
+    );
+    let reservation = match caller.key.as_deref() {
+        Some(key) => {
+            let phase = Instant::now();
+            let admitted = admit::admit_key(
+                accounts,
+                &runtime.prices,
+                key,
+                request.body,
+                || output_cap(first),
+                &priced_model,
+            )
+            .await;
+            admitting += phase.elapsed();
+            ledger.with(|r| r.overhead.admit = Some(admitting));
+            Some((accounts.limiter.clone(), admitted?))
+        }
+        None => None,
+    };
+    ledger.on_close(
+        charge::Charge {
+            prices: runtime.prices.clone(),
+            reservation,
+            client: endpoint.dialect,
+            body: request.body.clone(),
+            billable: !counting,
+        }
+        .into_hook(),
+    );
+    Ok(Routed { plan, admitted })
 }
 
 /// Whether the caller is on this machine (for `allow-localhost-unauthenticated`).

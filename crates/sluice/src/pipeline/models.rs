@@ -10,7 +10,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sluice_dialect::{Dialect, ErrorBody, ErrorKind, gemini};
+use sluice_dialect::{Capabilities, Dialect, ErrorBody, ErrorKind, gemini};
 
 use super::authenticate_listing;
 use crate::error::{GatewayError, Lang};
@@ -86,16 +86,13 @@ fn list(app: &AppState, dialect: Dialect, request: &Request, scope: Scope) -> Re
         Ok(listed) => listed,
         Err(refused) => return *refused,
     };
-    let models: Vec<(&str, &str)> = runtime
-        .catalog()
-        .models()
-        .filter(|(id, _)| listed(id))
-        .collect();
+    let catalog = runtime.catalog();
+    let models: Vec<(&str, &str)> = catalog.models().filter(|(id, _)| listed(id)).collect();
     let body = match dialect {
         Dialect::Gemini => {
-            let models: Vec<(String, String)> = models
+            let models: Vec<(String, String, Capabilities)> = models
                 .iter()
-                .map(|(id, _)| (id.to_string(), id.to_string()))
+                .map(|(id, _)| (id.to_string(), id.to_string(), catalog.capabilities(id)))
                 .collect();
             gemini::models_list(&models)
         }
@@ -111,7 +108,7 @@ fn list(app: &AppState, dialect: Dialect, request: &Request, scope: Scope) -> Re
         Dialect::OpenAiChat | Dialect::OpenAiResponses => {
             let data: Vec<Value> = models
                 .iter()
-                .map(|(id, owner)| openai_model(app, id, owner))
+                .map(|(id, owner)| openai_model(app, id, owner, catalog.capabilities(id)))
                 .collect();
             json!({"object": "list", "data": data})
         }
@@ -147,16 +144,27 @@ fn one(
             .localized(lang)
             .render(dialect);
     };
+    let capabilities = runtime.catalog().capabilities(id);
     let body = match dialect {
-        Dialect::Gemini => gemini::model_info(id, id),
+        Dialect::Gemini => gemini::model_info(id, id, capabilities),
         Dialect::Anthropic => anthropic_model(app, id),
-        Dialect::OpenAiChat | Dialect::OpenAiResponses => openai_model(app, id, owner),
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => {
+            openai_model(app, id, owner, capabilities)
+        }
     };
     Json(body).into_response()
 }
 
-fn openai_model(app: &AppState, id: &str, owner: &str) -> Value {
-    json!({"id": id, "object": "model", "created": app.started_unix, "owned_by": owner})
+/// OpenAI's model object, plus `capabilities` (what the model can serve through Sluice:
+/// `chat`, `embedding`, …); SDKs ignore fields they do not know.
+fn openai_model(app: &AppState, id: &str, owner: &str, capabilities: Capabilities) -> Value {
+    json!({
+        "id": id,
+        "object": "model",
+        "created": app.started_unix,
+        "owned_by": owner,
+        "capabilities": capabilities.names(),
+    })
 }
 
 fn anthropic_model(app: &AppState, id: &str) -> Value {

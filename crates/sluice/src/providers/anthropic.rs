@@ -65,6 +65,7 @@ impl Anthropic {
         let url = match call.operation {
             Operation::Generate => self.messages_url.clone(),
             Operation::CountTokens => self.count_url.clone(),
+            Operation::Embed { .. } => return Err("Anthropic has no embeddings API".into()),
         };
         Ok(UpstreamRequest { url, headers, body })
     }

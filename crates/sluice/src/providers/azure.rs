@@ -75,8 +75,12 @@ impl Azure {
                 }
             })
             .collect();
+        let action = match call.operation {
+            Operation::Embed { .. } => "embeddings",
+            _ => "chat/completions",
+        };
         let url = self.common.url(&format!(
-            "/openai/deployments/{deployment}/chat/completions?api-version={}",
+            "/openai/deployments/{deployment}/{action}?api-version={}",
             self.api_version
         ))?;
         Ok(UpstreamRequest {

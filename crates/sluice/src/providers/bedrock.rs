@@ -101,7 +101,11 @@ impl Bedrock {
         if call.operation == Operation::CountTokens {
             return Err("Bedrock does not count tokens through this gateway".into());
         }
-        let body = bedrock_body(&body, call.forwarded)?;
+        // Embedding bodies are already in the model's own invoke shape (Titan, Cohere).
+        let body = match call.operation {
+            Operation::Embed { .. } => body,
+            _ => bedrock_body(&body, call.forwarded)?,
+        };
         let action = if call.stream {
             "invoke-with-response-stream"
         } else {

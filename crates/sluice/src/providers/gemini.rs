@@ -39,6 +39,8 @@ impl Gemini {
             (Operation::CountTokens, _) => "countTokens",
             (Operation::Generate, true) => "streamGenerateContent?alt=sse",
             (Operation::Generate, false) => "generateContent",
+            (Operation::Embed { batch: true }, _) => "batchEmbedContents",
+            (Operation::Embed { batch: false }, _) => "embedContent",
         };
         // The model name is a path segment: keep it from adding segments or a query.
         let model: String = call

@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use sluice_dialect::Dialect;
+use sluice_dialect::embedding::EmbeddingWire;
 
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::pipeline::respond::UpstreamBody;
@@ -316,6 +317,8 @@ pub enum Operation {
     Generate,
     /// Count a request's input tokens.
     CountTokens,
+    /// Embed texts; `batch`: as a list (Gemini's `:batchEmbedContents`, not `:embedContent`).
+    Embed { batch: bool },
 }
 
 /// One upstream call's particulars.
@@ -390,6 +393,27 @@ impl Provider {
             Provider::OpenAiResponses(_) => Dialect::OpenAiResponses,
             Provider::Anthropic(_) | Provider::Bedrock(_) => Dialect::Anthropic,
             Provider::Gemini(_) => Dialect::Gemini,
+        }
+    }
+
+    /// The embeddings API the upstream has for `model`, if it has one: OpenAI's
+    /// `/embeddings` (OpenAI-compatible, DashScope, Azure deployments), Gemini's
+    /// `:embedContent` / `:batchEmbedContents`, Bedrock's Titan and Cohere invoke bodies.
+    pub fn embedding_wire(&self, model: &str, batch: bool) -> Option<EmbeddingWire> {
+        match self {
+            Provider::OpenAiCompatible(_) | Provider::Azure(_) => Some(EmbeddingWire::OpenAi),
+            Provider::Gemini(_) if batch => Some(EmbeddingWire::GeminiBatch),
+            Provider::Gemini(_) => Some(EmbeddingWire::GeminiSingle),
+            Provider::Bedrock(_) => Some(EmbeddingWire::for_bedrock_model(model)),
+            Provider::OpenAiResponses(_) | Provider::Anthropic(_) => None,
+        }
+    }
+
+    /// Whether the upstream has an API for `operation` at all.
+    pub fn supports(&self, operation: Operation) -> bool {
+        match operation {
+            Operation::Generate | Operation::CountTokens => true,
+            Operation::Embed { batch } => self.embedding_wire("", batch).is_some(),
         }
     }
 

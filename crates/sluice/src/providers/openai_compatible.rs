@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header;
 
 use super::BuildContext;
-use super::{Credential, ProviderCommon, UpstreamCall, UpstreamRequest};
+use super::{Credential, Operation, ProviderCommon, UpstreamCall, UpstreamRequest};
 use crate::config::ProviderConfig;
 
 #[derive(Debug)]
@@ -31,9 +31,12 @@ impl OpenAiCompatible {
         body: Bytes,
     ) -> Result<UpstreamRequest, String> {
         let headers = self.common.base_headers(credential, call.stream);
-        let url = match credential.base_url {
-            None => self.chat_url.clone(),
-            Some(_) => self
+        let url = match (call.operation, &credential.base_url) {
+            (Operation::Embed { .. }, _) => {
+                self.common.credential_url(credential, "/embeddings")?
+            }
+            (_, None) => self.chat_url.clone(),
+            (_, Some(_)) => self
                 .common
                 .credential_url(credential, "/chat/completions")?,
         };

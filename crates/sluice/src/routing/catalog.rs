@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use sluice_dialect::Capabilities;
+
 use crate::error::GatewayError;
 use crate::providers::Provider;
 
@@ -17,6 +19,8 @@ pub struct Target {
     pub priority: i32,
     /// Share of its tier under the `weighted` strategy.
     pub weight: u32,
+    /// What the model can do at this provider.
+    pub capabilities: Capabilities,
 }
 
 /// One model's providers and where each strategy's rotation stands.
@@ -28,6 +32,15 @@ pub struct Entry {
     /// `preview-model`: where `quota-exceeded.switch-preview-model` falls back to.
     pub preview: Option<String>,
     rotation: Mutex<Rotation>,
+}
+
+impl Entry {
+    /// What the model can do at any of its providers.
+    pub fn capabilities(&self) -> Capabilities {
+        self.targets
+            .iter()
+            .fold(Capabilities::NONE, |all, t| all.union(t.capabilities))
+    }
 }
 
 /// Rotation state of one model.
@@ -56,12 +69,13 @@ impl Entry {
 /// A provider and the models it serves: `(upstream name, alias, preview-model)`.
 pub type ProviderModels = (Arc<Provider>, Vec<ModelName>, i32, u32);
 
-/// A model's upstream name, optional alias and optional preview model.
+/// A model's upstream name, optional alias, optional preview model and capabilities.
 #[derive(Debug, Clone)]
 pub struct ModelName {
     pub name: String,
     pub alias: Option<String>,
     pub preview: Option<String>,
+    pub capabilities: Capabilities,
 }
 
 /// Every model the gateway serves.
@@ -108,6 +122,7 @@ impl Catalog {
                         upstream_model: upstream_model.clone(),
                         priority: *priority,
                         weight: (*weight).max(1),
+                        capabilities: model.capabilities,
                     });
                 }
             }
@@ -155,6 +170,13 @@ impl Catalog {
     /// Client-facing model names with the provider that first offered each.
     pub fn models(&self) -> impl Iterator<Item = (&str, &str)> {
         self.listed.iter().map(|(m, p)| (m.as_str(), &**p))
+    }
+
+    /// What a client-facing model can do (nothing, when it is not served).
+    pub fn capabilities(&self, model: &str) -> Capabilities {
+        self.entries
+            .get(model)
+            .map_or(Capabilities::NONE, Entry::capabilities)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -14,6 +14,7 @@ pub mod gemini;
 pub mod json_edit;
 pub mod openai_chat;
 mod openai_common;
+pub mod openai_completions;
 pub mod openai_responses;
 pub mod registry;
 pub mod sse;

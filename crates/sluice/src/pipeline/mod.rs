@@ -11,6 +11,7 @@ pub mod account;
 pub mod admit;
 pub mod authenticate;
 pub mod charge;
+mod completions;
 mod embed;
 pub mod models;
 pub mod respond;
@@ -111,6 +112,12 @@ pub const GEMINI_COUNT: Endpoint = Endpoint::new(
     Operation::CountTokens,
     "gemini.count_tokens",
 );
+/// Legacy completions, served through chat (see [`completions`]).
+pub const OPENAI_COMPLETIONS: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Generate,
+    "openai.completions",
+);
 pub const OPENAI_EMBEDDINGS: Endpoint = Endpoint::new(
     Dialect::OpenAiChat,
     Operation::Embed { batch: true },
@@ -168,12 +175,16 @@ endpoint_handler! {
     platform_gemini => PLATFORM_GEMINI;
     /// `POST /v1/embeddings`.
     embeddings => OPENAI_EMBEDDINGS;
+    /// `POST /v1/completions`.
+    legacy_completions => OPENAI_COMPLETIONS;
 }
 
 /// The routes of the endpoints beyond chat (embeddings, …), merged into the server's router
 /// in one place. Gemini's `:embedContent` / `:batchEmbedContents` ride on [`gemini_action`].
 pub fn beyond_chat() -> axum::Router<Arc<AppState>> {
-    axum::Router::new().route("/v1/embeddings", axum::routing::post(embeddings))
+    axum::Router::new()
+        .route("/v1/embeddings", axum::routing::post(embeddings))
+        .route("/v1/completions", axum::routing::post(legacy_completions))
 }
 
 /// `POST /v1beta/models/{model}:{action}` (and under `/v1/models/`).
@@ -272,6 +283,9 @@ pub async fn proxy(
             }
         }
     };
+    if endpoint.label == OPENAI_COMPLETIONS.label {
+        response = completions::reshape(response).await;
+    }
     routing::failover::tag_attempts(&mut response, attempts);
     response
 }
@@ -328,6 +342,15 @@ async fn handle(
             capture.body = bytes.clone();
         }
     });
+    // Legacy completions continue as the chat request their prompt becomes.
+    let bytes = if endpoint.label == OPENAI_COMPLETIONS.label {
+        Bytes::from(
+            sluice_dialect::openai_completions::chat_request(&bytes)
+                .map_err(GatewayError::bad_request)?,
+        )
+    } else {
+        bytes
+    };
     let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
     if let Operation::Embed { .. } = endpoint.operation {
         let start = embed::Start {

@@ -54,6 +54,10 @@ pub(crate) struct Directives {
     /// 401 echoing the key masked; Anthropic: 401 `authentication_error`; Gemini: 400
     /// `INVALID_ARGUMENT` with reason `API_KEY_INVALID`). Meant for [`Faults::set_for_key`].
     pub(crate) reject_key: bool,
+    /// `qwen_free_tier=ended`: answer as Qwen's portal does since its OAuth free tier was
+    /// discontinued (2026-04-15): 429 `insufficient_quota`, "Qwen OAuth free tier quota
+    /// exceeded…". Meant for [`Faults::set_for_key`].
+    pub(crate) qwen_free_tier_ended: bool,
 }
 
 /// Faults set from outside the request, per server: directives for every request that
@@ -194,6 +198,7 @@ impl Directives {
             "cycle" => self.cycle = Some(value.to_owned()),
             "usage" => self.omit_usage = value == "none",
             "reject_key" => self.reject_key = matches!(value, "1" | "true"),
+            "qwen_free_tier" => self.qwen_free_tier_ended = value == "ended",
             _ => {}
         }
     }

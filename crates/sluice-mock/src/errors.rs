@@ -21,6 +21,9 @@ pub(crate) struct OpenAiError {
 
 const INVALID_REQUEST: &str = "invalid_request_error";
 
+/// Qwen's words for an OAuth token after the free tier ended (QwenLM/qwen-code#3296).
+pub const QWEN_FREE_TIER_ENDED: &str = "Qwen OAuth free tier quota exceeded: the Qwen OAuth free tier has been discontinued. Please switch to an Alibaba Cloud Coding Plan or a ModelStudio API key.";
+
 impl OpenAiError {
     fn new(status: StatusCode, kind: &'static str, message: String) -> Self {
         Self {
@@ -55,6 +58,16 @@ impl OpenAiError {
              header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
                 .to_owned(),
         )
+    }
+
+    /// 429: Qwen's answer to an OAuth token since the free tier was discontinued.
+    pub(crate) fn qwen_free_tier_ended() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            QWEN_FREE_TIER_ENDED.to_owned(),
+        )
+        .with_code("insufficient_quota")
     }
 
     /// 401: a bearer token that is not one of the configured keys.

@@ -77,6 +77,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use directives::Faults;
+pub use errors::QWEN_FREE_TIER_ENDED;
 pub use record::{RecordedRequest, Recorder};
 
 use errors::OpenAiError;

@@ -24,6 +24,9 @@ pub(crate) async fn preflight(
             .unwrap_or_default();
         return Err(OpenAiError::invalid_api_key(sent.trim()));
     }
+    if directives.qwen_free_tier_ended {
+        return Err(OpenAiError::qwen_free_tier_ended());
+    }
     if state.oauth.refuses(headers) {
         return Err(OpenAiError::invalid_api_key("expired"));
     }

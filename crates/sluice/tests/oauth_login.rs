@@ -490,3 +490,203 @@ async fn gemini_login_reports_an_ineligible_tier_in_googles_words() {
         "no file for an account that cannot serve"
     );
 }
+
+/// A gateway (in process) whose `oauth:` endpoints are the fake's, with its own `auth-dir`.
+async fn management_gateway() -> (common::Harness, tempfile::TempDir) {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = format!("http://{}", mock.addr());
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+api-keys: [{CLIENT_KEY}]
+auth-dir: '{auths}'
+oauth:
+  claude: {{token-url: '{m}/v1/oauth/token', authorize-url: '{m}/oauth/authorize', base-url: '{m}'}}
+  codex: {{token-url: '{m}/oauth/token', authorize-url: '{m}/oauth/authorize', base-url: '{m}/v1'}}
+  gemini: {{token-url: '{m}/token', authorize-url: '{m}/o/oauth2/v2/auth', code-assist-url: '{m}/v1internal'}}
+providers: []
+",
+        auths = dir.path().display()
+    );
+    (common::Harness::from_yaml(mock, &yaml).await, dir)
+}
+
+async fn json_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// Polls `get-auth-status` until the sign-in is no longer waiting.
+async fn settled(h: &common::Harness, state: &str) -> Value {
+    for _ in 0..100 {
+        let (code, body) = json_of(
+            h.management(reqwest::Method::GET, "/get-auth-status")
+                .query(&[("state", state)])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        if body["status"] != "wait" {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the sign-in never settled");
+}
+
+async fn browser(url: &str) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client.get(url).send().await.unwrap();
+    let status = resp.status().as_u16();
+    if let Some(location) = resp.headers().get("location") {
+        return (status, location.to_str().unwrap().to_string());
+    }
+    (status, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn management_api_signs_accounts_in() {
+    let (h, dir) = management_gateway().await;
+    let get = |path: &str| h.management(reqwest::Method::GET, path).send();
+    let callback = |body: Value| {
+        h.management(reqwest::Method::POST, "/oauth-callback")
+            .json(&body)
+            .send()
+    };
+
+    // Claude needs the explicit opt-in, and says why.
+    let (code, body) = json_of(get("/anthropic-auth-url").await.unwrap()).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("your own"),
+        "{body}"
+    );
+
+    let (code, started) = json_of(get("/anthropic-auth-url?accept-risk=true").await.unwrap()).await;
+    assert_eq!(code, 200, "{started}");
+    assert_eq!(started["status"], "ok");
+    let state = started["state"].as_str().unwrap().to_string();
+    assert_eq!(query(started["url"].as_str().unwrap(), "state"), state);
+    let (_, shown) = browser(started["url"].as_str().unwrap()).await;
+    let (claude_code, _) = shown.split_once('#').unwrap();
+
+    // A wrong state names no waiting sign-in: nothing is exchanged, the real one still waits.
+    let (code, body) = json_of(
+        callback(json!({"provider": "anthropic", "redirect_url": format!("{claude_code}#someone-elses-state")}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(h.mock.oauth().exchanges(), 0);
+    let (_, waiting) = json_of(
+        h.management(reqwest::Method::GET, "/get-auth-status")
+            .query(&[("state", &state)])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(waiting["status"], "wait");
+
+    let (code, body) = json_of(
+        callback(json!({"provider": "anthropic", "redirect_url": shown}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((code, &body["status"]), (200, &json!("ok")), "{body}");
+    let done = settled(&h, &state).await;
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(done["file"], "claude-claude-user@example.com.json");
+    assert!(
+        dir.path()
+            .join("claude-claude-user@example.com.json")
+            .is_file()
+    );
+
+    // The state is single-use.
+    let (code, _) = json_of(
+        callback(json!({"provider": "anthropic", "redirect_url": shown}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 404);
+    assert_eq!(h.mock.oauth().exchanges(), 1);
+
+    // The account serves at once (platform claude-official, through the fake's Messages API).
+    let resp = h
+        .chat(
+            json!({"model": "claude-sonnet-4-5", "messages": common::user("hi"), "max_tokens": 8}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    // Codex: the pasted redirect URL.
+    let (_, started) = json_of(get("/codex-auth-url").await.unwrap()).await;
+    let (status, location) = browser(started["url"].as_str().unwrap()).await;
+    assert_eq!(status, 302);
+    let (code, _) = json_of(
+        callback(json!({"provider": "codex", "redirect_url": location}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let done = settled(&h, started["state"].as_str().unwrap()).await;
+    assert_eq!(done["file"], "codex-codex-user@example.com.json", "{done}");
+
+    // Gemini: Google's page shows only the code; the state comes with it. An ineligible tier
+    // ends the sign-in in Google's words.
+    h.mock
+        .oauth()
+        .script_code_assist(CodeAssistScript::Ineligible);
+    let (_, started) = json_of(get("/gemini-cli-auth-url").await.unwrap()).await;
+    let gstate = started["state"].as_str().unwrap();
+    let (_, gcode) = browser(started["url"].as_str().unwrap()).await;
+    let (code, _) = json_of(
+        callback(json!({"provider": "gemini-cli", "code": gcode, "state": gstate}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let done = settled(&h, gstate).await;
+    assert_eq!(done["status"], "error");
+    assert!(
+        done["error"].as_str().unwrap().contains(INELIGIBLE_MESSAGE),
+        "{done}"
+    );
+
+    // A refused authorization ends the sign-in with the provider's words.
+    h.mock.oauth().deny_authorize(true);
+    let (_, started) = json_of(get("/codex-auth-url").await.unwrap()).await;
+    let (_, location) = browser(started["url"].as_str().unwrap()).await;
+    let (code, _) = json_of(
+        callback(json!({"provider": "codex", "redirect_url": location}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 400);
+    let done = settled(&h, started["state"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "error", "{done}");
+
+    let (code, _) = json_of(
+        h.management(reqwest::Method::GET, "/get-auth-status")
+            .query(&[("state", "never-issued")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 404);
+}

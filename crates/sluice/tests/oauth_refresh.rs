@@ -515,3 +515,34 @@ async fn a_grant_without_a_refresh_token_keeps_the_old_one() {
     assert_eq!(saved["access_token"], "oauth-claude-at-1");
     assert!(saved["last_refresh"].is_string());
 }
+
+#[tokio::test]
+async fn a_qwen_token_whose_free_tier_ended_is_retired_not_refreshed() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    mock.faults()
+        .set_for_key("qwen-oauth-at-1", "qwen_free_tier=ended");
+    let file = json!({
+        "type": "qwen", "access_token": "qwen-oauth-at-1", "refresh_token": "qwen-oauth-rt-1",
+        "expired": rfc3339(now_s() + 3600 * 24), "base_url": "http://MOCK/v1",
+    });
+    let a = start_with(mock, &[("qwen.json", file)], false, "100ms").await;
+    let ask = || a.ask("qwen3-coder-plus").send();
+    let resp = ask().await.unwrap();
+    assert_ne!(resp.status(), 200);
+    let c = a.wait_status("qwen.json", "needs_relogin").await;
+    let reason = c["account"]["reason"].as_str().unwrap();
+    assert!(reason.contains("discontinued"), "{c}");
+    assert!(
+        reason.contains(sluice_mock::QWEN_FREE_TIER_ENDED),
+        "Qwen's own words: {c}"
+    );
+    let listed = a.auth_file_listing("qwen.json").await;
+    assert_eq!(listed["status"], "needs_relogin", "{listed}");
+    assert!(a.file("qwen.json")["needs_relogin"]["reason"].is_string());
+    assert_eq!(a.file("qwen.json")["refresh_token"], "qwen-oauth-rt-1");
+    // Never asked again, never refreshed (no token call at all: not even one attempt).
+    let _ = ask().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(a.h.mock.requests_with_key("qwen-oauth-at-1"), 1);
+    assert_eq!(a.h.mock.oauth().token_calls(), 0);
+}

@@ -251,6 +251,7 @@ impl Api {
         .list::<ClaudeKeys>()
         .list::<OpenAiCompat>()
         .auth_files()
+        .oauth_logins()
         .credentials()
     }
 
@@ -262,7 +263,12 @@ impl Api {
             .layer(axum::middleware::from_fn_with_state(state, access::guard))
     }
 
-    fn route(mut self, path: &str, methods: MethodRouter<Arc<AppState>>, ops: Vec<Op>) -> Self {
+    pub(super) fn route(
+        mut self,
+        path: &str,
+        methods: MethodRouter<Arc<AppState>>,
+        ops: Vec<Op>,
+    ) -> Self {
         self.router = self.router.route(path, methods);
         self.ops.extend(ops);
         self

@@ -107,6 +107,11 @@ impl ManagementError {
         )
     }
 
+    /// 500 with these words.
+    pub fn internal(what: &str) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, what)
+    }
+
     /// 500 for a file operation in `auth-dir` that failed.
     pub fn io(what: &str, e: &std::io::Error) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))

@@ -16,6 +16,7 @@
 pub mod access;
 pub mod api;
 mod error;
+mod logins;
 pub mod openapi;
 mod watch;
 pub mod yaml_doc;
@@ -67,6 +68,8 @@ pub struct Plane {
     write: tokio::sync::Mutex<()>,
     applied: ArcSwap<Applied>,
     pub access: access::Access,
+    /// Sign-ins started through `/anthropic-auth-url` and friends, by state.
+    pub logins: crate::oauth::login::Logins,
 }
 
 impl Plane {
@@ -87,6 +90,7 @@ impl Plane {
             write: tokio::sync::Mutex::new(()),
             applied: ArcSwap::from_pointee(applied),
             access: access::Access::default(),
+            logins: Default::default(),
         }
     }
 

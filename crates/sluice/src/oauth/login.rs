@@ -202,3 +202,122 @@ pub async fn save(ctx: &Ctx, granted: &Granted, opts: &Finish) -> Result<Saved, 
         project,
     })
 }
+
+/// Sign-ins started through the management API, by state: waiting for their callback, being
+/// finished, or finished (kept a while for `get-auth-status`). A state is used once.
+#[derive(Debug, Default)]
+pub struct Logins {
+    inner: std::sync::Mutex<std::collections::HashMap<String, Entry>>,
+}
+
+/// At most this many sign-ins are remembered (the oldest are forgotten first).
+const MAX_LOGINS: usize = 256;
+/// How long a finished sign-in's outcome stays readable.
+const KEEP_OUTCOME: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug)]
+struct Entry {
+    kind: Kind,
+    started: Instant,
+    expires: Instant,
+    phase: Phase,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Waiting(Box<(Ctx, Pending)>),
+    Working,
+    Done(String),
+    Failed(String),
+}
+
+/// Where a management-API sign-in stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginStatus {
+    Wait,
+    Ok { file: String },
+    Error(String),
+}
+
+impl Logins {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Entry>> {
+        let mut map = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        map.retain(|_, e| e.expires > now);
+        map
+    }
+
+    /// Starts a PKCE sign-in; returns the authorize URL and its state.
+    pub fn start(&self, ctx: Ctx, timeout: Duration) -> Result<(String, String), String> {
+        let pending = begin(&ctx, None, timeout)?;
+        let (url, state) = (pending.url.clone(), pending.state.clone());
+        let mut map = self.map();
+        while map.len() >= MAX_LOGINS {
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, e)| e.started)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        let now = Instant::now();
+        map.insert(
+            state.clone(),
+            Entry {
+                kind: ctx.kind,
+                started: now,
+                expires: pending.deadline,
+                phase: Phase::Waiting(Box::new((ctx, pending))),
+            },
+        );
+        Ok((url, state))
+    }
+
+    /// Takes the waiting sign-in of `state` (once) to finish it.
+    pub fn take(&self, state: &str, kind: Kind) -> Result<(Ctx, Pending), String> {
+        let mut map = self.map();
+        let Some(entry) = map.get_mut(state) else {
+            return Err("no sign-in is waiting with this state (unknown, expired or from another gateway): start again".into());
+        };
+        if entry.kind != kind {
+            return Err(format!(
+                "this state belongs to a {} sign-in, not {kind}",
+                entry.kind
+            ));
+        }
+        match std::mem::replace(&mut entry.phase, Phase::Working) {
+            Phase::Waiting(boxed) => Ok(*boxed),
+            other => {
+                entry.phase = other;
+                Err("this sign-in's callback was already received (a state is used once)".into())
+            }
+        }
+    }
+
+    /// Records the outcome of the sign-in of `state`.
+    pub fn finish(&self, state: &str, outcome: Result<String, String>) {
+        let mut map = self.map();
+        if let Some(entry) = map.get_mut(state) {
+            entry.expires = Instant::now() + KEEP_OUTCOME;
+            entry.phase = match outcome {
+                Ok(file) => Phase::Done(file),
+                Err(e) => Phase::Failed(e),
+            };
+        }
+    }
+
+    /// Where the sign-in of `state` stands (`None`: unknown or forgotten).
+    pub fn status(&self, state: &str) -> Option<LoginStatus> {
+        let map = self.map();
+        Some(match &map.get(state)?.phase {
+            Phase::Waiting(_) | Phase::Working => LoginStatus::Wait,
+            Phase::Done(file) => LoginStatus::Ok { file: file.clone() },
+            Phase::Failed(e) => LoginStatus::Error(e.clone()),
+        })
+    }
+}

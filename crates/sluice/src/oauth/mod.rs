@@ -327,6 +327,28 @@ impl Refresher {
             .await
     }
 
+    /// Takes an account out of rotation for good because its upstream ended the service
+    /// (Qwen's discontinued OAuth free tier): recorded in the file like a permanent refresh
+    /// refusal, so neither requests nor the scheduler refresh it again.
+    pub async fn retire(&self, name: &str, reason: &str) {
+        let Some(account) = self.account(name) else {
+            return;
+        };
+        let _flight = account.flight.lock().await;
+        let dir = self.lock().dir.clone();
+        if let Ok(mut doc) = crate::auth_files::read(&dir, name)
+            .map_err(|e| e.to_string())
+            .and_then(|b| TokenDoc::parse(&b))
+        {
+            doc.set_needs_relogin(reason, Utc::now());
+            if let Err(e) = sluice_oauth::store::write_private(&dir.join(name), &doc.to_bytes()) {
+                tracing::error!(file = %name, error = %e, "could not record the account's state in the token file");
+            }
+        }
+        account.state().needs_relogin = Some(reason.to_string());
+        tracing::warn!(file = %name, %reason, "OAuth account retired: its upstream ended the service");
+    }
+
     /// The accounts the scheduler should refresh now.
     fn due(&self) -> Vec<String> {
         let inner = self.lock();

@@ -8,6 +8,7 @@
 //! | 2xx | success | — |
 //! | 429, 402 | quota cooldown (`Retry-After` / `retry-after-ms`, else backoff) | if `quota-exceeded.switch-project` |
 //! | 401, 403 | refresh the token if it can be, else disable | yes (after a refresh: the same credential) |
+//! | a Qwen OAuth token's "free tier quota exceeded / discontinued" (any status) | disable; an auth-file account is retired (`needs_relogin`), never refreshed | yes |
 //! | 408, 5xx, timeout, connection or body failure | server-error streak | yes |
 //! | other 4xx (the caller's request) | success | never |
 //! | a 2xx stream that later breaks, stalls or ends early | server-error streak | never (the client has bytes) |
@@ -181,7 +182,22 @@ pub async fn run(
             }
             Err(failed) => failed,
         };
+        // Qwen's OAuth free tier ended (2026-04-15): such a token will never serve again, and
+        // refreshing it cannot help. Out of rotation with Qwen's words, never refreshed.
+        let ended = (&*common.platform == "qwen"
+            && (account.is_some() || pick.credential.origin == Origin::Pool))
+            .then(|| qwen_free_tier_ended(&error))
+            .flatten();
+        if let (Some(reason), Some(account)) = (&ended, &account) {
+            account.refresher.retire(&account.file, reason).await;
+        }
+        let failure = if ended.is_some() {
+            Failure::Auth
+        } else {
+            failure
+        };
         let outcome = match failure {
+            _ if let Some(reason) = ended => Outcome::Unauthorized { reason },
             Failure::Caller => Outcome::Success,
             Failure::Quota(retry_after) => Outcome::Quota { retry_after },
             Failure::Server => Outcome::ServerError,
@@ -507,6 +523,17 @@ impl Drop for ProbeGuard<'_> {
 }
 
 /// Why a credential is disabled, in words without secrets: the status and the upstream's code.
+/// Qwen's "free tier quota exceeded / discontinued" answer, as a reason in its words.
+fn qwen_free_tier_ended(error: &GatewayError) -> Option<String> {
+    let message = error.body.message.to_ascii_lowercase();
+    let ended = message.contains("free tier")
+        && (message.contains("discontinued") || message.contains("quota exceeded"));
+    ended.then(|| {
+        let words: String = error.body.message.chars().take(300).collect();
+        format!("Qwen's OAuth free tier was discontinued (2026-04-15): {words}; sign in with a Coding Plan or ModelStudio API key instead")
+    })
+}
+
 fn disable_reason(error: &GatewayError) -> String {
     let code = error
         .body

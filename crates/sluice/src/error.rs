@@ -35,6 +35,8 @@ pub struct ErrorExtra {
     /// The upstream's own error body and the dialect it is in; passed through unchanged to a
     /// client of the same dialect.
     pub upstream_body: Option<(Dialect, Bytes)>,
+    /// The message in Chinese, for an error whose words carry details (see [`Lang`]).
+    pub chinese: Option<String>,
 }
 
 impl GatewayError {
@@ -190,6 +192,7 @@ impl GatewayError {
         e.extra = Some(Box::new(ErrorExtra {
             retry_after: Some(HeaderValue::from_static("1")),
             upstream_body: None,
+            chinese: None,
         }));
         e
     }
@@ -210,6 +213,7 @@ impl GatewayError {
         e.extra = Some(Box::new(ErrorExtra {
             retry_after: Some(HeaderValue::from_static("1")),
             upstream_body: None,
+            chinese: None,
         }));
         e
     }
@@ -334,6 +338,7 @@ impl GatewayError {
             e.extra = Some(Box::new(ErrorExtra {
                 retry_after,
                 upstream_body,
+                chinese: None,
             }));
         }
         e
@@ -344,6 +349,7 @@ impl GatewayError {
         let ErrorExtra {
             retry_after,
             upstream_body,
+            ..
         } = self.extra.map(|e| *e).unwrap_or_default();
         let body = match upstream_body {
             Some((from, body)) if from == dialect => body,
@@ -443,6 +449,7 @@ impl GatewayError {
         self.extra = Some(Box::new(ErrorExtra {
             retry_after,
             upstream_body: None,
+            chinese: None,
         }));
         self
     }
@@ -509,6 +516,9 @@ impl GatewayError {
             .with_param("model")
             .with_code("model_not_priced"),
         )
+        .with_chinese(format!(
+            "模型 `{model}` 没有价格，设置了月度费用配额的 API Key 不能使用它；管理员可在 `prices` 中为它定价，或设置 `default-price`。"
+        ))
     }
 
     /// 429: `rate_limit` requests in the last minute.
@@ -653,11 +663,20 @@ impl GatewayError {
 
     /// The message in `lang`, for the errors seed 004 words.
     pub fn localized(mut self, lang: Lang) -> Self {
-        if lang == Lang::Zh
-            && let Some(message) = self.body.code.as_deref().and_then(chinese_message)
-        {
+        if lang != Lang::Zh {
+            return self;
+        }
+        if let Some(message) = self.extra.as_ref().and_then(|e| e.chinese.clone()) {
+            self.body.message = message;
+        } else if let Some(message) = self.body.code.as_deref().and_then(chinese_message) {
             self.body.message = message.to_string();
         }
+        self
+    }
+
+    /// Adds the message in Chinese, for [`Self::localized`] (errors whose words carry details).
+    pub fn with_chinese(mut self, message: impl Into<String>) -> Self {
+        self.extra.get_or_insert_with(Box::default).chinese = Some(message.into());
         self
     }
 

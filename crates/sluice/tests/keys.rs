@@ -1141,6 +1141,24 @@ async fn unpriced_models_are_refused_to_quota_keys_or_charged_the_default_price(
     );
     let (status, body, _) = send(k.chat("/openai/v1/chat/completions", &quota, ask.clone())).await;
     assert_eq!((status, &body["code"]), (403, &json!(403)), "{body}");
+    // Seed 004's route speaks Chinese unless English is preferred.
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("没有价格") && message.contains("`unpriced-model`"),
+        "{body}"
+    );
+    let (_, body, _) = send(
+        k.chat("/openai/v1/chat/completions", &quota, ask.clone())
+            .header("accept-language", "en-US,en;q=0.9"),
+    )
+    .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Model `unpriced-model` has no price"),
+        "{body}"
+    );
     assert_eq!(
         send(k.chat("/v1/chat/completions", &open, ask.clone()))
             .await
@@ -1149,7 +1167,7 @@ async fn unpriced_models_are_refused_to_quota_keys_or_charged_the_default_price(
     );
     let records = k.h.records().await;
     let statuses: Vec<(u16, i64)> = records.iter().map(|r| (r.status, r.cost_nanos)).collect();
-    assert_eq!(statuses, [(403, 0), (403, 0), (200, 0)]);
+    assert_eq!(statuses, [(403, 0), (403, 0), (403, 0), (200, 0)]);
 
     // $0.10 a token by default: ten words cost $1.00, beyond a $0.50 quota after one answer.
     let yaml = format!(
@@ -1279,9 +1297,28 @@ async fn admin_ceilings_bound_what_users_set_on_their_keys() {
             .call(Method::PUT, &key_path, &alice, Some(change.clone()))
             .await;
         assert_eq!(status, 403, "{change}: {body}");
+        let message = body["message"].as_str().unwrap();
+        // Seed 004's words by default: Chinese, naming the ceiling.
         assert!(
-            body["message"].as_str().unwrap().contains(ceiling),
+            message.contains(ceiling) && message.contains("管理员"),
             "{change}: {body}"
+        );
+        let english: Value =
+            k.h.http
+                .put(k.h.url(&key_path))
+                .bearer_auth(&alice)
+                .header("accept-language", "en")
+                .json(&change)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        let message = english["message"].as_str().unwrap();
+        assert!(
+            message.contains(ceiling) && message.contains("set by an administrator"),
+            "{change}: {english}"
         );
     }
     let (status, body) = k

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::session::{Session, session};
 use super::{ApiResult, iso, json_object, parse_id, store_error, success};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Lang};
 use crate::gateway::AppState;
 use crate::store::{
     ApiKey, Ceilings, KeyUpdate, Nanos, NewApiKey, Status, nanos_to_usd, usd_to_nanos,
@@ -295,7 +295,12 @@ pub fn fit_ceilings(
                     shown(field, *value),
                     shown(field, ceiling)
                 ),
-            ));
+            )
+            .with_chinese(format!(
+                "{field} {} 超过了管理员为该账户设置的上限 {name} = {}",
+                shown(field, *value),
+                shown(field, ceiling)
+            )));
         }
         *value = ceiling;
     }
@@ -312,7 +317,14 @@ pub fn fit_ceilings(
                         nanos_to_usd(others),
                         nanos_to_usd(room.max(0))
                     ),
-                ));
+                )
+                .with_chinese(format!(
+                    "monthly_quota {} 超出了管理员为该账户设置的月度预算 monthly_budget ${}：其他 Key 的配额已占用 ${}，剩余 ${}",
+                    shown("monthly_quota", limits.monthly_quota),
+                    nanos_to_usd(budget),
+                    nanos_to_usd(others),
+                    nanos_to_usd(room.max(0))
+                )));
             }
             limits.monthly_quota = room;
         }
@@ -382,7 +394,8 @@ pub async fn create(
         monthly_quota: update.monthly_quota.unwrap_or(0),
     };
     let (ceilings, others) = ceilings_of(&app, session.user_id, None).await?;
-    fit_ceilings(&ceilings, &mut limits, &given, others)?;
+    fit_ceilings(&ceilings, &mut limits, &given, others)
+        .map_err(|e| e.localized(Lang::for_seed004(&headers)))?;
     let minted = crate::keys::mint();
     let key = accounts
         .store
@@ -455,7 +468,8 @@ pub async fn update(
         monthly_quota: update.monthly_quota.unwrap_or(key.monthly_quota),
     };
     let (ceilings, others) = ceilings_of(&app, key.user_id, Some(key.id)).await?;
-    fit_ceilings(&ceilings, &mut limits, &given, others)?;
+    fit_ceilings(&ceilings, &mut limits, &given, others)
+        .map_err(|e| e.localized(Lang::for_seed004(&headers)))?;
     if limits != Limits::of(&key) {
         update.rate_limit = Some(limits.rate_limit);
         update.daily_limit = Some(limits.daily_limit);

@@ -569,7 +569,7 @@ pub fn exhausted_error(exhausted: &Exhausted, model: &str, now: Instant) -> Gate
             );
             e.extra = Some(Box::new(ErrorExtra {
                 retry_after: HeaderValue::from_str(&secs.to_string()).ok(),
-                upstream_body: None,
+                ..ErrorExtra::default()
             }));
             e
         }

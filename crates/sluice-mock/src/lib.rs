@@ -76,6 +76,7 @@ use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use anthropic::CLAUDE_CODE_SYSTEM;
 pub use directives::Faults;
 pub use errors::QWEN_FREE_TIER_ENDED;
 pub use record::{RecordedRequest, Recorder};

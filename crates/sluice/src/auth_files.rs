@@ -23,8 +23,10 @@ pub const MAX_FILE_SIZE: usize = 256 * 1024;
 pub const CODEX_OAUTH_BASE_URL: &str = "https://chatgpt.com/backend-api/codex";
 /// Qwen's fallback when a token file names no `resource_url`.
 pub const QWEN_FALLBACK_BASE_URL: &str = "https://dashscope.aliyuncs.com/compatible-mode/v1";
-/// The beta flag Anthropic requires with OAuth access tokens.
-const CLAUDE_OAUTH_BETA: &str = "oauth-2025-04-20";
+/// The beta flags Claude Code sends with OAuth access tokens (`oauth-2025-04-20` is required).
+const CLAUDE_OAUTH_BETA: &str = "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14";
+/// Claude Code's User-Agent.
+const CLAUDE_CODE_USER_AGENT: &str = "claude-cli/2.1.220 (external, cli)";
 
 /// Which account a token file belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -223,6 +225,12 @@ impl TokenFile {
             TokenKind::Claude => {
                 headers.insert("authorization".to_string(), bearer);
                 headers.insert("anthropic-beta".to_string(), CLAUDE_OAUTH_BETA.to_string());
+                headers.insert(
+                    "anthropic-dangerous-direct-browser-access".into(),
+                    "true".into(),
+                );
+                headers.insert("x-app".into(), "cli".into());
+                headers.insert("user-agent".into(), CLAUDE_CODE_USER_AGENT.into());
                 (
                     ProviderKind::Anthropic,
                     "claude-official",

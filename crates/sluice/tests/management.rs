@@ -1022,7 +1022,27 @@ async fn auth_files_upload_list_download_delete() {
     assert_eq!(resp.status(), 200);
     let last = mock.requests().pop().unwrap();
     assert_eq!(last.header("authorization"), Some("Bearer claude-at"));
-    assert_eq!(last.header("anthropic-beta"), Some("oauth-2025-04-20"));
+    assert_eq!(
+        last.header("anthropic-beta"),
+        Some(
+            "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+        )
+    );
+    // Claude's OAuth API's shape (platform claude-official): Claude Code's headers, `?beta=true`,
+    // its system line first, no x-api-key.
+    assert_eq!(last.header("x-app"), Some("cli"));
+    assert_eq!(last.header("x-api-key"), None);
+    assert!(
+        last.header("user-agent")
+            .unwrap()
+            .starts_with("claude-cli/")
+    );
+    assert_eq!(last.query.as_deref(), Some("beta=true"));
+    let sent: Value = serde_json::from_str(&last.body).unwrap();
+    assert_eq!(
+        sent["system"][0]["text"],
+        "You are Claude Code, Anthropic's official CLI for Claude."
+    );
     // A client's own beta flags travel with the OAuth one.
     let resp = m
         .http
@@ -1038,7 +1058,9 @@ async fn auth_files_upload_list_download_delete() {
     let last = mock.requests().pop().unwrap();
     assert_eq!(
         last.header("anthropic-beta"),
-        Some("oauth-2025-04-20,prompt-caching-2024-07-31")
+        Some(
+            "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14,prompt-caching-2024-07-31"
+        )
     );
 
     let list = m.get("/auth-files").await;

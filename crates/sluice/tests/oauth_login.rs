@@ -690,3 +690,48 @@ async fn management_api_signs_accounts_in() {
     .await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn the_claude_oauth_fake_demands_claude_codes_shape() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let http = reqwest::Client::new();
+    let send = |beta: Option<&str>, body: Value| {
+        let mut req = http
+            .post(format!("http://{}/v1/messages", mock.addr()))
+            .bearer_auth("sk-ant-oat01-fake")
+            .header("anthropic-version", "2023-06-01")
+            .json(&body);
+        if let Some(beta) = beta {
+            req = req.header("anthropic-beta", beta);
+        }
+        req.send()
+    };
+    let plain =
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": common::user("hi")});
+    let mut shaped = plain.clone();
+    shaped["system"] = json!([{"type": "text", "text": sluice_mock::CLAUDE_CODE_SYSTEM}]);
+    assert_eq!(send(None, shaped.clone()).await.unwrap().status(), 400);
+    assert_eq!(
+        send(Some("oauth-2025-04-20"), plain)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        send(Some("oauth-2025-04-20"), shaped)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let haiku =
+        json!({"model": "claude-haiku-4-5", "max_tokens": 8, "messages": common::user("hi")});
+    assert_eq!(
+        send(Some("oauth-2025-04-20"), haiku)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

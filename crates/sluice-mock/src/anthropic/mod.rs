@@ -165,10 +165,54 @@ async fn gate(
         return Err(AnthropicError::invalid_bearer_token());
     }
     check_version(headers)?;
+    check_oauth_shape(headers, body)?;
     if let Some(status) = directives.status {
         return Err(AnthropicError::injected(status, directives.retry_after));
     }
     Ok(directives)
+}
+
+/// The Claude Code system line Claude's OAuth API requires first (research `oauth.md` §2.5).
+pub const CLAUDE_CODE_SYSTEM: &str = "You are Claude Code, Anthropic's official CLI for Claude.";
+
+/// A request with an OAuth access token (`sk-ant-oat…`, or one this fake's token endpoint
+/// issued) must carry `anthropic-beta: …oauth-2025-04-20…`, and, unless the model is a Haiku,
+/// Claude Code's system line as its first system block; otherwise Anthropic answers 400
+/// `invalid_request_error` "Error" (anthropics/claude-code#40515).
+fn check_oauth_shape(headers: &HeaderMap, body: &[u8]) -> Result<(), AnthropicError> {
+    let oauth = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.starts_with("sk-ant-oat") || t.starts_with("oauth-claude-"));
+    if !oauth {
+        return Ok(());
+    }
+    let beta_ok = headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|f| f.trim() == "oauth-2025-04-20");
+    if !beta_ok {
+        return Err(AnthropicError::invalid_request(
+            "OAuth authentication is currently not supported.",
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let haiku = value
+        .get("model")
+        .and_then(|m| m.as_str())
+        .is_some_and(|m| m.contains("haiku"));
+    let first = value
+        .get("system")
+        .and_then(|s| s.get(0))
+        .and_then(|b| b.get("text"))
+        .and_then(|t| t.as_str());
+    if !haiku && first != Some(CLAUDE_CODE_SYSTEM) {
+        return Err(AnthropicError::invalid_request("Error"));
+    }
+    Ok(())
 }
 
 fn authorize(config: &MockConfig, headers: &HeaderMap) -> Result<(), AnthropicError> {

@@ -54,6 +54,43 @@ pub trait Gateway: Send + Sync + 'static {
     /// A counter bumped each time a batch of usage records leaves the store writer: the live
     /// pages wait on it instead of polling the store.
     fn usage_written(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Changes a key through the same code as seed 004's `/api/api-keys` (validation, the
+    /// owner's ceilings, the key cache); `actor` must be allowed to change it.
+    async fn write_key(&self, actor: &Actor, write: KeyWrite) -> Result<KeyWritten, WriteError>;
+    /// Model names clients may ask for (the catalog's), for ready-to-paste snippets.
+    fn models(&self) -> Vec<String>;
+}
+
+/// Who is making a change from the dashboard.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: i64,
+    pub username: String,
+    pub role: sluice_store::Role,
+}
+
+/// A change to an API key; bodies are seed 004's JSON fields.
+#[derive(Debug, Clone)]
+pub enum KeyWrite {
+    /// A new key of the actor's.
+    Create(serde_json::Map<String, serde_json::Value>),
+    Update(i64, serde_json::Map<String, serde_json::Value>),
+    Toggle(i64),
+    Delete(i64),
+}
+
+/// A key after a write; `secret` only after a create (it exists nowhere else).
+#[derive(Debug, Clone)]
+pub struct KeyWritten {
+    pub key: Option<sluice_store::ApiKey>,
+    pub secret: Option<String>,
+}
+
+/// A refused write, in the gateway's words.
+#[derive(Debug, Clone)]
+pub struct WriteError {
+    pub status: u16,
+    pub message: String,
 }
 
 /// One credential's health, as the routing table sees it now.
@@ -160,6 +197,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(web: Arc<Web>) -> Router<S> {
         .route("/ui/overview", get(pages::overview::page))
         .route("/ui/overview/series", get(pages::overview::series))
         .route("/ui/live/overview", get(live::overview))
+        .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))
+        .route("/ui/keys/{id}", post(pages::keys::update))
+        .route("/ui/keys/{id}/edit", get(pages::keys::edit_page))
+        .route("/ui/keys/{id}/toggle", post(pages::keys::toggle))
+        .route("/ui/keys/{id}/delete", post(pages::keys::delete))
         .route("/ui/system", get(pages::system))
         .route("/ui/me", get(pages::me))
         .route("/ui/static/{file}", get(assets::serve))

@@ -54,6 +54,7 @@ impl Layout {
                 let items: &[(&'static str, &'static str)] = if v.is_admin() {
                     &[
                         ("/ui/overview", "nav.overview"),
+                        ("/ui/keys", "nav.keys"),
                         ("/ui/system", "nav.system"),
                         ("/ui/me", "nav.me"),
                     ]
@@ -145,6 +146,11 @@ impl Layout {
             m.insert(key.trim_start_matches("chart.").into(), self.t(key).into());
         }
         serde_json::Value::Object(m).to_string()
+    }
+
+    /// A key's expiry as UTC, or "never".
+    pub fn expiry(&self, ms: &Option<i64>) -> String {
+        self.when(ms)
     }
 
     /// `{"X-CSRF-Token": "…"}` for `hx-headers` (htmx sends it with every request).

@@ -164,8 +164,24 @@ window.addEventListener("resize", () => {
   for (const [el, plot] of charts) plot.setSize({ width: Math.max(280, el.clientWidth - 24), height: 220 });
 });
 
+// The new-key dialog is modal and cannot be dismissed (Escape does nothing) until the user
+// ticks "I have saved this key" and presses Done (a plain GET form: the browser's own
+// `required` check holds it without scripts too).
+function modals(root) {
+  for (const dialog of root.querySelectorAll("dialog[data-modal]")) {
+    if (dialog.dataset.bound) continue;
+    dialog.dataset.bound = "1";
+    dialog.addEventListener("cancel", (event) => event.preventDefault());
+    if (dialog.open && typeof dialog.showModal === "function") {
+      dialog.close();
+      dialog.showModal();
+    }
+  }
+}
+
 function init(root) {
   preferences(root);
+  modals(root);
   copyButtons(root);
   startCountdowns(root);
   live(root);

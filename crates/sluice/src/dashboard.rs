@@ -5,7 +5,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sluice_web::{CredentialHealth, Gateway, ModelHealth, SystemInfo, Web, WebConfig};
+use sluice_web::{
+    Actor, CredentialHealth, Gateway, KeyWrite, KeyWritten, ModelHealth, SystemInfo, Web,
+    WebConfig, WriteError,
+};
 
 use crate::gateway::AppState;
 use crate::store::{Store, User};
@@ -30,6 +33,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: &Arc<AppState>) -> Option<a
         },
     );
     Some(sluice_web::router(web))
+}
+
+fn session_of(actor: &Actor) -> crate::api::session::Session {
+    crate::api::session::Session {
+        user_id: actor.user_id,
+        username: actor.username.clone(),
+        role: actor.role,
+    }
 }
 
 #[async_trait]
@@ -106,6 +117,72 @@ impl Gateway for DashboardGateway {
 
     fn usage_written(&self) -> tokio::sync::watch::Receiver<u64> {
         self.app.accounts.store_backlog.batches()
+    }
+
+    async fn write_key(&self, actor: &Actor, write: KeyWrite) -> Result<KeyWritten, WriteError> {
+        use crate::api::keys;
+        let session = session_of(actor);
+        let app = &*self.app;
+        let refused = |e: crate::error::GatewayError| WriteError {
+            status: e.status.as_u16(),
+            message: e.body.message,
+        };
+        // The same ownership rule as /api/api-keys: a user's own keys, any key for an admin.
+        let owned = |id: i64| async move {
+            keys::owned_key(app, &session_of(actor), &id.to_string())
+                .await
+                .map_err(refused)
+        };
+        match write {
+            KeyWrite::Create(body) => {
+                let (key, secret) = keys::create_key(app, &session, &body, crate::error::Lang::En)
+                    .await
+                    .map_err(refused)?;
+                Ok(KeyWritten {
+                    key: Some(key),
+                    secret: Some(secret),
+                })
+            }
+            KeyWrite::Update(id, body) => {
+                let key = owned(id).await?;
+                let (key, _) = keys::update_key(app, key, &body, crate::error::Lang::En)
+                    .await
+                    .map_err(refused)?;
+                Ok(KeyWritten {
+                    key: Some(key),
+                    secret: None,
+                })
+            }
+            KeyWrite::Toggle(id) => {
+                let key = owned(id).await?;
+                let key = keys::toggle_key(app, &key).await.map_err(refused)?;
+                Ok(KeyWritten {
+                    key: Some(key),
+                    secret: None,
+                })
+            }
+            KeyWrite::Delete(id) => {
+                let key = owned(id).await?;
+                keys::delete_key(app, &session, &key)
+                    .await
+                    .map_err(refused)?;
+                Ok(KeyWritten {
+                    key: None,
+                    secret: None,
+                })
+            }
+        }
+    }
+
+    fn models(&self) -> Vec<String> {
+        let runtime = self.app.runtime.load();
+        let mut names: Vec<String> = runtime
+            .catalog()
+            .models()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        names.dedup();
+        names
     }
 
     async fn system(&self) -> SystemInfo {

@@ -670,3 +670,141 @@ async fn overview_is_for_admins_and_pushes_new_usage() {
     let series: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(series["x"].as_array().unwrap().len(), 144);
 }
+
+/// Keys: admins only, every unsafe route needs the origin and the session's token, and a new
+/// key's secret is in the answer to its creation and in no page after it.
+#[tokio::test]
+async fn keys_page_is_for_admins_guards_its_forms_and_shows_a_secret_once() {
+    let ui = Ui::start("").await;
+    ui.make_user("carol", "carol password 1").await;
+    let mut carol = ui.sign_in("carol", "carol password 1").await;
+    for path in ["/ui/keys", "/ui/keys/1/edit"] {
+        let (status, _, body) = ui.get(&mut carol, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(!body.contains("keys-table"), "{path}");
+    }
+    for path in [
+        "/ui/keys",
+        "/ui/keys/1",
+        "/ui/keys/1/toggle",
+        "/ui/keys/1/delete",
+    ] {
+        let (status, _, _) = ui.post(&mut carol, path, &[("name", "x")]).await;
+        assert_eq!(status, 403, "a user may not {path}");
+    }
+
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let (status, _, _) = ui.get(&mut admin, "/ui/keys").await;
+    assert_eq!(status, 200);
+    let (status, _, body) = ui
+        .post(
+            &mut admin,
+            "/ui/keys",
+            &[("name", "ci"), ("daily_limit", "10"), ("rate_limit", "")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let secret = body
+        .split("id=\"new-key-secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_string();
+    assert!(secret.starts_with("sk-") && secret.len() == 67, "{secret}");
+    assert!(body.contains("ANTHROPIC_AUTH_TOKEN="), "snippets");
+    // The key works, and no page shows it again.
+    let r = ui
+        .http
+        .get(ui.h.url("/v1/models"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, headers, list) = ui.get(&mut admin, "/ui/keys").await;
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(list.contains(">ci<") && !list.contains(&secret));
+    let id = list
+        .split("id=\"key-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let (status, _, edit) = ui.get(&mut admin, &format!("/ui/keys/{id}/edit")).await;
+    assert_eq!(status, 200);
+    assert!(!edit.contains(&secret));
+
+    // Unsafe routes without the session's token, or from another origin, are refused.
+    for path in [
+        "/ui/keys".to_string(),
+        format!("/ui/keys/{id}"),
+        format!("/ui/keys/{id}/toggle"),
+        format!("/ui/keys/{id}/delete"),
+    ] {
+        let r = ui
+            .http
+            .post(ui.h.url(&path))
+            .header("cookie", admin.cookie_header())
+            .header("origin", ui.origin())
+            .form(&[("name", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "no token: {path}");
+        let r = ui
+            .http
+            .post(ui.h.url(&path))
+            .header("cookie", admin.cookie_header())
+            .header("origin", "http://evil.example")
+            .form(&[("csrf", admin.csrf.as_str()), ("name", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "foreign origin: {path}");
+    }
+
+    // Edit (a wrong value is the gateway's own words), toggle, delete.
+    let (status, _, body) = ui
+        .post(
+            &mut admin,
+            &format!("/ui/keys/{id}"),
+            &[("name", "ci"), ("daily_limit", "-3")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("daily_limit must be a whole number"),
+        "{body}"
+    );
+    let (status, headers, _) = ui
+        .post(
+            &mut admin,
+            &format!("/ui/keys/{id}"),
+            &[("name", "ci renamed"), ("daily_limit", "20")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/ui/keys");
+    let (status, _, _) = ui
+        .post(&mut admin, &format!("/ui/keys/{id}/toggle"), &[])
+        .await;
+    assert_eq!(status, 303);
+    let r = ui
+        .http
+        .get(ui.h.url("/v1/models"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a disabled key is refused");
+    let (_, _, list) = ui.get(&mut admin, "/ui/keys").await;
+    assert!(list.contains("ci renamed") && list.contains("20"), "{list}");
+    let (status, _, _) = ui
+        .post(&mut admin, &format!("/ui/keys/{id}/delete"), &[])
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, list) = ui.get(&mut admin, "/ui/keys").await;
+    assert!(!list.contains("ci renamed"));
+    let (status, _, _) = ui.get(&mut admin, &format!("/ui/keys/{id}/edit")).await;
+    assert_eq!(status, 404);
+}

@@ -104,6 +104,7 @@ export async function startSluice(dir, mock, extra = "") {
   const yaml = `listen: 127.0.0.1:${port}
 data-dir: ${join(dir, "data")}
 cooldown: {quota-backoff: 20s, quota-backoff-max: 20s, server-error-threshold: 1, server-error: 20s}
+prices: {mock-model: {input: 2.5, output: 10.0}, mock-second: {input: 0.15, output: 0.6}}
 providers:
   - name: mock
     kind: openai-compatible

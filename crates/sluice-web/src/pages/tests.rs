@@ -68,6 +68,71 @@ fn system_page() {
     insta::assert_snapshot!(stable(page.render().unwrap()));
 }
 
+fn key_fixture() -> sluice_store::ApiKey {
+    sluice_store::ApiKey {
+        id: 7,
+        user_id: 2,
+        name: "laptop".into(),
+        key_hash: "x".into(),
+        key_prefix: "sk-a1b2c3d4...".into(),
+        status: sluice_store::Status::Active,
+        allowed_platforms: "all".into(),
+        allowed_models: String::new(),
+        rate_limit: 60,
+        daily_limit: 100,
+        monthly_quota: 5_000_000_000,
+        used_tokens: 1200,
+        used_cost: 1_250_000_000,
+        request_count: 14,
+        last_used_at: Some(1_780_000_000_000),
+        expires_at: None,
+        created_at: 1,
+        updated_at: 1,
+        deleted_at: None,
+    }
+}
+
+#[test]
+fn keys_page_with_a_new_key() {
+    let layout = Layout::new(&headers("en"), Some(admin()), "keys.title", "/ui/keys");
+    let meter = |used: f64, limit: f64, text: &str, resets: &str| keys::Meter {
+        used,
+        limit,
+        text: text.into(),
+        resets: resets.into(),
+    };
+    let rows = vec![keys::KeyRow {
+        key: key_fixture(),
+        owner: "alice".into(),
+        rate: meter(3.0, 60.0, "3 / 60", ""),
+        daily: meter(90.0, 100.0, "90 / 100", "2026-12-03 00:00:00 UTC"),
+        monthly: meter(1.25e9, 5e9, "$1.25 / $5.00", "2027-01-01 00:00:00 UTC"),
+    }];
+    let users = vec![];
+    let secret = format!("sk-{}", "A".repeat(64));
+    let page = keys::KeysPage {
+        l: &layout,
+        rows: &rows,
+        users: &users,
+        filter: &keys::KeyFilter::default(),
+        filter_near: false,
+        form: &keys::KeyForm::default(),
+        created: Some(keys::Created::new(
+            secret.clone(),
+            "http://127.0.0.1:8080",
+            "gpt-4o-mini",
+        )),
+        notice: String::new(),
+    };
+    let html = stable(page.render().unwrap());
+    assert!(html.contains(&format!("id=\"new-key-secret\">{secret}<")));
+    assert!(
+        html.contains("<meter min=\"0\" max=\"100\" value=\"90\""),
+        "{html}"
+    );
+    insta::assert_snapshot!(html);
+}
+
 #[test]
 fn me_page_with_a_key() {
     let mut viewer = admin();

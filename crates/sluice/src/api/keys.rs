@@ -381,10 +381,31 @@ pub async fn create(
 ) -> ApiResult {
     let session = session(&app, &headers).await?;
     let body = json_object(&body)?;
+    let (key, secret) = create_key(&app, &session, &body, Lang::for_seed004(&headers)).await?;
+    Ok(success(
+        "created",
+        Some(json!({
+            "id": key.id,
+            "name": key.name,
+            "key": secret,
+            "key_prefix": key.key_prefix,
+        })),
+    ))
+}
+
+/// Creates a key for `session`'s user from a seed-004 body (validation, the user's ceilings,
+/// the key cache): the key and its secret, which exists nowhere else. `/api/api-keys` and the
+/// dashboard both create keys through this.
+pub async fn create_key(
+    app: &AppState,
+    session: &Session,
+    body: &Map<String, Value>,
+    lang: Lang,
+) -> Result<(ApiKey, String), GatewayError> {
     if !matches!(body.get("name"), Some(Value::String(_))) {
-        return Err(GatewayError::invalid_field("name", "name is required").into());
+        return Err(GatewayError::invalid_field("name", "name is required"));
     }
-    let Fields { update, given } = parse_fields(&app, &body, false)?;
+    let Fields { update, given } = parse_fields(app, body, false)?;
     let accounts = &app.accounts;
     // One key write at a time: a budget shared by a user's keys is checked against them all.
     let _writing = accounts.key_writes.lock().await;
@@ -393,9 +414,8 @@ pub async fn create(
         daily_limit: update.daily_limit.unwrap_or(0),
         monthly_quota: update.monthly_quota.unwrap_or(0),
     };
-    let (ceilings, others) = ceilings_of(&app, session.user_id, None).await?;
-    fit_ceilings(&ceilings, &mut limits, &given, others)
-        .map_err(|e| e.localized(Lang::for_seed004(&headers)))?;
+    let (ceilings, others) = ceilings_of(app, session.user_id, None).await?;
+    fit_ceilings(&ceilings, &mut limits, &given, others).map_err(|e| e.localized(lang))?;
     let minted = crate::keys::mint();
     let key = accounts
         .store
@@ -427,15 +447,7 @@ pub async fn create(
         user_id = session.user_id,
         "API key created"
     );
-    Ok(success(
-        "created",
-        Some(json!({
-            "id": key.id,
-            "name": key.name,
-            "key": minted.secret,
-            "key_prefix": key.key_prefix,
-        })),
-    ))
+    Ok((key, minted.secret))
 }
 
 /// `GET /api/api-keys/:id`.
@@ -459,7 +471,25 @@ pub async fn update(
     let session = session(&app, &headers).await?;
     let key = owned_key(&app, &session, &id).await?;
     let body = json_object(&body)?;
-    let Fields { mut update, given } = parse_fields(&app, &body, true)?;
+    let (key, given) = update_key(&app, key, &body, Lang::for_seed004(&headers)).await?;
+    let full = key_json(&key);
+    let mut data = Map::new();
+    data.insert("id".into(), json!(key.id));
+    for field in given {
+        data.insert(field.into(), full[field].clone());
+    }
+    Ok(success("success", Some(Value::Object(data))))
+}
+
+/// Changes `key` (already checked to be the caller's to change) from a seed-004 body: the key
+/// as it is now and the fields the body set.
+pub async fn update_key(
+    app: &AppState,
+    key: ApiKey,
+    body: &Map<String, Value>,
+    lang: Lang,
+) -> Result<(ApiKey, Vec<&'static str>), GatewayError> {
+    let Fields { mut update, given } = parse_fields(app, body, true)?;
     let accounts = &app.accounts;
     let _writing = accounts.key_writes.lock().await;
     let mut limits = Limits {
@@ -467,9 +497,8 @@ pub async fn update(
         daily_limit: update.daily_limit.unwrap_or(key.daily_limit),
         monthly_quota: update.monthly_quota.unwrap_or(key.monthly_quota),
     };
-    let (ceilings, others) = ceilings_of(&app, key.user_id, Some(key.id)).await?;
-    fit_ceilings(&ceilings, &mut limits, &given, others)
-        .map_err(|e| e.localized(Lang::for_seed004(&headers)))?;
+    let (ceilings, others) = ceilings_of(app, key.user_id, Some(key.id)).await?;
+    fit_ceilings(&ceilings, &mut limits, &given, others).map_err(|e| e.localized(lang))?;
     if limits != Limits::of(&key) {
         update.rate_limit = Some(limits.rate_limit);
         update.daily_limit = Some(limits.daily_limit);
@@ -482,13 +511,7 @@ pub async fn update(
         .map_err(|e| store_error(e, &format!("API key {}", key.id)))?;
     accounts.keys.apply_key(&key);
     accounts.announce_keys().await;
-    let full = key_json(&key);
-    let mut data = Map::new();
-    data.insert("id".into(), json!(key.id));
-    for field in given {
-        data.insert(field.into(), full[field].clone());
-    }
-    Ok(success("success", Some(Value::Object(data))))
+    Ok((key, given))
 }
 
 /// `DELETE /api/api-keys/:id`: the key stops working at once.
@@ -499,6 +522,16 @@ pub async fn delete(
 ) -> ApiResult {
     let session = session(&app, &headers).await?;
     let key = owned_key(&app, &session, &id).await?;
+    delete_key(&app, &session, &key).await?;
+    Ok(success("success", None))
+}
+
+/// Deletes `key` (already checked to be the caller's): it stops working at once.
+pub async fn delete_key(
+    app: &AppState,
+    session: &Session,
+    key: &ApiKey,
+) -> Result<(), GatewayError> {
     let accounts = &app.accounts;
     accounts
         .store
@@ -512,7 +545,7 @@ pub async fn delete(
         user_id = session.user_id,
         "API key deleted"
     );
-    Ok(success("success", None))
+    Ok(())
 }
 
 /// `PUT /api/api-keys/:id/toggle`: active ↔ disabled.
@@ -523,6 +556,15 @@ pub async fn toggle(
 ) -> ApiResult {
     let session = session(&app, &headers).await?;
     let key = owned_key(&app, &session, &id).await?;
+    let key = toggle_key(&app, &key).await?;
+    Ok(success(
+        "success",
+        Some(json!({"id": key.id, "status": key.status})),
+    ))
+}
+
+/// Flips `key` (already checked to be the caller's) between active and disabled.
+pub async fn toggle_key(app: &AppState, key: &ApiKey) -> Result<ApiKey, GatewayError> {
     let status = match key.status {
         Status::Active => Status::Disabled,
         Status::Disabled => Status::Active,
@@ -542,8 +584,5 @@ pub async fn toggle(
         .map_err(|e| store_error(e, &format!("API key {}", key.id)))?;
     accounts.keys.apply_key(&key);
     accounts.announce_keys().await;
-    Ok(success(
-        "success",
-        Some(json!({"id": key.id, "status": key.status})),
-    ))
+    Ok(key)
 }

@@ -139,6 +139,23 @@ def mock_upstream(logdir: Path) -> Iterator[MockUpstream]:
 
 
 @pytest.fixture(scope="session")
+def any_model_mock(logdir: Path) -> Iterator[MockUpstream]:
+    """A second sluice-mock that serves any model name and takes any key."""
+    binary = find_binary("SLUICE_MOCK_BIN", "sluice-mock")
+    process = ManagedProcess("sluice-mock-any-model", [str(binary), "--listen", "127.0.0.1:0"], logdir)
+    banner = re.compile(r"sluice-mock listening on http://127\.0\.0\.1:(\d+)")
+    try:
+        m = process.wait_for_stdout(banner, MOCK_START_TIMEOUT_S)
+    except RuntimeError as e:
+        process.stop()
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield MockUpstream(port=int(m.group(1)))
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
 def gateway(mock_upstream: MockUpstream, logdir: Path) -> Iterator[Gateway]:
     port = free_port()
     # The error tests inject upstream 429s (with Retry-After) and 5xx into the one credential this

@@ -5,14 +5,13 @@ sluice-mock (any model) that fakes each provider's embedding format strictly."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Iterator
 
 import openai
 import pytest
 
-from _process import MOCK_START_TIMEOUT_S, ManagedProcess, find_binary, free_port
+from _process import free_port
 from _support import CLIENT_KEY
 from conftest import Gateway, MockUpstream, _start_gateway
 
@@ -25,18 +24,6 @@ UPSTREAMS = [
     ("emb-titan", "aws", True),
     ("emb-cohere", "aws", False),
 ]
-
-
-@pytest.fixture(scope="module")
-def any_model_mock(logdir: Path) -> Iterator[MockUpstream]:
-    binary = find_binary("SLUICE_MOCK_BIN", "sluice-mock")
-    process = ManagedProcess("sluice-mock-embeddings", [str(binary), "--listen", "127.0.0.1:0"], logdir)
-    banner = re.compile(r"sluice-mock listening on http://127\.0\.0\.1:(\d+)")
-    m = process.wait_for_stdout(banner, MOCK_START_TIMEOUT_S)
-    try:
-        yield MockUpstream(port=int(m.group(1)))
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,8 @@ impl Capabilities {
         } else if starts(&["dall-e-", "gpt-image-"]) {
             Capabilities::only(Capability::Image)
         } else if starts(&["whisper-", "tts-"])
-            || (name.starts_with("gpt-4o") && name.contains("transcribe"))
+            || (name.starts_with("gpt-4o")
+                && (name.contains("transcribe") || name.ends_with("-tts")))
         {
             Capabilities::only(Capability::Audio)
         } else if starts(&["omni-moderation-", "text-moderation-"]) {
@@ -172,6 +173,7 @@ mod tests {
             ("gpt-4o-mini-transcribe", Capability::Audio),
             ("gpt-4o-transcribe", Capability::Audio),
             ("tts-1-hd", Capability::Audio),
+            ("gpt-4o-mini-tts", Capability::Audio),
             ("omni-moderation-latest", Capability::Moderation),
             ("text-moderation-stable", Capability::Moderation),
             ("jina-reranker-v2-base-multilingual", Capability::Rerank),

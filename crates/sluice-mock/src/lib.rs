@@ -13,6 +13,7 @@
 //! | Qwen OAuth (`qwen_oauth`) | `POST /api/v1/oauth2/token` (`refresh_token` grant) |
 //! | Claude / Codex / Google OAuth (`oauth`) | `POST /v1/oauth/token`, `/oauth/token`, `/token` (rotating refresh grants, scripted faults) |
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
+//! | Forwarded endpoints (`forwarded`) | `POST /v1/moderations`, `POST /v1/audio/speech` (binary audio), `POST /v1/rerank` |
 //! | Embeddings (`embeddings`) | `POST /v1/embeddings`, Azure's `/openai/deployments/{d}/embeddings`, Gemini's `:embedContent` / `:batchEmbedContents`, Bedrock's `amazon.titan-embed-*` / `cohere.embed-*` invoke bodies |
 //!
 //! Replies are deterministic: `Hello from sluice-mock! You said: <last user text>`, one function
@@ -51,6 +52,7 @@ mod assistant;
 mod directives;
 mod embeddings;
 mod errors;
+mod forwarded;
 mod gemini;
 mod ids;
 mod images;
@@ -264,6 +266,7 @@ fn router_with(
     let mut app = Router::new()
         .merge(openai_chat::routes())
         .merge(embeddings::routes())
+        .merge(forwarded::routes())
         .merge(openai_responses::routes())
         .merge(anthropic::routes())
         .merge(anthropic::bedrock::routes())

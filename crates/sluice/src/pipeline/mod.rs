@@ -13,6 +13,7 @@ pub mod authenticate;
 pub mod charge;
 mod completions;
 mod embed;
+mod forward;
 pub mod models;
 pub mod respond;
 pub mod translate;
@@ -83,6 +84,12 @@ impl Endpoint {
                 }
                 Operation::Generate => Capabilities::only(Capability::Chat),
                 Operation::Embed { .. } => Capabilities::only(Capability::Embedding),
+                Operation::Forward { path } => Capabilities::only(match path.as_bytes() {
+                    b"/moderations" => Capability::Moderation,
+                    b"/rerank" => Capability::Rerank,
+                    b"/images/generations" => Capability::Image,
+                    _ => Capability::Audio,
+                }),
             },
         }
     }
@@ -117,6 +124,25 @@ pub const OPENAI_COMPLETIONS: Endpoint = Endpoint::new(
     Dialect::OpenAiChat,
     Operation::Generate,
     "openai.completions",
+);
+pub const OPENAI_MODERATIONS: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Forward {
+        path: "/moderations",
+    },
+    "openai.moderations",
+);
+pub const OPENAI_SPEECH: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Forward {
+        path: "/audio/speech",
+    },
+    "openai.audio_speech",
+);
+pub const RERANK: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Forward { path: "/rerank" },
+    "rerank",
 );
 pub const OPENAI_EMBEDDINGS: Endpoint = Endpoint::new(
     Dialect::OpenAiChat,
@@ -177,6 +203,12 @@ endpoint_handler! {
     embeddings => OPENAI_EMBEDDINGS;
     /// `POST /v1/completions`.
     legacy_completions => OPENAI_COMPLETIONS;
+    /// `POST /v1/moderations`.
+    moderations => OPENAI_MODERATIONS;
+    /// `POST /v1/audio/speech`.
+    audio_speech => OPENAI_SPEECH;
+    /// `POST /v1/rerank`.
+    rerank => RERANK;
 }
 
 /// The routes of the endpoints beyond chat (embeddings, …), merged into the server's router
@@ -185,6 +217,9 @@ pub fn beyond_chat() -> axum::Router<Arc<AppState>> {
     axum::Router::new()
         .route("/v1/embeddings", axum::routing::post(embeddings))
         .route("/v1/completions", axum::routing::post(legacy_completions))
+        .route("/v1/moderations", axum::routing::post(moderations))
+        .route("/v1/audio/speech", axum::routing::post(audio_speech))
+        .route("/v1/rerank", axum::routing::post(rerank))
 }
 
 /// `POST /v1beta/models/{model}:{action}` (and under `/v1/models/`).
@@ -254,6 +289,7 @@ pub async fn proxy(
             let provider = relay.provider.clone();
             respond::sse_response((*relay).into_body(upstream, ledger), &provider)
         }
+        Ok(Handled::Forwarded(forwarded)) => forward::respond(*forwarded, ledger),
         Ok(Handled::Complete(response)) => {
             ledger.first_byte();
             ledger.finish(response.status().as_u16(), None);
@@ -299,6 +335,8 @@ async fn stopped(hard_stop: &mut tokio::sync::watch::Receiver<bool>) {
 
 enum Handled {
     Complete(Response),
+    /// An upstream answer relayed unchanged; the relay takes over the ledger.
+    Forwarded(Box<forward::Forwarded>),
     /// An upstream stream to relay; the relay takes over the ledger.
     Streaming {
         relay: Box<StreamRelay>,
@@ -352,6 +390,9 @@ async fn handle(
         bytes
     };
     let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
+    if forward::is_forward(endpoint.operation) {
+        return forward::handle(app, &runtime, endpoint, &caller, own_token, bytes, ledger).await;
+    }
     if let Operation::Embed { .. } = endpoint.operation {
         let start = embed::Start {
             caller: &caller,

@@ -75,6 +75,9 @@ impl Anthropic {
             Operation::Generate => self.messages_url.clone(),
             Operation::CountTokens => self.count_url.clone(),
             Operation::Embed { .. } => return Err("Anthropic has no embeddings API".into()),
+            Operation::Forward { path } => {
+                return Err(format!("Anthropic has no OpenAI `{path}` endpoint"));
+            }
         };
         let mut body = body;
         if &*self.common.platform == CLAUDE_OFFICIAL {

@@ -77,6 +77,7 @@ impl Azure {
             .collect();
         let action = match call.operation {
             Operation::Embed { .. } => "embeddings",
+            Operation::Forward { path } => path.trim_start_matches('/'),
             _ => "chat/completions",
         };
         let url = self.common.url(&format!(

@@ -104,6 +104,9 @@ impl Bedrock {
         // Embedding bodies are already in the model's own invoke shape (Titan, Cohere).
         let body = match call.operation {
             Operation::Embed { .. } => body,
+            Operation::Forward { path } => {
+                return Err(format!("Bedrock has no OpenAI `{path}` endpoint"));
+            }
             _ => bedrock_body(&body, call.forwarded)?,
         };
         let action = if call.stream {

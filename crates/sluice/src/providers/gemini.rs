@@ -41,6 +41,9 @@ impl Gemini {
             (Operation::Generate, false) => "generateContent",
             (Operation::Embed { batch: true }, _) => "batchEmbedContents",
             (Operation::Embed { batch: false }, _) => "embedContent",
+            (Operation::Forward { path }, _) => {
+                return Err(format!("Gemini has no OpenAI `{path}` endpoint"));
+            }
         };
         // The model name is a path segment: keep it from adding segments or a query.
         let model: String = call

@@ -319,6 +319,9 @@ pub enum Operation {
     CountTokens,
     /// Embed texts; `batch`: as a list (Gemini's `:batchEmbedContents`, not `:embedContent`).
     Embed { batch: bool },
+    /// Forward the body to this path under the API root (`/moderations`, `/audio/speech`,
+    /// `/rerank`) and relay the answer unchanged.
+    Forward { path: &'static str },
 }
 
 /// One upstream call's particulars.
@@ -414,6 +417,9 @@ impl Provider {
         match operation {
             Operation::Generate | Operation::CountTokens => true,
             Operation::Embed { batch } => self.embedding_wire("", batch).is_some(),
+            Operation::Forward { .. } => {
+                matches!(self, Provider::OpenAiCompatible(_) | Provider::Azure(_))
+            }
         }
     }
 

@@ -35,6 +35,7 @@ impl OpenAiCompatible {
             (Operation::Embed { .. }, _) => {
                 self.common.credential_url(credential, "/embeddings")?
             }
+            (Operation::Forward { path }, _) => self.common.credential_url(credential, path)?,
             (_, None) => self.chat_url.clone(),
             (_, Some(_)) => self
                 .common

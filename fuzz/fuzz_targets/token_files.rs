@@ -54,17 +54,7 @@ fuzz_target!(|data: &[u8]| {
             Some(access),
             "the refreshed token is read back"
         );
-        // Known and left open: a Qwen grant's `resource_url` is merged unchecked, and one the
-        // gateway refuses (not https) makes it refuse the whole file (README.md).
-        let unchecked_url = doc.kind() == sluice_oauth::Kind::Qwen
-            && granted
-                .extra
-                .get("resource_url")
-                .is_some_and(|v| v.is_string());
-        if checked.is_ok()
-            && !unchecked_url
-            && http::HeaderValue::from_str(&granted.access_token).is_ok()
-        {
+        if checked.is_ok() && http::HeaderValue::from_str(&granted.access_token).is_ok() {
             if let Err(e) = auth_files::parse(&bytes) {
                 panic!("a refresh made the gateway refuse the file: {e}");
             }

@@ -218,7 +218,11 @@ impl TokenDoc {
             }
             Kind::Qwen => fill(
                 "resource_url",
-                granted.extra.get("resource_url").and_then(Value::as_str),
+                granted
+                    .extra
+                    .get("resource_url")
+                    .and_then(Value::as_str)
+                    .filter(|url| usable_resource_url(url)),
             ),
             Kind::Gemini => {}
         }
@@ -228,6 +232,25 @@ impl TokenDoc {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(&self.map).unwrap_or_default()
     }
+}
+
+/// Whether a granted `resource_url` (a host such as `portal.qwen.ai`, or a URL) is one the
+/// gateway can use as an upstream root: `https://`, a host, no credentials, no query. Anything
+/// else is not merged, so a refresh never leaves a file the gateway refuses.
+fn usable_resource_url(text: &str) -> bool {
+    let text = text.trim().trim_end_matches('/');
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("https://{text}")
+    };
+    url::Url::parse(&with_scheme).is_ok_and(|u| {
+        u.scheme() == "https"
+            && u.host_str().is_some()
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.query().is_none()
+    })
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -308,6 +331,31 @@ mod tests {
         assert_eq!(v["expiry_date"], 1_800_000_010_000_i64);
         assert_eq!(v["refresh_token"], "qr");
         assert!(v.get("expired").is_none());
+    }
+
+    /// Found by fuzzing (`fuzz/` target `token_files`): a Qwen grant's `resource_url` was
+    /// merged unchecked, and one the gateway refuses made it refuse the whole file.
+    #[test]
+    fn a_granted_resource_url_is_merged_only_when_usable() {
+        let file = br#"{"access_token":"q1","resource_url":"portal.qwen.ai","expiry_date":1}"#;
+        for (granted_url, kept) in [
+            ("dashscope.aliyuncs.com", "dashscope.aliyuncs.com"),
+            (
+                "https://dashscope.aliyuncs.com/",
+                "https://dashscope.aliyuncs.com/",
+            ),
+            ("dashscop?e.ali$uncs.com", "portal.qwen.ai"),
+            ("http://10.0.0.1", "portal.qwen.ai"),
+            ("https://user@evil.example", "portal.qwen.ai"),
+        ] {
+            let mut doc = TokenDoc::parse(file).unwrap();
+            doc.apply(
+                &granted(json!({"access_token":"q2","resource_url": granted_url})),
+                now(),
+            );
+            let v: Value = serde_json::from_slice(&doc.to_bytes()).unwrap();
+            assert_eq!(v["resource_url"], kept, "granted {granted_url}");
+        }
     }
 
     #[test]

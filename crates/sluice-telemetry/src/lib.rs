@@ -780,7 +780,7 @@ pub fn provider_name(platform: &str) -> &str {
 
 /// `error_type` of a request: the status for errors, a small vocabulary for streams that broke
 /// after their 2xx; `None` for success.
-fn server_error_type(status: u16, error: Option<&str>) -> Option<String> {
+pub fn server_error_type(status: u16, error: Option<&str>) -> Option<String> {
     match (status, error) {
         (499, _) => Some("client_disconnect".into()),
         (s, _) if s >= 400 => Some(s.to_string()),
@@ -793,7 +793,7 @@ fn server_error_type(status: u16, error: Option<&str>) -> Option<String> {
 }
 
 /// An attempt's outcome: `ok`, `429`, `auth`, `timeout`, `connect`, `5xx`, `4xx`.
-fn attempt_outcome(status: u16, error: Option<&str>) -> &'static str {
+pub fn attempt_outcome(status: u16, error: Option<&str>) -> &'static str {
     match (status, error) {
         (200..=299, _) => "ok",
         (429 | 402, _) => "429",

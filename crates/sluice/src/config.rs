@@ -162,6 +162,78 @@ pub struct Config {
     /// Prometheus `/metrics`.
     #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
     pub metrics: MetricsConfig,
+    /// OpenTelemetry traces over OTLP/HTTP (off by default; the standard `OTEL_*` variables
+    /// override these keys). Read at start: a change needs a restart.
+    #[serde(default, skip_serializing_if = "TracingConfig::is_default")]
+    pub tracing: TracingConfig,
+}
+
+/// `tracing:` — OpenTelemetry trace export (`crate::otel`). Every key can be overridden by its
+/// standard variable: `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+/// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER(_ARG)`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TracingConfig {
+    /// Export traces (off by default; an `OTEL_EXPORTER_OTLP_*ENDPOINT` variable turns it on).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The collector's OTLP/HTTP base URL; `/v1/traces` is appended (as for
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`). Default `http://localhost:4318`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub endpoint: String,
+    /// Headers sent with every export (an ingest key: `${VAR}` is read from the environment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// `service.name` of the spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// `always_on`, `always_off`, `traceidratio`, `parentbased_always_on` (default),
+    /// `parentbased_always_off`, `parentbased_traceidratio`.
+    #[serde(default = "default_sampler")]
+    pub sampler: String,
+    /// The ratio of the `traceidratio` samplers, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler_arg: Option<f64>,
+    /// How long one export may take.
+    #[serde(default = "default_export_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Record prompt and completion text (request and answer bodies, cut at 16 KiB) in spans.
+    /// Off by default: spans carry names, models, counts and timings, never content.
+    #[serde(default)]
+    pub record_content: bool,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            endpoint: String::new(),
+            headers: BTreeMap::new(),
+            service_name: default_service_name(),
+            sampler: default_sampler(),
+            sampler_arg: None,
+            timeout: default_export_timeout(),
+            record_content: false,
+        }
+    }
+}
+
+impl TracingConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_service_name() -> String {
+    "sluice".into()
+}
+
+fn default_sampler() -> String {
+    "parentbased_always_on".into()
+}
+
+fn default_export_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// `connections:` — limits on client connections to the listener (slow or idle clients must
@@ -1107,6 +1179,9 @@ impl Config {
             env,
             &mut missing,
         );
+        for (name, value) in self.tracing.headers.iter_mut() {
+            expand(value, &format!("tracing.headers.{name}"), env, &mut missing);
+        }
         if let Some(admin) = self.auth.admin.as_mut() {
             expand(
                 &mut admin.password,
@@ -1181,6 +1256,7 @@ impl Config {
         if self.max_body_size.0 == 0 {
             err("max-body-size".into(), "must be greater than zero");
         }
+        crate::otel::validate(&self.tracing, &mut err);
         for (i, key) in self.api_keys.iter().enumerate() {
             if key.trim().is_empty() {
                 err(format!("api-keys[{i}]"), "must not be empty");

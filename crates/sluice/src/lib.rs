@@ -16,6 +16,7 @@ pub mod listener;
 pub use sluice_store::limits;
 pub mod management;
 pub mod oauth;
+pub mod otel;
 pub mod peer;
 pub mod pipeline;
 pub mod pricing;

@@ -108,10 +108,12 @@ fn main() -> ExitCode {
             if let Some(listen) = listen {
                 loaded.listen = listen;
             }
-            let log = init_logging(&loaded);
-            let host = sluice::management::Host {
-                config_path: Some(config),
-                log,
+            let export = match sluice::otel::Export::from_env(&loaded.tracing) {
+                Ok(export) => export,
+                Err(e) => {
+                    eprintln!("sluice: tracing: {e}");
+                    return ExitCode::FAILURE;
+                }
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -123,7 +125,32 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(loaded, host)) {
+            let (log, traces) = match init_logging(&loaded, export.as_ref(), runtime.handle()) {
+                Ok(installed) => installed,
+                Err(e) => {
+                    eprintln!("sluice: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(export) = &export {
+                tracing::info!(
+                    endpoint = %export.endpoint,
+                    service = %export.service_name,
+                    sampler = %export.sampler,
+                    "exporting traces over OTLP/HTTP"
+                );
+            }
+            let host = sluice::management::Host {
+                config_path: Some(config),
+                log,
+            };
+            let served = runtime.block_on(serve(loaded, host));
+            // Spans still batched leave before the process does (the runtime, which sends
+            // them, is still running).
+            if let Some(traces) = traces {
+                traces.shutdown();
+            }
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -191,35 +218,51 @@ async fn shutdown_signal() {
     }
 }
 
-/// Installs the log subscriber. Its filter can be replaced at run time (`debug` and
-/// `log-level` changes through the management API or the file) unless `RUST_LOG` fixes it.
-fn init_logging(config: &Config) -> Option<sluice::management::LogControl> {
+/// Installs the log subscriber, and the OpenTelemetry layer when traces are exported (never
+/// otherwise: with tracing off, no span of `sluice::otel` is even created). The log filter can
+/// be replaced at run time (`debug` and `log-level` changes through the management API or the
+/// file) unless `RUST_LOG` fixes it.
+fn init_logging(
+    config: &Config,
+    export: Option<&sluice::otel::Export>,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<(
+    Option<sluice::management::LogControl>,
+    Option<sluice::otel::Traces>,
+)> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let from_env = EnvFilter::try_from_default_env().ok();
     let fixed = from_env.is_some();
     let filter =
         from_env.unwrap_or_else(|| EnvFilter::new(sluice::management::log_directive(config)));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    // The trace spans are for the exporter only: log lines stay as they are.
+    let not_spans =
+        tracing_subscriber::filter::filter_fn(|meta| meta.target() != sluice::otel::TARGET);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let control: sluice::management::LogControl = match config.log_format {
-        LogFormat::Json => {
-            let builder = builder.json().with_filter_reloading();
-            let handle = builder.reload_handle();
-            builder.init();
-            std::sync::Arc::new(move |directive: &str| {
-                let _ = handle.reload(EnvFilter::new(directive));
-            })
-        }
-        LogFormat::Text => {
-            let builder = builder.with_filter_reloading();
-            let handle = builder.reload_handle();
-            builder.init();
-            std::sync::Arc::new(move |directive: &str| {
-                let _ = handle.reload(EnvFilter::new(directive));
-            })
-        }
+    let fmt = match config.log_format {
+        LogFormat::Json => fmt
+            .json()
+            .with_filter(filter)
+            .with_filter(not_spans)
+            .boxed(),
+        LogFormat::Text => fmt.with_filter(filter).with_filter(not_spans).boxed(),
     };
-    (!fixed).then_some(control)
+    let (traces, otel) = match export {
+        Some(export) => {
+            let (traces, layer) = sluice::otel::install(export, runtime.clone())?;
+            (Some(traces), Some(layer))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    let control: sluice::management::LogControl = std::sync::Arc::new(move |directive: &str| {
+        let _ = handle.reload(EnvFilter::new(directive));
+    });
+    Ok(((!fixed).then_some(control), traces))
 }

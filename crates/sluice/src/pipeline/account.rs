@@ -388,6 +388,9 @@ pub struct Ledger {
     on_close: Option<CloseHook>,
     /// The request's place in `sluice_inflight_requests`, until the record closes.
     in_flight: Option<InFlight>,
+    /// The request's server span (`crate::otel`; disabled while tracing is off): the record's
+    /// facts are written onto it when it closes, and it ends when the ledger is dropped.
+    span: tracing::Span,
 }
 
 /// Runs once on the finished record just before it is sent: prices it and settles the key's
@@ -423,6 +426,7 @@ impl Ledger {
             started,
             on_close: None,
             in_flight: Some(log.telemetry.in_flight(route)),
+            span: tracing::Span::none(),
             record: Some(UsageRecord {
                 record_id: log.ids.next(),
                 request_id,
@@ -467,9 +471,24 @@ impl Ledger {
         }
     }
 
+    /// Reads the record under construction.
+    pub fn peek<T>(&self, f: impl FnOnce(&UsageRecord) -> T) -> Option<T> {
+        self.record.as_ref().map(f)
+    }
+
     /// Sets what runs on the finished record before it is sent (replacing any earlier hook).
     pub fn on_close(&mut self, hook: CloseHook) {
         self.on_close = Some(hook);
+    }
+
+    /// Sets the request's server span (`crate::otel::server_span`).
+    pub fn set_span(&mut self, span: tracing::Span) {
+        self.span = span;
+    }
+
+    /// The request's server span (disabled while tracing is off).
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The request id this record is for.
@@ -506,6 +525,7 @@ impl Ledger {
                 hook(&mut record);
             }
             record.reply_text = None;
+            crate::otel::close_server(&self.span, &record);
             self.log.send(record);
             self.in_flight = None;
             if self.log.open.count.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -34,6 +34,7 @@ use sluice_dialect::{Capabilities, Capability, Dialect, ErrorBody, ErrorKind, op
 
 use crate::error::{GatewayError, Lang};
 use crate::gateway::AppState;
+use crate::otel;
 use crate::providers::{Operation, UpstreamCall};
 use crate::routing::{self, failover::Answer};
 use account::Ledger;
@@ -263,6 +264,13 @@ pub async fn proxy(
     let (parts, body) = request.into_parts();
     let request_id = crate::server::request_id(&parts.headers);
     let mut ledger = Ledger::open(&app.usage, request_id, endpoint.label, started);
+    if crate::otel::on() {
+        ledger.set_span(crate::otel::server_span(
+            &parts,
+            endpoint.label,
+            ledger.request_id(),
+        ));
+    }
     {
         let runtime = app.runtime.load();
         if runtime.config.request_log {
@@ -356,6 +364,8 @@ async fn handle(
     let counting = endpoint.operation == Operation::CountTokens;
     let runtime = app.runtime.load();
     let accounts = &app.accounts;
+    let server = ledger.span().clone();
+    let span = otel::phase(&server, "authenticate");
     let phase = Instant::now();
     let authenticated = crate::token_pool::authenticate(
         &runtime,
@@ -367,6 +377,8 @@ async fn handle(
     );
     let spent = phase.elapsed();
     ledger.with(|r| r.overhead.authenticate = Some(spent));
+    failed_phase(&span, &authenticated);
+    drop(span);
     let (caller, own_token) = authenticated?;
     ledger.with(|r| {
         r.key_id = caller.key_id.clone();
@@ -375,6 +387,7 @@ async fn handle(
     });
 
     let bytes = read_body(body, app.limits.max_body_size, app.limits.body_read_timeout).await?;
+    otel::record_content(&server, "sluice.request.body", &bytes);
     ledger.with(|r| {
         if let Some(capture) = r.capture.as_mut() {
             capture.body = bytes.clone();
@@ -464,6 +477,7 @@ async fn handle(
         let provider = &pick.target.provider;
         let upstream_dialect = provider.dialect();
         let model = &pick.target.upstream_model;
+        let span = otel::phase(&server, "translate_request");
         let phase = Instant::now();
         let upstream_body = if counting {
             translate::count_tokens_body(client, upstream_dialect, &bytes, &probe, model)
@@ -471,6 +485,8 @@ async fn handle(
             translate::upstream_body(client, upstream_dialect, &bytes, &probe, model)
         };
         translating += phase.elapsed();
+        failed_phase(&span, &upstream_body);
+        drop(span);
         let upstream_body = upstream_body?;
         let call = UpstreamCall {
             operation: endpoint.operation,
@@ -518,6 +534,7 @@ async fn handle(
                 transform,
                 idle: common.timeouts.idle,
                 shutdown: app.hard_stop.subscribe(),
+                span: otel::phase(&server, "relay"),
                 admitted,
                 on_upstream_fault: routing::failover::stream_fault_reporter(
                     app.runtime.load_full(),
@@ -532,6 +549,7 @@ async fn handle(
         Answer::Complete(body) => body,
     };
     drop(admitted);
+    let span = otel::phase(&server, "translate_response");
     let phase = Instant::now();
     let (body, usage) = if counting {
         let tokens = count_from_upstream(upstream_dialect, &body);
@@ -567,6 +585,7 @@ async fn handle(
         (body, usage.unwrap_or_default())
     } else {
         let mut decoded = upstream_dialect.decode_response(&body).map_err(|e| {
+            otel::phase_failed(&span, "invalid_upstream_answer");
             GatewayError::upstream_failed(
                 provider.name(),
                 &format!("its answer could not be read: {}", e.message),
@@ -585,6 +604,8 @@ async fn handle(
         )
     };
     let spent = phase.elapsed();
+    drop(span);
+    otel::record_content(&server, "sluice.response.body", &body);
     ledger.with(|r| {
         r.usage = usage;
         r.overhead.translate_response = Some(spent);
@@ -628,15 +649,20 @@ async fn admit_and_route<'r>(
 ) -> Result<Routed<'r>, GatewayError> {
     let counting = endpoint.operation == Operation::CountTokens;
     let accounts = &app.accounts;
+    let server = ledger.span().clone();
+    let span = otel::phase(&server, "admit");
     let phase = Instant::now();
     let admitted = app.admission.admit();
     let mut admitting = phase.elapsed();
     ledger.with(|r| r.overhead.admit = Some(admitting));
+    failed_phase(&span, &admitted);
+    drop(span);
     let admitted = admitted?;
     if app.is_draining() {
         return Err(GatewayError::shutting_down());
     }
 
+    let span = otel::phase(&server, "route");
     let phase = Instant::now();
     let router = &runtime.router;
     let plan = router.plan(request.model, endpoint.platform, request.session);
@@ -644,21 +670,21 @@ async fn admit_and_route<'r>(
         r.model_known = plan.is_ok();
         r.overhead.route = Some(phase.elapsed());
     });
+    failed_phase(&span, &plan);
     let mut plan = plan?;
     // A model that cannot do what the endpoint asks is refused before any upstream call;
     // one served by several providers is routed only to those where it can.
     let (serves, operation) = (endpoint.serves, endpoint.operation);
     if !plan.restrict(move |t| t.capabilities.intersects(serves)) {
-        return Err(GatewayError::model_cannot_serve(
-            request.model,
-            serves,
-            plan.entry().capabilities(),
+        return Err(failed(
+            &span,
+            GatewayError::model_cannot_serve(request.model, serves, plan.entry().capabilities()),
         ));
     }
     if !plan.restrict(move |t| t.provider.supports(operation)) {
-        return Err(GatewayError::no_provider_serves(
-            request.model,
-            endpoint.label,
+        return Err(failed(
+            &span,
+            GatewayError::no_provider_serves(request.model, endpoint.label),
         ));
     }
     if let Some(token) = request.own_token {
@@ -673,6 +699,8 @@ async fn admit_and_route<'r>(
     );
     let routing_spent = phase.elapsed();
     ledger.with(|r| r.overhead.route = Some(routing_spent));
+    failed_phase(&span, &restricted);
+    drop(span);
     restricted?;
     // A key with a quota is served only by models with a price: never silently free.
     if !counting
@@ -693,6 +721,7 @@ async fn admit_and_route<'r>(
     );
     let reservation = match caller.key.as_deref() {
         Some(key) => {
+            let span = otel::phase(&server, "admit");
             let phase = Instant::now();
             let admitted = admit::admit_key(
                 accounts,
@@ -705,6 +734,8 @@ async fn admit_and_route<'r>(
             .await;
             admitting += phase.elapsed();
             ledger.with(|r| r.overhead.admit = Some(admitting));
+            failed_phase(&span, &admitted);
+            drop(span);
             Some((accounts.limiter.clone(), admitted?))
         }
         None => None,
@@ -720,6 +751,19 @@ async fn admit_and_route<'r>(
         .into_hook(),
     );
     Ok(Routed { plan, admitted })
+}
+
+/// Marks a phase's span failed with the status its error would answer.
+fn failed_phase<T>(span: &tracing::Span, result: &Result<T, GatewayError>) {
+    if let Err(e) = result {
+        otel::phase_failed(span, e.status.as_str());
+    }
+}
+
+/// Marks a phase's span failed with `error`'s status, and hands the error on.
+fn failed(span: &tracing::Span, error: GatewayError) -> GatewayError {
+    otel::phase_failed(span, error.status.as_str());
+    error
 }
 
 /// Whether the caller is on this machine (for `allow-localhost-unauthenticated`).

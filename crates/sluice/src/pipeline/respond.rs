@@ -55,6 +55,8 @@ pub struct StreamRelay {
     /// Called once if the upstream breaks, stalls or truncates the stream (not on shutdown):
     /// the credential's health hears of it.
     pub on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
+    /// The `relay` phase span (`crate::otel`), ended with the stream.
+    pub span: tracing::Span,
 }
 
 struct RelayState {
@@ -80,6 +82,9 @@ struct RelayState {
     reply: ReplyText,
     /// Time spent reading and re-encoding events (the gateway's share of the stream).
     translating: Duration,
+    span: tracing::Span,
+    /// The upstream's stream bytes for the server span, only with `tracing.record-content`.
+    content: Option<Vec<u8>>,
 }
 
 /// The streamed answer's text, kept cheaply: translated streams append decoded text; the OpenAI
@@ -159,6 +164,7 @@ impl StreamRelay {
             shutdown,
             admitted,
             on_upstream_fault,
+            span,
         } = self;
         let state = RelayState {
             provider,
@@ -178,6 +184,8 @@ impl StreamRelay {
             done: false,
             reply: ReplyText::default(),
             translating: Duration::ZERO,
+            content: crate::otel::wants_content(&span).then(Vec::new),
+            span,
         };
         let stream = futures_util::stream::unfold(state, |mut state| async move {
             let chunk = state.next_chunk().await?;
@@ -238,6 +246,10 @@ impl RelayState {
             };
             match next {
                 Ok(Some(Ok(bytes))) => {
+                    if let Some(content) = self.content.as_mut() {
+                        let room = crate::otel::MAX_CONTENT.saturating_sub(content.len());
+                        content.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    }
                     if let Some(ledger) = self.ledger.as_mut() {
                         ledger.with(|r| {
                             if let Some(capture) = r.capture.as_mut() {
@@ -437,7 +449,15 @@ impl RelayState {
                 .then(|| "upstream_error_event".to_string())
         });
         self.hand_over_usage();
+        if let Some(code) = &error {
+            crate::otel::phase_failed(&self.span, code);
+        }
+        // The relay's span ends with the stream's last byte, before the request's.
+        drop(std::mem::replace(&mut self.span, tracing::Span::none()));
         if let Some(ledger) = self.ledger.take() {
+            if let Some(content) = self.content.take() {
+                crate::otel::record_content(ledger.span(), "sluice.response.body", &content);
+            }
             ledger.finish(200, error);
         }
     }

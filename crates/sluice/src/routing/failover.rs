@@ -173,7 +173,8 @@ pub async fn run(
         }
         attempts += 1;
         ledger.with(|r| r.attempts = attempts);
-        let (failure, error) = match attempt(&pick, request, stream).await {
+        let span = attempt_span(ledger, &pick, &mut request, attempts);
+        let (failure, error) = match attempt(&pick, request, stream, &span).await {
             Ok(answer) => {
                 guard.report(Outcome::Success);
                 drop(guard);
@@ -279,6 +280,15 @@ pub async fn run(
             retryable,
             "upstream attempt failed"
         );
+        let code = error_code(&error);
+        let status = error.status.as_u16();
+        crate::otel::attempt_failed(
+            &span,
+            status,
+            &code,
+            retryable.then(|| sluice_telemetry::attempt_outcome(status, Some(&code))),
+        );
+        drop(span);
         if !retryable {
             ledger.with(|r| r.last_cooldown_until_ms = cooldown_until_ms);
             return Err(error);
@@ -339,12 +349,38 @@ fn cooldown_opened(router: &Router, pick: &Pick) -> Option<i64> {
     }
 }
 
+/// The client span of an attempt (`crate::otel`), its context sent upstream as `traceparent`.
+fn attempt_span(
+    ledger: &Ledger,
+    pick: &Pick,
+    request: &mut UpstreamRequest,
+    number: u32,
+) -> tracing::Span {
+    let server = ledger.span();
+    if server.is_disabled() {
+        return tracing::Span::none();
+    }
+    let endpoint = ledger.peek(|r| r.endpoint).unwrap_or_default();
+    let common = pick.target.provider.common();
+    let info = crate::otel::AttemptInfo {
+        operation: crate::telemetry::endpoint_labels(endpoint, false).2,
+        provider: &common.name,
+        platform: &common.platform,
+        credential: &pick.credential.id,
+        model: &pick.target.upstream_model,
+        url: &request.url,
+        number,
+    };
+    crate::otel::attempt(server, &info, &mut request.headers)
+}
+
 /// One attempt: send, then for a non-stream read the whole body (a body that breaks off is
 /// still retryable: nothing reached the client yet).
 async fn attempt(
     pick: &Pick,
     request: UpstreamRequest,
     stream: bool,
+    span: &tracing::Span,
 ) -> Result<Answer, (Failure, GatewayError)> {
     let provider = pick.target.provider.as_ref();
     let common = provider.common();
@@ -376,6 +412,7 @@ async fn attempt(
         };
         return Err((failure, refusal.error));
     }
+    crate::otel::attempt_succeeded(span, status.as_u16());
     if stream {
         return Ok(Answer::Stream(response));
     }

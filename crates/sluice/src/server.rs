@@ -244,7 +244,10 @@ async fn start_full(
         telemetry.clone(),
         accounts.store_backlog.clone(),
     )));
-    sinks.push(Box::new(crate::telemetry::MetricsSink(telemetry.clone())));
+    if telemetry.enabled() {
+        // `metrics: {enabled: false}`: no sink, no observation (and `/metrics` answers 404).
+        sinks.push(Box::new(crate::telemetry::MetricsSink(telemetry.clone())));
+    }
     sinks.push(Box::new(crate::request_log::RequestLogSink::start(
         crate::request_log::dir(&config.data_dir),
         config.request_log_files.clone(),

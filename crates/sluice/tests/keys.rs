@@ -1415,3 +1415,69 @@ async fn admin_ceilings_bound_what_users_set_on_their_keys() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn keys_limits_and_quotas_hold_on_embeddings_and_forwarded_endpoints() {
+    let h = Harness::with_config(
+        &accounts_yaml(),
+        "      - {name: text-embedding-3-small}\n      - {name: omni-moderation-latest}",
+    )
+    .await;
+    let k = Keys::with(h).await;
+    let alice = k.user("alice").await;
+    let embed = json!({"model": "text-embedding-3-small", "input": "hi"});
+    let moderate = json!({"input": "hi"});
+
+    // One per-minute counter across chat, embeddings and moderations.
+    let (_, key) = k.key(&alice, json!({"name": "two", "rate_limit": 2})).await;
+    assert_eq!(
+        send(k.chat("/v1/embeddings", &key, embed.clone())).await.0,
+        200
+    );
+    assert_eq!(
+        send(k.chat("/v1/moderations", &key, moderate.clone()))
+            .await
+            .0,
+        200
+    );
+    let (status, body, _) = send(k.chat("/v1/embeddings", &key, embed.clone())).await;
+    assert_eq!(status, 429, "{body}");
+
+    // A key's allowed models hold.
+    let (_, key) = k
+        .key(
+            &alice,
+            json!({"name": "chat-only", "allowed_models": "mock-model"}),
+        )
+        .await;
+    let (status, body, _) = send(k.chat("/v1/embeddings", &key, embed.clone())).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        send(k.chat("/v1/moderations", &key, moderate.clone()))
+            .await
+            .0,
+        403
+    );
+
+    // A key with a quota is served priced embedding models (built-in price) and charged;
+    // never an unpriced model.
+    let (id, key) = k
+        .key(&alice, json!({"name": "quota", "monthly_quota": 5}))
+        .await;
+    assert_eq!(send(k.chat("/v1/embeddings", &key, embed)).await.0, 200);
+    let (status, body, _) = send(k.chat("/v1/moderations", &key, moderate)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "model_not_priced");
+    assert_eq!(
+        k.h.mock.requests().len(),
+        3,
+        "only admitted calls went upstream"
+    );
+    let records = k.h.records().await;
+    let charged = records
+        .iter()
+        .find(|r| r.api_key_id == Some(id) && r.status == 200)
+        .unwrap();
+    assert!(charged.cost_nanos > 0, "{charged:?}");
+    assert_eq!(charged.endpoint, "openai.embeddings");
+}

@@ -95,6 +95,13 @@ const BUILT_IN: &[(&str, Price)] = &[
     // DeepSeek
     ("deepseek-chat", p(0.28, 0.42, 0.028, 0.28)),
     ("deepseek-reasoner", p(0.28, 0.42, 0.028, 0.28)),
+    // Embedding models (input only; the vectors cost nothing more)
+    ("text-embedding-3-small", p(0.02, 0.0, 0.02, 0.02)),
+    ("text-embedding-3-large", p(0.13, 0.0, 0.13, 0.13)),
+    ("text-embedding-ada-002", p(0.10, 0.0, 0.10, 0.10)),
+    ("gemini-embedding-001", p(0.15, 0.0, 0.15, 0.15)),
+    ("amazon.titan-embed-text-v2", p(0.02, 0.0, 0.02, 0.02)),
+    ("cohere.embed-", p(0.10, 0.0, 0.10, 0.10)),
 ];
 
 /// Prices by model: the built-in table with the config's overrides.

@@ -20,9 +20,36 @@ pub struct UiSession {
     pub last_seen_at: i64,
 }
 
+/// The request list's filters and page (newest first; keyset pagination: the page after the
+/// row `before`).
+#[derive(Debug, Clone, Default)]
+pub struct RequestQuery {
+    /// `[since_ms, until_ms)`.
+    pub since_ms: i64,
+    pub until_ms: i64,
+    /// `key:<id>` / `config:<hash>`.
+    pub key_label: Option<String>,
+    /// Requested or served.
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    /// 2, 4 or 5.
+    pub status_class: Option<i64>,
+    pub stream: Option<bool>,
+    /// Only requests with more than one upstream attempt.
+    pub failover: bool,
+    /// The last row of the previous page: (time_ms, request_id).
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
 /// Dashboard sessions.
 #[async_trait]
 pub trait UiStore: Send + Sync {
+    /// Usage records for the request list (see [`RequestQuery`]).
+    async fn requests(&self, q: &RequestQuery) -> StoreResult<Vec<crate::UsageRow>>;
+    /// One record by request id and time.
+    async fn request(&self, request_id: &str, time_ms: i64)
+    -> StoreResult<Option<crate::UsageRow>>;
     async fn create_ui_session(&self, session: &UiSession) -> StoreResult<()>;
     async fn ui_session(&self, id_hash: &str) -> StoreResult<Option<UiSession>>;
     /// Records activity (the idle timeout counts from it).
@@ -238,6 +265,60 @@ macro_rules! ui_store {
                     });
                 }
                 Ok(out)
+            }
+
+            async fn requests(
+                &self,
+                q: &$crate::ui::RequestQuery,
+            ) -> $crate::StoreResult<Vec<$crate::UsageRow>> {
+                let (before_ms, before_id) = q
+                    .before
+                    .clone()
+                    .unwrap_or((i64::MAX, String::new()));
+                let sql = format!(
+                    "SELECT {} FROM usage_records WHERE time_ms >= $1 AND time_ms < $2 \
+                     AND ($3 IS NULL OR key_label = $3) \
+                     AND ($4 IS NULL OR model_requested = $4 OR model_served = $4) \
+                     AND ($5 IS NULL OR provider = $5) \
+                     AND ($6 IS NULL OR (CASE WHEN status >= 500 THEN 5 WHEN status >= 400 THEN 4 ELSE 2 END) = $6) \
+                     AND ($7 IS NULL OR stream = $7) \
+                     AND ($8 = 0 OR attempts > 1) \
+                     AND (time_ms < $9 OR (time_ms = $9 AND request_id > $10)) \
+                     ORDER BY time_ms DESC, request_id LIMIT $11",
+                    $crate::sqlite::USAGE_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(q.since_ms)
+                    .bind(q.until_ms)
+                    .bind(q.key_label.as_deref())
+                    .bind(q.model.as_deref())
+                    .bind(q.provider.as_deref())
+                    .bind(q.status_class)
+                    .bind(q.stream)
+                    .bind(i64::from(q.failover))
+                    .bind(before_ms)
+                    .bind(before_id)
+                    .bind(q.limit.clamp(1, 10_000))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(usage_from).collect()
+            }
+
+            async fn request(
+                &self,
+                request_id: &str,
+                time_ms: i64,
+            ) -> $crate::StoreResult<Option<$crate::UsageRow>> {
+                let sql = format!(
+                    "SELECT {} FROM usage_records WHERE request_id = $1 AND time_ms = $2 LIMIT 1",
+                    $crate::sqlite::USAGE_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(request_id)
+                    .bind(time_ms)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(usage_from).transpose()
             }
 
             async fn attempts_of(

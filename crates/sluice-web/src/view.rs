@@ -55,6 +55,7 @@ impl Layout {
                     &[
                         ("/ui/overview", "nav.overview"),
                         ("/ui/keys", "nav.keys"),
+                        ("/ui/requests", "nav.requests"),
                         ("/ui/system", "nav.system"),
                         ("/ui/me", "nav.me"),
                     ]

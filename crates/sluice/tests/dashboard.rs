@@ -808,3 +808,55 @@ async fn keys_page_is_for_admins_guards_its_forms_and_shows_a_secret_once() {
     let (status, _, _) = ui.get(&mut admin, &format!("/ui/keys/{id}/edit")).await;
     assert_eq!(status, 404);
 }
+
+/// Requests: admins only (list, detail, CSV); the list and CSV hold the gateway's records and
+/// a detail page its attempts.
+#[tokio::test]
+async fn requests_pages_are_for_admins_and_list_the_records() {
+    let ui = Ui::start("").await;
+    ui.make_user("dan", "dan password 1").await;
+    let mut dan = ui.sign_in("dan", "dan password 1").await;
+    for path in ["/ui/requests", "/ui/requests.csv", "/ui/requests/1/x"] {
+        let (status, _, body) = ui.get(&mut dan, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(
+            !body.contains("requests-table") && !body.contains("request_id,"),
+            "{path}"
+        );
+    }
+    let r =
+        ui.h.chat(serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+            .header("x-request-id", "req-listed-1")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    ui.h.server.state.usage.flush().await;
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let (status, _, list) = ui.get(&mut admin, "/ui/requests").await;
+    assert_eq!(status, 200);
+    assert!(list.contains("data-request-id=\"req-listed-1\""), "{list}");
+    let href = list
+        .split("href=\"/ui/requests/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let (status, _, detail) = ui.get(&mut admin, &format!("/ui/requests/{href}")).await;
+    assert_eq!(status, 200, "{href}");
+    assert!(detail.contains("id=\"timeline\""), "{detail}");
+    let (status, headers, csv) = ui.get(&mut admin, "/ui/requests.csv?status=2").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().contains("req-listed-1"));
+    let (_, _, none) = ui.get(&mut admin, "/ui/requests.csv?status=5").await;
+    assert_eq!(none.lines().count(), 1);
+    let (status, _, _) = ui.get(&mut admin, "/ui/requests/1/nope").await;
+    assert_eq!(status, 404);
+}

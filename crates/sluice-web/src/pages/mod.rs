@@ -17,6 +17,7 @@ use crate::view::{self, Layout, THEME_COOKIE};
 
 pub(crate) mod keys;
 pub(crate) mod overview;
+pub(crate) mod requests;
 #[cfg(test)]
 mod tests;
 

@@ -290,3 +290,69 @@ fn overview_live_part_in_chinese() {
     assert!(html.contains("上游凭据：1 个冷却中。"), "{html}");
     insta::assert_snapshot!(html);
 }
+
+#[test]
+fn request_detail_with_its_failover_timeline() {
+    let layout = Layout::new(
+        &headers("en"),
+        Some(admin()),
+        "requests.detail",
+        "/ui/requests",
+    );
+    let row = sluice_store::UsageRow {
+        request_id: "req-1".into(),
+        time_ms: 1_780_000_000_000,
+        endpoint: "openai.chat".into(),
+        key_label: Some("key:7".into()),
+        provider: Some("openai".into()),
+        credential: Some("openai#1".into()),
+        model_requested: Some("gpt-4o".into()),
+        model_served: Some("gpt-4o".into()),
+        status: 200,
+        input_tokens: 12,
+        output_tokens: 30,
+        cost_nanos: 420_000,
+        latency_ms: 812.0,
+        ttft_ms: Some(301.0),
+        attempts: 2,
+        upstream_dialect: Some("openai_chat".into()),
+        ..Default::default()
+    };
+    let row = requests::RequestRow::of_for_tests(row);
+    let attempts = vec![
+        requests::AttemptView {
+            n: 1,
+            a: sluice_store::rollup::AttemptRow {
+                provider: "openai".into(),
+                credential: "openai#0".into(),
+                model: "gpt-4o".into(),
+                status: 429,
+                error: Some("quota exceeded".into()),
+                latency_ms: 40.0,
+                cooldown_until_ms: Some(1_780_000_030_000),
+            },
+            latency: "40 ms".into(),
+            cooldown: "2026-05-28 20:27:10 UTC (30s)".into(),
+        },
+        requests::AttemptView {
+            n: 2,
+            a: sluice_store::rollup::AttemptRow {
+                provider: "openai".into(),
+                credential: "openai#1".into(),
+                model: "gpt-4o".into(),
+                status: 200,
+                error: None,
+                latency_ms: 770.0,
+                cooldown_until_ms: None,
+            },
+            latency: "770 ms".into(),
+            cooldown: "—".into(),
+        },
+    ];
+    let page = requests::RequestPage {
+        l: &layout,
+        row: &row,
+        attempts: &attempts,
+    };
+    insta::assert_snapshot!(stable(page.render().unwrap()));
+}

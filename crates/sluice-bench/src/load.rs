@@ -132,7 +132,8 @@ impl PhaseOutcome {
             .or_insert(ErrorTally { count: 1, example });
     }
 
-    fn merge(&mut self, other: PhaseOutcome) {
+    /// Adds another phase's samples and errors (not its elapsed time).
+    pub fn merge(&mut self, other: PhaseOutcome) {
         self.ok += other.ok;
         self.latencies_us.extend(other.latencies_us);
         self.ttfb_us.extend(other.ttfb_us);

@@ -6,6 +6,7 @@
 //! Progress goes to stderr; stdout carries only the report, ready for BENCHMARKS.md.
 
 mod load;
+mod observability;
 mod report;
 mod scale;
 mod servers;
@@ -64,6 +65,13 @@ struct Cli {
     /// Redis for the scale-out scenarios (keys under a prefix of the run's own, removed after).
     #[arg(long, requires = "postgres")]
     redis: Option<String>,
+    /// Instead of the usual scenarios, measure what observability costs: Sluice with metrics
+    /// on, with `metrics: {enabled: false}`, and with traces exported too, side by side.
+    #[arg(long, conflicts_with_all = ["postgres", "redis"])]
+    observability: bool,
+    /// Interleaved rounds of the --observability comparison (each variant once per round).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    rounds: u32,
 }
 
 /// The scale-out scenarios: one and three instances on PostgreSQL + Redis, stored key,
@@ -182,6 +190,9 @@ async fn run(cli: &Cli) -> Result<()> {
 
     let mut summaries = Vec::with_capacity(SCENARIOS.len());
     let mut failures = Vec::new();
+    if cli.observability {
+        return observe(cli, &client, &binaries, &servers, measured).await;
+    }
     for scenario in SCENARIOS {
         let target = target_for(scenario, &servers, &stored_key, cli.words)?;
         if cli.warmup > 0 {
@@ -268,6 +279,75 @@ async fn run(cli: &Cli) -> Result<()> {
     };
     print!("{}", render_report(cli, &summaries, layout)?);
 
+    if !failures.is_empty() {
+        for failure in &failures {
+            eprintln!("sluice-bench: FAILED: {failure}");
+        }
+        bail!(
+            "{} problem(s) during the run; the numbers above are not trustworthy",
+            failures.len()
+        );
+    }
+    Ok(())
+}
+
+/// `--observability`: metrics on vs off (and traces on), interleaved, as one report.
+async fn observe(
+    cli: &Cli,
+    client: &HttpClient,
+    binaries: &Binaries,
+    servers: &Servers,
+    measured: PhasePlan,
+) -> Result<()> {
+    eprintln!("sluice-bench: starting the observability variants");
+    let mut variants = observability::Variants::start(binaries, client, servers.mock_addr).await?;
+    let mut failures = Vec::new();
+    let mut rows = Vec::new();
+    for stream in [false, true] {
+        rows.extend(
+            variants
+                .measure(
+                    client,
+                    cli.words,
+                    stream,
+                    cli.warmup,
+                    measured,
+                    cli.rounds,
+                    &mut failures,
+                )
+                .await?,
+        );
+    }
+    let layout = if cli.markdown {
+        Layout::Markdown
+    } else {
+        Layout::Plain
+    };
+    let provenance = Provenance {
+        command: report::command_line(std::env::args()),
+        machine: report::describe_machine(),
+        load: format!(
+            "{} concurrent, {} interleaved rounds per mode ({} in all per variant), {} warmup \
+             per variant, {}-word replies, HTTP/1.1 keep-alive, load generator on {} thread(s); \
+             {} OTLP exports received",
+            cli.concurrency,
+            cli.rounds,
+            match cli.duration_secs {
+                Some(secs) => format!("{secs} s"),
+                None => format!("{} requests", cli.requests),
+            },
+            cli.warmup,
+            cli.words,
+            cli.client_threads,
+            variants.exports()
+        ),
+    };
+    print!(
+        "{}\n{}\n{}",
+        provenance.render(layout),
+        report::scenario_table(&rows).render(layout),
+        observability::table(&rows).render(layout)
+    );
     if !failures.is_empty() {
         for failure in &failures {
             eprintln!("sluice-bench: FAILED: {failure}");

@@ -13,7 +13,7 @@ import pytest
 
 from _process import free_port
 from _support import CLIENT_KEY
-from conftest import Gateway, MockUpstream, _start_gateway
+from _gateway import Gateway, MockUpstream, _start_gateway
 
 # (client-facing model, provider that serves it, whether only one text fits one request)
 UPSTREAMS = [

@@ -11,7 +11,7 @@ import pytest
 
 from _process import free_port
 from _support import CLIENT_KEY
-from conftest import Gateway, MockUpstream, _start_gateway
+from _gateway import Gateway, MockUpstream, _start_gateway
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 
 from _process import MOCK_START_TIMEOUT_S, ManagedProcess, find_binary, free_port
 from _support import CLIENT_KEY, header
-from conftest import Gateway, MockUpstream, _start_gateway
+from _gateway import Gateway, MockUpstream, _start_gateway
 
 CLAUDE_CODE_SYSTEM = "You are Claude Code, Anthropic's official CLI for Claude."
 OAUTH_TOKEN = "sk-ant-oat01-sdk-subscription-test"

@@ -118,13 +118,16 @@ impl GatewayError {
         has: sluice_dialect::Capabilities,
     ) -> Self {
         let needs = needs.names().join(" or ");
+        let has = has.to_string();
         Self::new(
             StatusCode::BAD_REQUEST,
             Fault::Client,
             ErrorBody::new(
                 ErrorKind::InvalidRequest,
                 format!(
-                    "The model `{model}` cannot serve this endpoint: it needs a {needs} model, and `{model}` is a {has} model."
+                    "The model `{model}` cannot serve this endpoint: it needs {} {needs} model, and `{model}` is {} {has} model.",
+                    article(&needs),
+                    article(&has),
                 ),
             )
             .with_param("model")
@@ -710,5 +713,14 @@ impl From<GatewayError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.0.render_seed004()
+    }
+}
+
+/// "a" or "an" before a capability's name ("an embedding model", "a chat model").
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }

@@ -92,13 +92,7 @@ pub(super) async fn handle(
             stream: false,
             forwarded: &forwarded,
         };
-        let mut prepared = provider
-            .request(&call, &pick.credential, upstream?)
-            .map_err(|e| GatewayError::upstream_failed(provider.name(), &e))?;
-        if let Ok(id) = http::HeaderValue::from_str(&request_id) {
-            prepared.headers.insert("x-request-id", id);
-        }
-        Ok(prepared)
+        super::prepare(provider, &call, &pick.credential, upstream?, &request_id)
     })
     .await;
     ledger.with(|r| r.overhead.translate_request = Some(translating));

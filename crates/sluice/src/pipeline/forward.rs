@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, header};
 use serde_json::Value;
 use sluice_dialect::{ErrorBody, ErrorKind, TokenUsage};
 
@@ -106,13 +106,14 @@ pub(super) async fn handle(
             stream: false,
             forwarded: &forwarded_headers,
         };
-        let mut prepared = provider
-            .request(&call, &pick.credential, upstream_body)
-            .map_err(|e| GatewayError::upstream_failed(provider.name(), &e))?;
+        let mut prepared = super::prepare(
+            provider,
+            &call,
+            &pick.credential,
+            upstream_body,
+            &request_id,
+        )?;
         prepared.headers.remove(header::ACCEPT);
-        if let Ok(id) = HeaderValue::from_str(&request_id) {
-            prepared.headers.insert("x-request-id", id);
-        }
         Ok(prepared)
     })
     .await?;

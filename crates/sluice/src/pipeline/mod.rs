@@ -35,7 +35,7 @@ use sluice_dialect::{Capabilities, Capability, Dialect, ErrorBody, ErrorKind, op
 use crate::error::{GatewayError, Lang};
 use crate::gateway::AppState;
 use crate::otel;
-use crate::providers::{Operation, UpstreamCall};
+use crate::providers::{Credential, Operation, Provider, UpstreamCall, UpstreamRequest};
 use crate::routing::{self, failover::Answer};
 use account::Ledger;
 use respond::{StreamRelay, Transform};
@@ -494,13 +494,13 @@ async fn handle(
             stream: probe.stream,
             forwarded: &forwarded_headers(client, upstream_dialect, &parts.headers),
         };
-        let mut prepared = provider
-            .request(&call, &pick.credential, upstream_body)
-            .map_err(|e| GatewayError::upstream_failed(provider.name(), &e))?;
-        if let Ok(id) = http::HeaderValue::from_str(&request_id) {
-            prepared.headers.insert("x-request-id", id);
-        }
-        Ok(prepared)
+        prepare(
+            provider,
+            &call,
+            &pick.credential,
+            upstream_body,
+            &request_id,
+        )
     })
     .await;
     ledger.with(|r| r.overhead.translate_request = Some(translating));
@@ -858,4 +858,21 @@ fn authenticate_listing(
                 .render(dialect),
         )
     })
+}
+
+/// One attempt's upstream request, carrying the gateway's request id.
+pub(crate) fn prepare(
+    provider: &Provider,
+    call: &UpstreamCall<'_>,
+    credential: &Credential,
+    body: Bytes,
+    request_id: &str,
+) -> Result<UpstreamRequest, GatewayError> {
+    let mut prepared = provider
+        .request(call, credential, body)
+        .map_err(|e| GatewayError::upstream_failed(provider.name(), &e))?;
+    if let Ok(id) = http::HeaderValue::from_str(request_id) {
+        prepared.headers.insert("x-request-id", id);
+    }
+    Ok(prepared)
 }

@@ -214,6 +214,9 @@ pub struct KeyUpdate {
     pub monthly_quota: Option<Nanos>,
     pub expires_at: Option<Option<i64>>,
     pub status: Option<Status>,
+    /// A new secret (rotation): its SHA-256 (hex) and display prefix. The old secret stops
+    /// matching the moment the row changes.
+    pub secret: Option<(String, String)>,
 }
 
 /// One usage record as stored.

@@ -249,7 +249,8 @@ impl Store for SqliteStore {
              rate_limit = COALESCE($5, rate_limit), daily_limit = COALESCE($6, daily_limit), \
              monthly_quota_nanos = COALESCE($7, monthly_quota_nanos), \
              expires_at = CASE WHEN $8 THEN $9 ELSE expires_at END, \
-             status = COALESCE($10, status), updated_at = $11 \
+             status = COALESCE($10, status), updated_at = $11, \
+             key_hash = COALESCE($12, key_hash), key_prefix = COALESCE($13, key_prefix) \
              WHERE id = $1 AND deleted_at IS NULL RETURNING {KEY_COLUMNS}"
         ))
         .bind(id)
@@ -263,6 +264,8 @@ impl Store for SqliteStore {
         .bind(expires_at)
         .bind(update.status.map(Status::as_str))
         .bind(now)
+        .bind(update.secret.as_ref().map(|(hash, _)| hash.as_str()))
+        .bind(update.secret.as_ref().map(|(_, prefix)| prefix.as_str()))
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;

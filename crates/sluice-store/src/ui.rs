@@ -37,6 +37,11 @@ pub struct RequestQuery {
     pub stream: Option<bool>,
     /// Only requests with more than one upstream attempt.
     pub failover: bool,
+    pub user_id: Option<i64>,
+    /// The credential that answered.
+    pub credential: Option<String>,
+    /// Only requests whose time to first token was above this (ms).
+    pub ttft_above_ms: Option<f64>,
     /// The last row of the previous page: (time_ms, request_id).
     pub before: Option<(i64, String)>,
     pub limit: i64,
@@ -284,6 +289,9 @@ macro_rules! ui_store {
                      AND ($7 IS NULL OR stream = $7) \
                      AND ($8 = 0 OR attempts > 1) \
                      AND (time_ms < $9 OR (time_ms = $9 AND request_id > $10)) \
+                     AND ($12 IS NULL OR user_id = $12) \
+                     AND ($13 IS NULL OR credential = $13) \
+                     AND ($14 IS NULL OR ttft_ms > $14) \
                      ORDER BY time_ms DESC, request_id LIMIT $11",
                     $crate::sqlite::USAGE_COLUMNS
                 );
@@ -299,6 +307,9 @@ macro_rules! ui_store {
                     .bind(before_ms)
                     .bind(before_id)
                     .bind(q.limit.clamp(1, 10_000))
+                    .bind(q.user_id)
+                    .bind(q.credential.as_deref())
+                    .bind(q.ttft_above_ms)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(usage_from).collect()

@@ -59,6 +59,11 @@ pub trait Gateway: Send + Sync + 'static {
     async fn write_key(&self, actor: &Actor, write: KeyWrite) -> Result<KeyWritten, WriteError>;
     /// Model names clients may ask for (the catalog's), for ready-to-paste snippets.
     fn models(&self) -> Vec<String>;
+    /// Creates or changes a user through the same code as `/api/users` (validation, password
+    /// hashing, lowering keys to new ceilings); only an admin `actor` may.
+    async fn write_user(&self, actor: &Actor, write: UserWrite) -> Result<User, WriteError>;
+    /// How many keys one user may have (`user-keys.max-per-user`; 0: no cap).
+    fn max_keys_per_user(&self) -> i64;
 }
 
 /// Who is making a change from the dashboard.
@@ -77,9 +82,20 @@ pub enum KeyWrite {
     Update(i64, serde_json::Map<String, serde_json::Value>),
     Toggle(i64),
     Delete(i64),
+    /// A new secret, same settings (answered in `KeyWritten::secret`).
+    Rotate(i64),
 }
 
-/// A key after a write; `secret` only after a create (it exists nowhere else).
+/// A change to a user; bodies are `/api/users`' JSON fields.
+#[derive(Debug, Clone)]
+pub enum UserWrite {
+    /// `username`, `password`, `role`.
+    Create(serde_json::Map<String, serde_json::Value>),
+    /// Any of `role`, `status`, `password`.
+    Update(i64, serde_json::Map<String, serde_json::Value>),
+}
+
+/// A key after a write; `secret` only after a create or a rotation (it exists nowhere else).
 #[derive(Debug, Clone)]
 pub struct KeyWritten {
     pub key: Option<sluice_store::ApiKey>,
@@ -197,16 +213,25 @@ pub fn router<S: Clone + Send + Sync + 'static>(web: Arc<Web>) -> Router<S> {
         .route("/ui/overview", get(pages::overview::page))
         .route("/ui/overview/series", get(pages::overview::series))
         .route("/ui/live/overview", get(live::overview))
+        .route("/ui/live/requests", get(live::requests))
+        .route("/ui/live/keys", get(live::keys))
         .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))
         .route("/ui/keys/{id}", post(pages::keys::update))
         .route("/ui/keys/{id}/edit", get(pages::keys::edit_page))
         .route("/ui/keys/{id}/toggle", post(pages::keys::toggle))
         .route("/ui/keys/{id}/delete", post(pages::keys::delete))
+        .route("/ui/keys/{id}/rotate", post(pages::keys::rotate))
         .route("/ui/requests", get(pages::requests::page))
         .route("/ui/requests.csv", get(pages::requests::csv))
         .route("/ui/requests/{time}/{id}", get(pages::requests::detail))
+        .route("/ui/usage", get(pages::usage::page))
+        .route("/ui/usage.csv", get(pages::usage::csv))
+        .route("/ui/users", get(pages::users::page).post(pages::users::create))
+        .route("/ui/users/{id}", get(pages::users::detail).post(pages::users::update))
         .route("/ui/system", get(pages::system))
-        .route("/ui/me", get(pages::me))
+        .route("/ui/me", get(pages::me::page))
+        .route("/ui/me/keys", post(pages::me::create))
+        .route("/ui/me/keys/{id}/rotate", post(pages::me::rotate))
         .route("/ui/static/{file}", get(assets::serve))
         .route("/ui/{*rest}", get(pages::not_found).post(pages::not_found))
         .layer(axum::middleware::from_fn_with_state(

@@ -2,21 +2,27 @@
 //! pushes the Overview's live part, freshly rendered, each time the store writer commits a
 //! batch of usage records (`Gateway::usage_written`) or a credential's state changes
 //! (cooling, probing, recovered, disabled: checked in memory once a second, never in the
-//! store). Bursts are coalesced; the session is re-checked before every push, and a stream
-//! whose session ended says so (`event: signedout`) and closes.
+//! store). `GET /ui/live/requests` is the Requests page's live tail: the new rows matching
+//! the page's filter, pushed the same way (the browser holds them while the user reads). Bursts
+//! are coalesced; the session is re-checked before every push, and a stream whose session ended
+//! says so (`event: signedout`) and closes.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
+use crate::pages::keys::{KeyFilter, KeysTable, filtered_rows};
 use crate::pages::overview::{LiveFragment, gather};
+use crate::pages::requests::{RequestFilter, RequestRow, RowsFragment};
 use crate::pages::{Need, viewer};
+use crate::session::Viewer;
 use crate::view::Layout;
 use crate::{CredentialHealth, Web};
 
@@ -41,13 +47,14 @@ fn fingerprint(credentials: &[CredentialHealth]) -> String {
     out
 }
 
-/// `GET /ui/live/overview` (admins).
-pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
-    let v = match viewer(&web, &parts, Need::Admin).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let headers = parts.headers.clone();
+/// Runs a live stream for `v`: waits for a usage batch to be written (and, with
+/// `credentials`, for a credential to change state), coalesces bursts, re-checks the session,
+/// and sends what `next` renders (`Ok(None)`: nothing new; `Err`: end the stream).
+fn run<F, Fut>(web: Arc<Web>, v: Viewer, credentials: bool, mut next: F) -> Response
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<Event>, ()>> + Send,
+{
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(4);
     let mut written = web.gateway.usage_written();
     tokio::spawn(async move {
@@ -60,7 +67,7 @@ pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
                     if tx.is_closed() {
                         break;
                     }
-                    if fingerprint(&web.gateway.credentials()) == health {
+                    if !credentials || fingerprint(&web.gateway.credentials()) == health {
                         continue;
                     }
                 }
@@ -68,7 +75,9 @@ pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
             }
             tokio::time::sleep(COALESCE).await;
             written.borrow_and_update();
-            health = fingerprint(&web.gateway.credentials());
+            if credentials {
+                health = fingerprint(&web.gateway.credentials());
+            }
             if !matches!(
                 web.gateway.store().ui().ui_session(&v.id_hash).await,
                 Ok(Some(_))
@@ -76,28 +85,14 @@ pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
                 let _ = tx.send(Event::default().event("signedout").data("")).await;
                 break;
             }
-            let layout = Layout::new(&headers, Some(v.clone()), "overview.title", "/ui/overview");
-            let Ok(live) = gather(&web, &layout).await else {
-                continue;
-            };
-            let html = match (LiveFragment {
-                l: &layout,
-                live: &live,
-            })
-            .render()
-            {
-                Ok(html) => html,
-                Err(e) => {
-                    tracing::error!(error = %e, "rendering the overview's live part failed");
-                    break;
+            match next().await {
+                Ok(Some(event)) => {
+                    if tx.send(event).await.is_err() {
+                        break;
+                    }
                 }
-            };
-            if tx
-                .send(Event::default().event("overview").data(html))
-                .await
-                .is_err()
-            {
-                break;
+                Ok(None) => {}
+                Err(()) => break,
             }
         }
     });
@@ -108,3 +103,163 @@ pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
+
+/// `GET /ui/live/overview` (admins).
+pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
+    let v = match viewer(&web, &parts, Need::Admin).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let headers = parts.headers.clone();
+    let (w, viewer) = (web.clone(), v.clone());
+    run(web, v, true, move || {
+        let (web, headers, v) = (w.clone(), headers.clone(), viewer.clone());
+        async move {
+            let layout = Layout::new(&headers, Some(v), "overview.title", "/ui/overview");
+            let Ok(live) = gather(&web, &layout).await else {
+                return Ok(None);
+            };
+            match (LiveFragment {
+                l: &layout,
+                live: &live,
+            })
+            .render()
+            {
+                Ok(html) => Ok(Some(Event::default().event("overview").data(html))),
+                Err(e) => {
+                    tracing::error!(error = %e, "rendering the overview's live part failed");
+                    Err(())
+                }
+            }
+        }
+    })
+}
+
+/// `GET /ui/live/keys?<filter>` (admins): the Keys page's table, re-rendered with fresh
+/// meters each time usage is written.
+pub async fn keys(
+    State(web): State<Arc<Web>>,
+    Query(filter): Query<KeyFilter>,
+    parts: Parts,
+) -> Response {
+    let v = match viewer(&web, &parts, Need::Admin).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let headers = parts.headers.clone();
+    let (w, viewer) = (web.clone(), v.clone());
+    run(web, v, false, move || {
+        let (web, headers, v, filter) = (w.clone(), headers.clone(), viewer.clone(), filter.clone());
+        async move {
+            let layout = Layout::new(&headers, Some(v), "keys.title", "/ui/keys");
+            let Ok(rows) = filtered_rows(&web, &layout, &filter).await else {
+                return Ok(None);
+            };
+            match (KeysTable {
+                l: &layout,
+                rows: &rows,
+            })
+            .render()
+            {
+                Ok(html) => Ok(Some(Event::default().event("keys").data(html))),
+                Err(e) => {
+                    tracing::error!(error = %e, "rendering the key table failed");
+                    Err(())
+                }
+            }
+        }
+    })
+}
+
+/// Where a request list's live tail is: rows at or after `time_ms` are new unless their id is
+/// in `sent` (the ones already sent at exactly `time_ms`).
+struct Tail {
+    time_ms: i64,
+    sent: Vec<String>,
+}
+
+/// `GET /ui/live/requests?<filter>&after=<time_ms>` (admins): the Requests page's live tail.
+/// Each push is the rows written since the last one that match the page's filter, rendered
+/// as the list renders them; the browser holds them back while the user reads.
+pub async fn requests(
+    State(web): State<Arc<Web>>,
+    Query(filter): Query<RequestFilter>,
+    Query(after): Query<After>,
+    parts: Parts,
+) -> Response {
+    let v = match viewer(&web, &parts, Need::Admin).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let headers = parts.headers.clone();
+    let start = after.after.unwrap_or_else(|| web.gateway.now_ms());
+    let tail = Arc::new(Mutex::new(Tail {
+        time_ms: start,
+        sent: Vec::new(),
+    }));
+    let (w, viewer) = (web.clone(), v.clone());
+    run(web, v, false, move || {
+        let (web, headers, v, filter, tail) = (
+            w.clone(),
+            headers.clone(),
+            viewer.clone(),
+            filter.clone(),
+            tail.clone(),
+        );
+        async move {
+            let mut q = filter.query(web.gateway.now_ms(), TAIL_ROWS);
+            let (since, sent) = {
+                let t = tail.lock().map_err(|_| ())?;
+                (t.time_ms, t.sent.clone())
+            };
+            q.since_ms = q.since_ms.max(since);
+            q.before = None;
+            let Ok(rows) = web.gateway.store().ui().requests(&q).await else {
+                return Ok(None);
+            };
+            let rows: Vec<RequestRow> = rows
+                .into_iter()
+                .filter(|r| !(r.time_ms == since && sent.contains(&r.request_id)))
+                .map(RequestRow::of)
+                .collect();
+            let Some(newest) = rows.first().map(|r| r.r.time_ms) else {
+                return Ok(None);
+            };
+            {
+                let mut t = tail.lock().map_err(|_| ())?;
+                if newest > t.time_ms {
+                    t.time_ms = newest;
+                    t.sent.clear();
+                }
+                t.sent.extend(
+                    rows.iter()
+                        .filter(|r| r.r.time_ms == newest)
+                        .map(|r| r.r.request_id.clone()),
+                );
+            }
+            let layout = Layout::new(&headers, Some(v), "requests.title", "/ui/requests");
+            match (RowsFragment {
+                l: &layout,
+                rows: &rows,
+            })
+            .render()
+            {
+                Ok(html) => Ok(Some(Event::default().event("rows").data(html))),
+                Err(e) => {
+                    tracing::error!(error = %e, "rendering the request list's live tail failed");
+                    Err(())
+                }
+            }
+        }
+    })
+}
+
+/// The newest row the page showed (unix ms).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct After {
+    #[serde(default)]
+    after: Option<i64>,
+}
+
+/// Rows one push of the live tail carries at most.
+const TAIL_ROWS: i64 = 100;

@@ -56,6 +56,8 @@ impl Layout {
                         ("/ui/overview", "nav.overview"),
                         ("/ui/keys", "nav.keys"),
                         ("/ui/requests", "nav.requests"),
+                        ("/ui/usage", "nav.usage"),
+                        ("/ui/users", "nav.users"),
                         ("/ui/system", "nav.system"),
                         ("/ui/me", "nav.me"),
                     ]

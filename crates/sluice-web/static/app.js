@@ -72,18 +72,28 @@ setInterval(() => {
   }
 }, 250);
 
-// Live parts: <div data-live="/ui/live/…"> is replaced by what its Server-Sent Events stream
-// pushes (server-rendered HTML from the dashboard's own origin); the charts refresh with it.
+// Live parts: <div data-live="/ui/live/…" data-live-event="…"> is replaced by what its
+// Server-Sent Events stream pushes (server-rendered HTML from the dashboard's own origin); the
+// charts refresh with it.
 function live(root) {
   for (const el of root.querySelectorAll("[data-live]")) {
     if (el.dataset.bound) continue;
     el.dataset.bound = "1";
     const source = new EventSource(el.dataset.live);
-    source.addEventListener("overview", (event) => {
-      el.innerHTML = event.data;
+    // A part the user is acting in (an open confirmation) is replaced once they are done.
+    let held = null;
+    const apply = (html) => {
+      el.innerHTML = html;
       el.dataset.updated = String(Date.now());
       init(el);
       refreshCharts();
+    };
+    el.addEventListener("toggle", () => {
+      if (held !== null && !el.querySelector("details[open]")) { apply(held); held = null; }
+    }, true);
+    source.addEventListener(el.dataset.liveEvent || "overview", (event) => {
+      if (el.querySelector("details[open]")) { held = event.data; return; }
+      apply(event.data);
     });
     source.addEventListener("signedout", () => {
       source.close();
@@ -91,6 +101,76 @@ function live(root) {
     });
     // A dropped stream reconnects by itself (EventSource retries); a closed page ends it.
     window.addEventListener("pagehide", () => source.close());
+  }
+}
+
+// The request list's live tail: <div data-tail="/ui/live/requests?…" data-target="tbody"
+// data-watch="table">. New rows (server-rendered, same origin) go on top of the list, unless
+// the user is reading: the "live" box unticked, the pointer over the table, the page scrolled
+// down, or text selected. Then they wait, counted on a button that shows them.
+const TAIL_MAX_ROWS = 500;
+function tail(root) {
+  for (const el of root.querySelectorAll("[data-tail]")) {
+    if (el.dataset.bound) continue;
+    el.dataset.bound = "1";
+    const target = document.querySelector(el.dataset.target);
+    const watched = document.querySelector(el.dataset.watch);
+    const toggle = el.querySelector("#tail-on");
+    const state = el.querySelector("#tail-state");
+    const show = el.querySelector("#tail-show");
+    const count = el.querySelector("#tail-count");
+    if (!target || !toggle || !state || !show || !count) continue;
+    let hovering = false;
+    let held = [];
+    if (watched) {
+      watched.addEventListener("pointerenter", () => { hovering = true; update(); });
+      watched.addEventListener("pointerleave", () => { hovering = false; flush(); });
+    }
+    const reading = () =>
+      !toggle.checked || hovering || window.scrollY > 80 ||
+      (window.getSelection && String(window.getSelection()).length > 0);
+    function update() {
+      const paused = reading();
+      el.dataset.paused = paused ? "1" : "";
+      state.textContent = paused ? state.dataset.pausedText : state.dataset.liveText;
+      count.textContent = String(held.reduce((n, rows) => n + rows.length, 0));
+      show.hidden = held.length === 0;
+    }
+    function insert(rows) {
+      const empty = target.querySelector("tr.empty");
+      if (empty) empty.remove();
+      for (const row of rows.reverse()) {
+        const id = row.dataset.requestId;
+        if (id && target.querySelector(`tr[data-request-id="${CSS.escape(id)}"]`)) continue;
+        target.prepend(row);
+        row.classList.add("fresh");
+      }
+      while (target.rows.length > TAIL_MAX_ROWS) target.deleteRow(-1);
+    }
+    function flush(force) {
+      if (!force && reading()) { update(); return; }
+      const batches = held;
+      held = [];
+      for (const rows of batches) insert(rows);
+      update();
+    }
+    toggle.addEventListener("change", () => flush());
+    window.addEventListener("scroll", () => { if (held.length) flush(); else update(); }, { passive: true });
+    show.addEventListener("click", () => flush(true));
+    const source = new EventSource(el.dataset.tail);
+    source.addEventListener("rows", (event) => {
+      const t = document.createElement("template");
+      t.innerHTML = event.data;
+      held.push([...t.content.querySelectorAll("tr")]);
+      el.dataset.updated = String(Date.now());
+      flush();
+    });
+    source.addEventListener("signedout", () => {
+      source.close();
+      window.location.assign("/ui/login");
+    });
+    window.addEventListener("pagehide", () => source.close());
+    update();
   }
 }
 
@@ -185,6 +265,7 @@ function init(root) {
   copyButtons(root);
   startCountdowns(root);
   live(root);
+  tail(root);
   startCharts(root);
 }
 

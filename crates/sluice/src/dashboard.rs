@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice_web::{
-    Actor, CredentialHealth, Gateway, KeyWrite, KeyWritten, ModelHealth, SystemInfo, Web,
-    WebConfig, WriteError,
+    Actor, CredentialHealth, Gateway, KeyWrite, KeyWritten, ModelHealth, SystemInfo, UserWrite,
+    Web, WebConfig, WriteError,
 };
 
 use crate::gateway::AppState;
@@ -161,6 +161,14 @@ impl Gateway for DashboardGateway {
                     secret: None,
                 })
             }
+            KeyWrite::Rotate(id) => {
+                let key = owned(id).await?;
+                let (key, secret) = keys::rotate_key(app, &key).await.map_err(refused)?;
+                Ok(KeyWritten {
+                    key: Some(key),
+                    secret: Some(secret),
+                })
+            }
             KeyWrite::Delete(id) => {
                 let key = owned(id).await?;
                 keys::delete_key(app, &session, &key)
@@ -172,6 +180,31 @@ impl Gateway for DashboardGateway {
                 })
             }
         }
+    }
+
+    async fn write_user(&self, actor: &Actor, write: UserWrite) -> Result<User, WriteError> {
+        use crate::api::users;
+        if actor.role != crate::store::Role::Admin {
+            return Err(WriteError {
+                status: 403,
+                message: "this needs an admin".into(),
+            });
+        }
+        let refused = |e: crate::error::GatewayError| WriteError {
+            status: e.status.as_u16(),
+            message: e.body.message,
+        };
+        match write {
+            UserWrite::Create(body) => users::create_user(&self.app, &body).await,
+            UserWrite::Update(id, body) => {
+                users::update_user(&self.app, &session_of(actor), id, &body).await
+            }
+        }
+        .map_err(refused)
+    }
+
+    fn max_keys_per_user(&self) -> i64 {
+        self.app.accounts.max_keys_per_user
     }
 
     fn models(&self) -> Vec<String> {

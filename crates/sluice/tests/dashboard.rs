@@ -219,7 +219,16 @@ async fn every_ui_response_is_hardened_and_pages_have_no_inline_code() {
     assert_hardened("stale asset", &headers);
 
     let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
-    for path in ["/ui", "/ui/system", "/ui/me", "/ui/no-such-page"] {
+    for path in [
+        "/ui",
+        "/ui/system",
+        "/ui/me",
+        "/ui/usage",
+        "/ui/usage.csv",
+        "/ui/users",
+        "/ui/users/1",
+        "/ui/no-such-page",
+    ] {
         let (status, headers, _) = ui.get(&mut admin, path).await;
         assert!(
             [200, 303, 404].contains(&status.as_u16()),
@@ -859,4 +868,342 @@ async fn requests_pages_are_for_admins_and_list_the_records() {
     assert_eq!(none.lines().count(), 1);
     let (status, _, _) = ui.get(&mut admin, "/ui/requests/1/nope").await;
     assert_eq!(status, 404);
+}
+
+/// The secret of the show-once dialog on a page.
+fn shown_secret(body: &str) -> String {
+    body.split("id=\"new-key-secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap_or_else(|| panic!("no secret shown: {body}"))
+        .to_string()
+}
+
+async fn models_status(ui: &Ui, secret: &str) -> u16 {
+    ui.http
+        .get(ui.h.url("/v1/models"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Rotation (Keys and Me): a new secret shown once, the old one refused at once, the same
+/// key (id, settings, counters); a user rotates only their own keys.
+#[tokio::test]
+async fn rotating_a_key_shows_a_new_secret_once_and_the_old_one_stops_at_once() {
+    let ui = Ui::start("").await;
+    ui.make_user("erin", "erin password 1").await;
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let (_, _, _) = ui.get(&mut admin, "/ui/keys").await;
+    let (status, _, body) = ui
+        .post(&mut admin, "/ui/keys", &[("name", "rot"), ("daily_limit", "7")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let old = shown_secret(&body);
+    assert_eq!(models_status(&ui, &old).await, 200);
+    let (_, _, list) = ui.get(&mut admin, "/ui/keys").await;
+    let id = list
+        .split("id=\"key-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let (status, _, body) = ui
+        .post(&mut admin, &format!("/ui/keys/{id}/rotate"), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let new = shown_secret(&body);
+    assert_ne!(new, old);
+    assert!(body.contains("ANTHROPIC_AUTH_TOKEN="), "snippets with the new secret");
+    assert_eq!(models_status(&ui, &old).await, 401, "the old secret stops at once");
+    assert_eq!(models_status(&ui, &new).await, 200);
+    let (_, _, list) = ui.get(&mut admin, "/ui/keys").await;
+    assert!(!list.contains(&new) && list.contains(&format!("id=\"key-{id}\"")));
+    assert!(list.contains("7 / 7") || list.contains("/ 7"), "same limits: {list}");
+    // No token / foreign origin: refused.
+    let r = ui
+        .http
+        .post(ui.h.url(&format!("/ui/keys/{id}/rotate")))
+        .header("cookie", admin.cookie_header())
+        .header("origin", "http://evil.example")
+        .form(&[("csrf", admin.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(models_status(&ui, &new).await, 200);
+
+    // A user: their own keys from Me, never another's.
+    let mut erin = ui.sign_in("erin", "erin password 1").await;
+    let (status, _, _) = ui
+        .post(&mut erin, &format!("/ui/keys/{id}/rotate"), &[])
+        .await;
+    assert_eq!(status, 403, "the admin route is for admins");
+    let (status, _, _) = ui
+        .post(&mut erin, &format!("/ui/me/keys/{id}/rotate"), &[])
+        .await;
+    assert_eq!(status, 404, "another user's key is not found");
+    assert_eq!(models_status(&ui, &new).await, 200);
+    let (status, _, body) = ui
+        .post(&mut erin, "/ui/me/keys", &[("name", "erin laptop")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mine = shown_secret(&body);
+    assert_eq!(models_status(&ui, &mine).await, 200);
+    let (_, _, me) = ui.get(&mut erin, "/ui/me").await;
+    assert!(me.contains("erin laptop") && !me.contains(&mine), "{me}");
+    let my_id = me
+        .split("id=\"key-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let (status, _, body) = ui
+        .post(&mut erin, &format!("/ui/me/keys/{my_id}/rotate"), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rotated = shown_secret(&body);
+    assert_eq!(models_status(&ui, &mine).await, 401);
+    assert_eq!(models_status(&ui, &rotated).await, 200);
+}
+
+/// Me: every user's page with their keys, limits, usage and snippets; creating keys stops at
+/// the per-user cap with the gateway's words.
+#[tokio::test]
+async fn me_creates_keys_within_the_cap_and_shows_limits_usage_and_snippets() {
+    let ui = Ui::start("user-keys: {max-per-user: 2}").await;
+    ui.make_user("fay", "fay password 1").await;
+    let mut fay = ui.sign_in("fay", "fay password 1").await;
+    let (status, headers, body) = ui.get(&mut fay, "/ui/me").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(body.contains("id=\"me-limits\"") && body.contains("0 / 2"), "{body}");
+    assert!(body.contains("YOUR_SLUICE_KEY"), "snippets");
+    for name in ["one", "two"] {
+        let (status, _, body) = ui
+            .post(&mut fay, "/ui/me/keys", &[("name", name), ("daily_limit", "5")])
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _, body) = ui
+        .post(&mut fay, "/ui/me/keys", &[("name", "three")])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("role=\"alert\""), "{body}");
+    assert!(!body.contains("id=\"new-key-secret\""));
+    let (_, _, body) = ui.get(&mut fay, "/ui/me").await;
+    assert!(body.contains("2 / 2"), "{body}");
+    // Use one key: Me's usage and meters show it.
+    let (status, _, body) = ui
+        .post(&mut fay, "/ui/me/keys/0/rotate", &[])
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let me = ui.get(&mut fay, "/ui/me").await.2;
+    let id = me
+        .split("id=\"key-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let (_, _, body) = ui
+        .post(&mut fay, &format!("/ui/me/keys/{id}/rotate"), &[])
+        .await;
+    let secret = shown_secret(&body);
+    let r = ui
+        .http
+        .post(ui.h.url("/v1/chat/completions"))
+        .bearer_auth(&secret)
+        .json(&serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    ui.h.server.state.usage.flush().await;
+    let (_, _, body) = ui.get(&mut fay, "/ui/me").await;
+    assert!(body.contains("1 / 5"), "the daily meter moved: {body}");
+    assert!(body.contains(">mock-model<"), "usage by model: {body}");
+}
+
+/// Users: admins only; create, change role, disable (the user is signed out), reset a
+/// password; a user's page lists their keys and usage.
+#[tokio::test]
+async fn users_page_creates_and_changes_users_for_admins_only() {
+    let ui = Ui::start("").await;
+    ui.make_user("gus", "gus password 1").await;
+    let mut gus = ui.sign_in("gus", "gus password 1").await;
+    for path in ["/ui/users", "/ui/users/1", "/ui/usage", "/ui/usage.csv"] {
+        let (status, _, body) = ui.get(&mut gus, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(!body.contains("users-table") && !body.contains("usage-groups"));
+    }
+    for path in ["/ui/users", "/ui/users/1"] {
+        let (status, _, _) = ui
+            .post(&mut gus, path, &[("username", "x"), ("password", "long enough 1"), ("role", "admin")])
+            .await;
+        assert_eq!(status, 403, "a user may not post {path}");
+    }
+
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let (status, _, body) = ui.get(&mut admin, "/ui/users").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("data-username=\"gus\""), "{body}");
+    assert!(!body.contains("$argon2"), "no hashes");
+    let (status, headers, _) = ui
+        .post(
+            &mut admin,
+            "/ui/users",
+            &[("username", "hal"), ("password", "hal password 1"), ("role", "user")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/ui/users");
+    let (status, _, body) = ui
+        .post(
+            &mut admin,
+            "/ui/users",
+            &[("username", "hal"), ("password", "hal password 1")],
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("role=\"alert\"") && !body.contains("hal password 1"), "{body}");
+    let (_, _, list) = ui.get(&mut admin, "/ui/users").await;
+    let hal = list
+        .split("data-username=\"hal\"")
+        .next()
+        .and_then(|s| s.rsplit("id=\"user-").next())
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let mut hal_browser = ui.sign_in("hal", "hal password 1").await;
+    // Role: hal becomes an admin and reaches admin pages.
+    let (status, _, _) = ui
+        .post(&mut admin, &format!("/ui/users/{hal}"), &[("role", "admin")])
+        .await;
+    assert_eq!(status, 303);
+    let (status, _, _) = ui.get(&mut hal_browser, "/ui/usage").await;
+    assert_eq!(status, 200, "the new role applies at once");
+    // Reset the password: hal's sessions end, the new password works.
+    let (status, _, _) = ui
+        .post(
+            &mut admin,
+            &format!("/ui/users/{hal}"),
+            &[("password", "hal new password 2")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (status, _, _) = ui.get(&mut hal_browser, "/ui/me").await;
+    assert_eq!(status, 303, "signed out by the reset");
+    let mut hal_browser = ui.sign_in("hal", "hal new password 2").await;
+    // Disable: hal is out and cannot sign in.
+    let (status, _, _) = ui
+        .post(&mut admin, &format!("/ui/users/{hal}"), &[("status", "disabled")])
+        .await;
+    assert_eq!(status, 303);
+    let (status, _, _) = ui.get(&mut hal_browser, "/ui/me").await;
+    assert_eq!(status, 303);
+    // The admin cannot disable themselves: the gateway's words.
+    let (status, _, body) = ui
+        .post(&mut admin, "/ui/users/1", &[("status", "disabled")])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("cannot disable or demote themselves"), "{body}");
+    let (status, _, body) = ui.get(&mut admin, &format!("/ui/users/{hal}")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("hal") && body.contains("usage-groups"), "{body}");
+    let (status, _, _) = ui.get(&mut admin, "/ui/users/999").await;
+    assert_eq!(status, 404);
+}
+
+/// Usage: groups and periods from the rollups, CSV of the same.
+#[tokio::test]
+async fn usage_page_groups_the_rollups_and_exports_csv() {
+    let ui = Ui::start("").await;
+    for _ in 0..2 {
+        let r =
+            ui.h.chat(serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    ui.h.server.state.usage.flush().await;
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    for by in ["key", "user", "model", "provider", "credential"] {
+        for grain in ["hour", "day"] {
+            let (status, _, body) = ui
+                .get(&mut admin, &format!("/ui/usage?by={by}&grain={grain}&range=24h"))
+                .await;
+            assert_eq!(status, 200, "{by} {grain}");
+            assert!(body.contains("id=\"usage-total\""), "{body}");
+            assert!(body.contains("Total: 2 ·"), "{by} {grain}: {body}");
+        }
+    }
+    let (_, _, body) = ui.get(&mut admin, "/ui/usage?by=model").await;
+    assert!(body.contains(">mock-model<"), "{body}");
+    let (status, headers, csv) = ui.get(&mut admin, "/ui/usage.csv?by=model&grain=hour").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.starts_with("hour_utc,model,requests,"), "{csv}");
+    let row = csv.lines().nth(1).unwrap();
+    assert!(row.contains(",mock-model,2,"), "{csv}");
+    let (status, _, _) = ui.get(&mut admin, "/ui/usage?by=nonsense&grain=x&range=y").await;
+    assert_eq!(status, 200, "unknown choices fall back to the defaults");
+}
+
+/// Requests: the user, credential and TTFT filters; the live tail pushes new matching rows
+/// over SSE (admins only).
+#[tokio::test]
+async fn requests_filters_and_live_tail() {
+    let ui = Ui::start("").await;
+    ui.make_user("ivy", "ivy password 1").await;
+    let mut ivy = ui.sign_in("ivy", "ivy password 1").await;
+    let (status, _, _) = ui.get(&mut ivy, "/ui/live/requests").await;
+    assert_eq!(status, 403);
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let (status, _, page) = ui.get(&mut admin, "/ui/requests").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-tail=\"/ui/live/requests?"), "{page}");
+    let mut tail = ui
+        .http
+        .get(ui.h.url("/ui/live/requests?status=2"))
+        .header("cookie", admin.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 200);
+    assert_eq!(tail.headers()["content-type"], "text/event-stream");
+    let r =
+        ui.h.chat(serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+            .header("x-request-id", "req-tailed-1")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut pushed = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !pushed.contains("data-request-id=\"req-tailed-1\"") {
+        let chunk = tokio::time::timeout_at(deadline, tail.chunk())
+            .await
+            .expect("the request was pushed within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        pushed.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(pushed.starts_with("event: rows\n"), "{pushed}");
+    ui.h.server.state.usage.flush().await;
+    let (_, _, all) = ui.get(&mut admin, "/ui/requests").await;
+    assert!(all.contains("req-tailed-1"));
+    let (_, _, none) = ui.get(&mut admin, "/ui/requests?user=999").await;
+    assert!(!none.contains("data-request-id=\"req-tailed-1\""), "user filter");
+    let (_, _, none) = ui.get(&mut admin, "/ui/requests?credential=nope").await;
+    assert!(!none.contains("data-request-id=\"req-tailed-1\""), "credential filter");
+    let (_, _, none) = ui.get(&mut admin, "/ui/requests?ttft=600000").await;
+    assert!(!none.contains("data-request-id=\"req-tailed-1\""), "TTFT filter");
+    let (_, _, some) = ui.get(&mut admin, "/ui/requests?ttft=abc").await;
+    assert!(some.contains("data-request-id=\"req-tailed-1\""), "a bad number is no filter");
+    let (_, _, csv) = ui.get(&mut admin, "/ui/requests.csv?user=999").await;
+    assert_eq!(csv.lines().count(), 1, "{csv}");
 }

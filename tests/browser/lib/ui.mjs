@@ -1,7 +1,8 @@
 // Steps several scenarios share.
 
 import assert from "node:assert/strict";
-import { sluiceCli } from "./processes.mjs";
+import { execFileSync } from "node:child_process";
+import { binary, sluiceCli } from "./processes.mjs";
 
 /** Signs in through the form; the page it lands on. */
 export async function signIn(page, sluice, username, password) {
@@ -18,6 +19,23 @@ export async function signIn(page, sluice, username, password) {
   }
   await page.waitForURL((u) => !u.pathname.endsWith("/ui/login"));
   assert.ok(await page.getByRole("button", { name: /Sign out|退出登录/ }).isVisible(), "signed in");
+}
+
+/**
+ * On a fresh gateway's sign-in page: reads the first-run notice, runs exactly the command it
+ * shows (with this run's binary and config file) and returns the admin's password it set.
+ */
+export async function createAdminAsThePageSays(page, gw) {
+  const firstRun = page.locator("#first-run");
+  await firstRun.waitFor();
+  const command = (await firstRun.locator("pre code").first().textContent()).trim();
+  assert.match(command, /sluice users create .*--admin .*--password-stdin/);
+  const runnable = command
+    .replace(/\bsluice users create/, `'${binary("SLUICE_BIN", "sluice")}' users create`)
+    .replace("sluice.yaml", `'${gw.config}'`);
+  execFileSync("bash", ["-c", runnable], { stdio: "pipe" });
+  // The password the command pipes in (its second quoted word).
+  return [...command.matchAll(/'([^']*)'/g)][1][1];
 }
 
 /** An admin made with the CLI, as the first-run screen says. */

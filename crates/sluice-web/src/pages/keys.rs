@@ -21,7 +21,7 @@ use super::overview::unavailable;
 use super::{Need, html, viewer};
 use crate::session::Viewer;
 use crate::view::{self, Layout};
-use crate::{Actor, KeyWrite, Web};
+use crate::{Actor, KeyWrite, KeyWritten, Web};
 
 /// A key is "near" a limit at this share of it.
 const NEAR: f64 = 0.8;
@@ -111,7 +111,7 @@ impl KeyForm {
     /// The body `/api/api-keys` takes. Blank fields are left out on create; on update a blank
     /// expiry means "never". Numbers that do not parse are passed as text, so the gateway's
     /// own validation words the error.
-    fn body(&self, updating: bool) -> Map<String, Value> {
+    pub(crate) fn body(&self, updating: bool) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("name".into(), Value::String(self.name.trim().to_string()));
         for (field, text, integer) in [
@@ -172,6 +172,16 @@ impl KeyFilter {
     pub fn is_owner(&self, id: &i64) -> bool {
         self.owner == Some(*id)
     }
+
+    /// The query string of this filter (the live table's stream follows it).
+    pub fn qs(&self) -> String {
+        serde_urlencoded::to_string([
+            ("owner", self.owner.map(|o| o.to_string()).unwrap_or_default()),
+            ("status", self.status.clone()),
+            ("near", self.near.clone().unwrap_or_default()),
+        ])
+        .unwrap_or_default()
+    }
 }
 
 fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -183,13 +193,20 @@ fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, 
 #[derive(Debug, Clone)]
 pub(crate) struct Created {
     pub secret: String,
+    /// Where "done" goes (the page the dialog is on).
+    pub done: &'static str,
     /// (title text key, element id, text).
     pub snippets: Vec<(&'static str, &'static str, String)>,
 }
 
-impl Created {
-    pub(crate) fn new(secret: String, base: &str, model: &str) -> Created {
-        let snippets = vec![
+/// Ready-to-paste client set-ups for `secret` at `base` with `model`: (title text key,
+/// element id, text).
+pub(crate) fn snippets(
+    secret: &str,
+    base: &str,
+    model: &str,
+) -> Vec<(&'static str, &'static str, String)> {
+    vec![
             (
                 "keys.snippet.openai",
                 "snippet-openai",
@@ -218,9 +235,37 @@ impl Created {
                     "curl {base}/v1/chat/completions \\\n  -H \"Authorization: Bearer {secret}\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'"
                 ),
             ),
-        ];
-        Created { secret, snippets }
+    ]
+}
+
+impl Created {
+    pub(crate) fn new(secret: String, base: &str, model: &str, done: &'static str) -> Created {
+        Created {
+            snippets: snippets(&secret, base, model),
+            secret,
+            done,
+        }
     }
+
+    /// The dialog for a secret just minted (created or rotated), with snippets for this
+    /// gateway's address and its first model.
+    pub(crate) fn reveal(web: &Web, parts: &Parts, secret: String, done: &'static str) -> Created {
+        Created::new(
+            secret,
+            &base_url(parts, web.config.secure_cookie),
+            &first_model(web),
+            done,
+        )
+    }
+}
+
+/// The model the snippets ask for: the catalog's first.
+pub(crate) fn first_model(web: &Web) -> String {
+    web.gateway
+        .models()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "gpt-4o-mini".into())
 }
 
 #[derive(Template)]
@@ -237,6 +282,14 @@ pub(crate) struct KeysPage<'a> {
     pub notice: String,
 }
 
+/// The key table alone, as the live stream pushes it.
+#[derive(Template)]
+#[template(path = "keys_table.html")]
+pub(crate) struct KeysTable<'a> {
+    pub l: &'a Layout,
+    pub rows: &'a [KeyRow],
+}
+
 #[derive(Template)]
 #[template(path = "key_edit.html")]
 pub(crate) struct KeyEditPage<'a> {
@@ -246,7 +299,7 @@ pub(crate) struct KeyEditPage<'a> {
     pub notice: String,
 }
 
-fn actor(v: &Viewer) -> Actor {
+pub(crate) fn actor(v: &Viewer) -> Actor {
     Actor {
         user_id: v.user_id,
         username: v.username.clone(),
@@ -256,7 +309,7 @@ fn actor(v: &Viewer) -> Actor {
 
 /// Meters for every key, read now: the last minute's requests from the minute rollups, today's
 /// requests and this month's cost as the limiter resumes them.
-async fn rows(web: &Web, l: &Layout, keys: Vec<ApiKey>) -> Result<Vec<KeyRow>, Response> {
+pub(crate) async fn rows(web: &Web, l: &Layout, keys: Vec<ApiKey>) -> Result<Vec<KeyRow>, Response> {
     let g = &web.gateway;
     let store = g.store();
     let now = g.now_ms();
@@ -293,18 +346,7 @@ async fn rows(web: &Web, l: &Layout, keys: Vec<ApiKey>) -> Result<Vec<KeyRow>, R
         .map(|u| (u.id, u.username))
         .collect();
     let next_day = view::utc(calendar.next_midnight_ms(now) / 1000);
-    let next_month = {
-        let d = calendar.date(now);
-        let (y, m) = if d.month0() == 11 {
-            (d.year() + 1, 1)
-        } else {
-            (d.year(), d.month() + 1)
-        };
-        chrono::NaiveDate::from_ymd_opt(y, m, 1)
-            .and_then(|d| calendar.start_of(d))
-            .map(|ms| view::utc(ms / 1000))
-            .unwrap_or_default()
-    };
+    let next_month = next_month(&calendar, now);
     let unlimited = l.t("limit.unlimited");
     Ok(keys
         .into_iter()
@@ -355,8 +397,22 @@ async fn rows(web: &Web, l: &Layout, keys: Vec<ApiKey>) -> Result<Vec<KeyRow>, R
 
 use chrono::Datelike as _;
 
+/// When this month's counts start again, as UTC text.
+pub(crate) fn next_month(calendar: &sluice_store::limits::Calendar, now: i64) -> String {
+    let d = calendar.date(now);
+    let (y, m) = if d.month0() == 11 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
+    chrono::NaiveDate::from_ymd_opt(y, m, 1)
+        .and_then(|d| calendar.start_of(d))
+        .map(|ms| view::utc(ms / 1000))
+        .unwrap_or_default()
+}
+
 /// The base URL clients reach this gateway at, from the request (for the snippets).
-fn base_url(parts: &Parts, secure: bool) -> String {
+pub(crate) fn base_url(parts: &Parts, secure: bool) -> String {
     let host = parts
         .headers
         .get("x-forwarded-host")
@@ -395,6 +451,34 @@ impl Shown {
     }
 }
 
+/// The keys the filter selects, with their meters.
+pub(crate) async fn filtered_rows(
+    web: &Web,
+    layout: &Layout,
+    filter: &KeyFilter,
+) -> Result<Vec<KeyRow>, Response> {
+    let keys: Vec<ApiKey> = web
+        .gateway
+        .store()
+        .keys_changed_since(i64::MIN)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .filter(|k| k.deleted_at.is_none())
+        .filter(|k| filter.owner.is_none_or(|o| k.user_id == o))
+        .filter(|k| match filter.status.as_str() {
+            "active" => k.status == Status::Active,
+            "disabled" => k.status == Status::Disabled,
+            _ => true,
+        })
+        .collect();
+    let mut rows = rows(web, layout, keys).await?;
+    if filter.near.as_deref().is_some_and(|n| !n.is_empty()) {
+        rows.retain(KeyRow::near);
+    }
+    Ok(rows)
+}
+
 /// Renders the list (with an optional new key's dialog or an error).
 async fn list(
     web: &Web,
@@ -410,32 +494,15 @@ async fn list(
         notice,
     } = shown;
     let layout = Layout::new(&parts.headers, Some(v), "keys.title", "/ui/keys");
-    let store = web.gateway.store();
-    let keys: Vec<ApiKey> = match store.keys_changed_since(i64::MIN).await {
-        Ok(keys) => keys
-            .into_iter()
-            .filter(|k| k.deleted_at.is_none())
-            .filter(|k| filter.owner.is_none_or(|o| k.user_id == o))
-            .filter(|k| match filter.status.as_str() {
-                "active" => k.status == Status::Active,
-                "disabled" => k.status == Status::Disabled,
-                _ => true,
-            })
-            .collect(),
-        Err(e) => return unavailable(e),
-    };
-    let users = match store.list_users().await {
+    let users = match web.gateway.store().list_users().await {
         Ok(users) => users,
         Err(e) => return unavailable(e),
     };
-    let mut rows = match rows(web, &layout, keys).await {
+    let rows = match filtered_rows(web, &layout, filter).await {
         Ok(rows) => rows,
         Err(r) => return r,
     };
     let near = filter.near.as_deref().is_some_and(|n| !n.is_empty());
-    if near {
-        rows.retain(KeyRow::near);
-    }
     let mut r = html(
         status,
         &KeysPage {
@@ -485,14 +552,12 @@ pub async fn create(
         .await
     {
         Ok(written) => {
-            let secret = written.secret.unwrap_or_default();
-            let model = web
-                .gateway
-                .models()
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| "gpt-4o-mini".into());
-            let created = Created::new(secret, &base_url(&parts, web.config.secure_cookie), &model);
+            let created = Created::reveal(
+                &web,
+                &parts,
+                written.secret.unwrap_or_default(),
+                "/ui/keys",
+            );
             let shown = Shown {
                 created: Some(created),
                 ..Shown::plain()
@@ -576,8 +641,8 @@ pub async fn update(
     }
 }
 
-/// `POST /ui/keys/{id}/toggle` and `/delete`.
-async fn act(web: &Web, parts: &Parts, id: &str, delete: bool) -> Response {
+/// `POST /ui/keys/{id}/toggle`, `/delete` and `/rotate`.
+async fn act(web: &Web, parts: &Parts, id: &str, action: Action) -> Response {
     let v = match viewer(web, parts, Need::Admin).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -586,12 +651,25 @@ async fn act(web: &Web, parts: &Parts, id: &str, delete: bool) -> Response {
         Ok(k) => k,
         Err(r) => return r,
     };
-    let write = if delete {
-        KeyWrite::Delete(key.id)
-    } else {
-        KeyWrite::Toggle(key.id)
-    };
-    match web.gateway.write_key(&actor(&v), write).await {
+    match web.gateway.write_key(&actor(&v), action.write(key.id)).await {
+        Ok(KeyWritten {
+            secret: Some(secret),
+            ..
+        }) => {
+            let shown = Shown {
+                created: Some(Created::reveal(web, parts, secret, "/ui/keys")),
+                ..Shown::plain()
+            };
+            list(
+                web,
+                parts,
+                v,
+                &KeyFilter::default(),
+                &KeyForm::default(),
+                shown,
+            )
+            .await
+        }
         Ok(_) => Redirect::to("/ui/keys").into_response(),
         Err(e) => {
             list(
@@ -607,10 +685,34 @@ async fn act(web: &Web, parts: &Parts, id: &str, delete: bool) -> Response {
     }
 }
 
+/// What a key's action button asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    Toggle,
+    Delete,
+    Rotate,
+}
+
+impl Action {
+    pub(crate) fn write(self, id: i64) -> KeyWrite {
+        match self {
+            Action::Toggle => KeyWrite::Toggle(id),
+            Action::Delete => KeyWrite::Delete(id),
+            Action::Rotate => KeyWrite::Rotate(id),
+        }
+    }
+}
+
 pub async fn toggle(State(web): State<Arc<Web>>, Path(id): Path<String>, parts: Parts) -> Response {
-    act(&web, &parts, &id, false).await
+    act(&web, &parts, &id, Action::Toggle).await
 }
 
 pub async fn delete(State(web): State<Arc<Web>>, Path(id): Path<String>, parts: Parts) -> Response {
-    act(&web, &parts, &id, true).await
+    act(&web, &parts, &id, Action::Delete).await
+}
+
+/// `POST /ui/keys/{id}/rotate`: a new secret, same settings, shown once; the old one stops
+/// working at once.
+pub async fn rotate(State(web): State<Arc<Web>>, Path(id): Path<String>, parts: Parts) -> Response {
+    act(&web, &parts, &id, Action::Rotate).await
 }

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
-use sluice_store::{ApiKey, Status, StoreError};
+use sluice_store::{Status, StoreError};
 
 use crate::Web;
 use crate::i18n::{LANG_COOKIE, Lang};
@@ -16,8 +16,11 @@ use crate::session::{self, LOGIN_COOKIE, SESSION_COOKIE, Viewer};
 use crate::view::{self, Layout, THEME_COOKIE};
 
 pub(crate) mod keys;
+pub(crate) mod me;
 pub(crate) mod overview;
 pub(crate) mod requests;
+pub(crate) mod usage;
+pub(crate) mod users;
 #[cfg(test)]
 mod tests;
 
@@ -319,40 +322,4 @@ pub async fn system(State(web): State<Arc<Web>>, parts: Parts) -> Response {
     let layout = Layout::new(&parts.headers, Some(v), "system.title", "/ui/system");
     let now = web.gateway.now_ms() / 1000;
     html(StatusCode::OK, &SystemPage::new(&layout, &info, now))
-}
-
-// --- Me ---
-
-#[derive(Template)]
-#[template(path = "me.html")]
-pub(crate) struct MePage<'a> {
-    pub l: &'a Layout,
-    pub keys: &'a [ApiKey],
-}
-
-/// `GET /ui/me`: the signed-in user's own keys.
-pub async fn me(State(web): State<Arc<Web>>, parts: Parts) -> Response {
-    let v = match viewer(&web, &parts, Need::SignedIn).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let keys = match web.gateway.store().keys_of_user(v.user_id).await {
-        Ok(keys) => keys,
-        Err(e) => {
-            tracing::error!(error = %e, "reading keys for the dashboard failed");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the store is unavailable\n",
-            )
-                .into_response();
-        }
-    };
-    let layout = Layout::new(&parts.headers, Some(v), "nav.me", "/ui/me");
-    html(
-        StatusCode::OK,
-        &MePage {
-            l: &layout,
-            keys: &keys,
-        },
-    )
 }

@@ -179,7 +179,7 @@ pub(crate) fn unavailable(e: StoreError) -> Response {
         .into_response()
 }
 
-fn ms(v: Option<f64>) -> String {
+pub(crate) fn ms(v: Option<f64>) -> String {
     match v {
         Some(ms) if ms >= 10_000.0 => format!("{:.0} s", ms / 1000.0),
         Some(ms) if ms >= 1000.0 => format!("{:.1} s", ms / 1000.0),
@@ -188,7 +188,7 @@ fn ms(v: Option<f64>) -> String {
     }
 }
 
-fn percent(part: i64, whole: i64) -> String {
+pub(crate) fn percent(part: i64, whole: i64) -> String {
     if whole == 0 {
         "—".into()
     } else {
@@ -197,7 +197,7 @@ fn percent(part: i64, whole: i64) -> String {
 }
 
 /// Sums of the points, all status classes together, and the successful share.
-fn total(points: &[&RollupPoint]) -> (Counts, i64) {
+pub(crate) fn total(points: &[&RollupPoint]) -> (Counts, i64) {
     let mut c = Counts::default();
     let mut ok = 0;
     for p in points {
@@ -210,7 +210,7 @@ fn total(points: &[&RollupPoint]) -> (Counts, i64) {
 }
 
 /// A key's display name: `name (sk-ab12…)` for stored keys, the label otherwise.
-fn key_name(label: &str, keys: &HashMap<i64, &ApiKey>) -> String {
+pub(crate) fn key_name(label: &str, keys: &HashMap<i64, &ApiKey>) -> String {
     label
         .strip_prefix("key:")
         .and_then(|id| id.parse::<i64>().ok())

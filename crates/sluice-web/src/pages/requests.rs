@@ -46,6 +46,15 @@ pub struct RequestFilter {
     /// `1`: only requests that failed over.
     #[serde(default)]
     pub failover: String,
+    /// A user id.
+    #[serde(default)]
+    pub user: String,
+    /// The credential that answered.
+    #[serde(default)]
+    pub credential: String,
+    /// Only requests whose time to first token was above this many milliseconds.
+    #[serde(default)]
+    pub ttft: String,
     /// `<time_ms>:<request id>` of the last row of the previous page.
     #[serde(default)]
     pub before: String,
@@ -61,7 +70,7 @@ impl RequestFilter {
         }
     }
 
-    fn query(&self, now: i64, limit: i64) -> RequestQuery {
+    pub(crate) fn query(&self, now: i64, limit: i64) -> RequestQuery {
         let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         RequestQuery {
             since_ms: now - self.window_ms(),
@@ -76,6 +85,14 @@ impl RequestFilter {
                 _ => None,
             },
             failover: self.failover == "1",
+            user_id: self.user.trim().parse().ok(),
+            credential: text(&self.credential),
+            ttft_above_ms: self
+                .ttft
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|t| t.is_finite() && *t >= 0.0),
             before: self.before.split_once(':').and_then(|(t, id)| {
                 Some((t.parse().ok()?, id.to_string())).filter(|_| !id.is_empty())
             }),
@@ -95,8 +112,15 @@ impl RequestFilter {
             ("status", f.status),
             ("stream", f.stream),
             ("failover", f.failover),
+            ("user", f.user),
+            ("credential", f.credential),
+            ("ttft", f.ttft),
         ])
         .unwrap_or_default()
+    }
+
+    pub fn is_user(&self, id: &i64) -> bool {
+        self.user.trim() == id.to_string()
     }
 
     pub fn is(&self, field: &str, value: &str) -> bool {
@@ -128,7 +152,7 @@ pub(crate) struct RequestRow {
 }
 
 impl RequestRow {
-    fn of(r: UsageRow) -> RequestRow {
+    pub(crate) fn of(r: UsageRow) -> RequestRow {
         RequestRow {
             time: view::utc(r.time_ms / 1000),
             cost: view::usd(r.cost_nanos),
@@ -195,6 +219,7 @@ pub(crate) struct RequestsPage<'a> {
     pub l: &'a Layout,
     pub rows: &'a [RequestRow],
     pub filter: &'a RequestFilter,
+    pub users: &'a [sluice_store::User],
     /// The query string of the next page, if there may be one.
     pub older: Option<String>,
 }
@@ -206,6 +231,14 @@ pub(crate) struct AttemptView {
     pub a: AttemptRow,
     pub latency: String,
     pub cooldown: String,
+}
+
+/// The rows the live tail pushes (the same markup as the list's).
+#[derive(Template)]
+#[template(path = "request_rows.html")]
+pub(crate) struct RowsFragment<'a> {
+    pub l: &'a Layout,
+    pub rows: &'a [RequestRow],
 }
 
 #[derive(Template)]
@@ -249,6 +282,10 @@ pub async fn page(
             qs
         });
     let rows: Vec<RequestRow> = rows.into_iter().map(RequestRow::of).collect();
+    let users = match web.gateway.store().list_users().await {
+        Ok(u) => u,
+        Err(e) => return unavailable(e),
+    };
     let layout = Layout::new(&parts.headers, Some(v), "requests.title", "/ui/requests");
     html(
         StatusCode::OK,
@@ -256,6 +293,7 @@ pub async fn page(
             l: &layout,
             rows: &rows,
             filter: &filter,
+            users: &users,
             older,
         },
     )
@@ -309,7 +347,7 @@ pub async fn detail(
     )
 }
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     // Cells that a spreadsheet would run as a formula are quoted with a leading apostrophe.
     let s = if s.starts_with(['=', '+', '-', '@']) {
         format!("'{s}")

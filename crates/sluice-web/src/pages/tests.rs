@@ -121,6 +121,7 @@ fn keys_page_with_a_new_key() {
             secret.clone(),
             "http://127.0.0.1:8080",
             "gpt-4o-mini",
+            "/ui/keys",
         )),
         notice: String::new(),
     };
@@ -160,15 +161,90 @@ fn me_page_with_a_key() {
         updated_at: 1,
         deleted_at: None,
     };
-    let page = MePage {
+    let meter = |used: f64, limit: f64, text: &str| keys::Meter {
+        used,
+        limit,
+        text: text.into(),
+        resets: String::new(),
+    };
+    let rows = vec![keys::KeyRow {
+        key,
+        owner: "alice".into(),
+        rate: meter(1.0, 60.0, "1 / 60"),
+        daily: meter(14.0, 0.0, "14 / unlimited"),
+        monthly: meter(1.25e9, 5e9, "$1.25 / $5.00"),
+    }];
+    let groups = vec![usage::GroupRow {
+        name: "gpt-4o-mini".into(),
+        requests: 14,
+        errors: "0.0 %".into(),
+        input_tokens: 1000,
+        output_tokens: 200,
+        cost: "$1.25".into(),
+        spark: crate::svg::sparkline(&[1.0, 13.0]),
+        ..Default::default()
+    }];
+    let page = me::MePage {
         l: &layout,
-        keys: &[key],
+        rows: &rows,
+        key_cap: 5,
+        budget: meter(1.25e9, 10e9, "$1.25 / $10.00"),
+        ceiling_rate: "60".into(),
+        ceiling_daily: "unlimited".into(),
+        ceiling_monthly: "$5.00".into(),
+        groups: &groups,
+        snippets: keys::snippets("YOUR_SLUICE_KEY", "http://127.0.0.1:8080", "gpt-4o-mini"),
+        form: &keys::KeyForm::default(),
+        created: None,
+        notice: String::new(),
     };
     let html = stable(page.render().unwrap());
     assert!(
-        !html.contains("nav.system") && !html.contains("/ui/system"),
+        !html.contains("nav.system") && !html.contains("/ui/system") && !html.contains("/ui/usage"),
         "users see no admin links"
     );
+    assert!(html.contains("action=\"/ui/me/keys\""), "{html}");
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn usage_page_by_key() {
+    let layout = Layout::new(&headers("zh-CN"), Some(admin()), "usage.title", "/ui/usage");
+    let groups = vec![usage::GroupRow {
+        name: "laptop (sk-a1b2c3d4...)".into(),
+        requests: 120,
+        errors: "2.5 %".into(),
+        input_tokens: 50_000,
+        output_tokens: 9_000,
+        cache_read_tokens: 1_000,
+        cost: "$3.10".into(),
+        latency_p95: "750 ms".into(),
+        ttft_p95: "300 ms".into(),
+        spark: crate::svg::sparkline(&[10.0, 50.0, 60.0]),
+        quota: Some(keys::Meter {
+            used: 3.1e9,
+            limit: 5e9,
+            text: "$3.10 / $5.00".into(),
+            resets: String::new(),
+        }),
+    }];
+    let periods = vec![usage::PeriodRow {
+        start: "2026-12-02".into(),
+        requests: 120,
+        errors: 3,
+        tokens: 59_000,
+        cost: "$3.10".into(),
+    }];
+    let page = usage::UsagePage {
+        l: &layout,
+        filter: &usage::UsageFilter::default(),
+        groups: &groups,
+        periods: &periods,
+        total_requests: 120,
+        total_cost: "$3.10".into(),
+    };
+    let html = stable(page.render().unwrap());
+    assert!(html.contains("/ui/usage.csv?grain=day&amp;by=key&amp;range=7d") || html.contains("/ui/usage.csv?grain=day&#38;by=key&#38;range=7d"), "{html}");
     insta::assert_snapshot!(html);
 }
 
@@ -355,4 +431,47 @@ fn request_detail_with_its_failover_timeline() {
         attempts: &attempts,
     };
     insta::assert_snapshot!(stable(page.render().unwrap()));
+}
+
+#[test]
+fn users_page_in_chinese() {
+    let layout = Layout::new(&headers("zh-CN"), Some(admin()), "users.title", "/ui/users");
+    let user = |id: i64, name: &str, role: Role, status: sluice_store::Status| sluice_store::User {
+        id,
+        username: name.into(),
+        password_hash: "$argon2id$secret".into(),
+        role,
+        status,
+        created_at: 1_780_000_000_000,
+        ceilings: Default::default(),
+    };
+    let rows = vec![
+        users::UserRow {
+            user: user(1, "admin", Role::Admin, sluice_store::Status::Active),
+            keys: 2,
+            requests_month: 40,
+            cost_month: "$0.40".into(),
+            created: "2026-05-28 20:26:40 UTC".into(),
+        },
+        users::UserRow {
+            user: user(2, "alice", Role::User, sluice_store::Status::Disabled),
+            keys: 1,
+            requests_month: 14,
+            cost_month: "$1.25".into(),
+            created: "2026-05-28 20:26:40 UTC".into(),
+        },
+    ];
+    let page = users::UsersPage {
+        l: &layout,
+        rows: &rows,
+        form: &users::UserForm::default(),
+        notice: String::new(),
+        me: 1,
+    };
+    let html = stable(page.render().unwrap());
+    assert!(!html.contains("argon2"), "no password hash on the page");
+    // The signed-in admin cannot demote or disable themselves from here.
+    assert!(!html.contains("action=\"/ui/users/1\" class=\"inline\""), "{html}");
+    assert!(html.contains("action=\"/ui/users/2\" class=\"inline\""), "{html}");
+    insta::assert_snapshot!(html);
 }

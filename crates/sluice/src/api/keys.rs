@@ -586,3 +586,27 @@ pub async fn toggle_key(app: &AppState, key: &ApiKey) -> Result<ApiKey, GatewayE
     accounts.announce_keys().await;
     Ok(key)
 }
+
+/// Gives `key` (already checked to be the caller's) a new secret, same settings: the old one
+/// stops working at once (here at once, on other instances at their next key refresh or bus
+/// event). The new secret, like a created key's, exists only in the answer.
+pub async fn rotate_key(app: &AppState, key: &ApiKey) -> Result<(ApiKey, String), GatewayError> {
+    let minted = crate::keys::mint();
+    let accounts = &app.accounts;
+    let key = accounts
+        .store
+        .update_key(
+            key.id,
+            KeyUpdate {
+                secret: Some((minted.hash, minted.prefix)),
+                ..Default::default()
+            },
+            accounts.now_ms(),
+        )
+        .await
+        .map_err(|e| store_error(e, &format!("API key {}", key.id)))?;
+    accounts.keys.apply_key(&key);
+    accounts.announce_keys().await;
+    tracing::info!(key_id = key.id, "API key rotated");
+    Ok((key, minted.secret))
+}

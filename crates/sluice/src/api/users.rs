@@ -135,13 +135,23 @@ pub async fn create(
 ) -> ApiResult {
     admin(&app, &headers).await?;
     let body = json_object(&body)?;
+    let user = create_user(&app, &body).await?;
+    Ok(success("created", Some(user_json(&user))))
+}
+
+/// Creates a user from a `POST /api/users` body; `/api/users` and the dashboard's Users page
+/// both go through this.
+pub async fn create_user(
+    app: &AppState,
+    body: &serde_json::Map<String, Value>,
+) -> Result<crate::store::User, GatewayError> {
     let username = match body.get("username") {
         Some(Value::String(u)) => u.trim().to_string(),
-        _ => return Err(GatewayError::invalid_field("username", "username is required").into()),
+        _ => return Err(GatewayError::invalid_field("username", "username is required")),
     };
     check_username(&username).map_err(|e| GatewayError::invalid_field("username", e))?;
     let Some(password_hash) = password_field(body.get("password")).await? else {
-        return Err(GatewayError::invalid_field("password", "password is required").into());
+        return Err(GatewayError::invalid_field("password", "password is required"));
     };
     let role = role_field(body.get("role"))?.unwrap_or(Role::User);
     let accounts = &app.accounts;
@@ -158,7 +168,7 @@ pub async fn create(
         .await
         .map_err(|e| store_error(e, "user"))?;
     tracing::info!(user_id = user.id, role = user.role.as_str(), "user created");
-    Ok(success("created", Some(user_json(&user))))
+    Ok(user)
 }
 
 /// `PUT /api/users/:id` `{"status"?, "role"?, "password"?}`.
@@ -171,6 +181,19 @@ pub async fn update(
     let session = admin(&app, &headers).await?;
     let id = parse_id(&id, "user")?;
     let body = json_object(&body)?;
+    let user = update_user(&app, &session, id, &body).await?;
+    Ok(success("success", Some(user_json(&user))))
+}
+
+/// Applies a `PUT /api/users/:id` body for the admin `session` (status, role, password,
+/// ceilings — lowering the user's keys to fit —; a new password ends the user's dashboard
+/// sessions). `/api/users` and the dashboard's Users page both go through this.
+pub async fn update_user(
+    app: &AppState,
+    session: &crate::api::session::Session,
+    id: i64,
+    body: &serde_json::Map<String, Value>,
+) -> Result<crate::store::User, GatewayError> {
     let status = match body.get("status") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(Status::parse(s).ok_or_else(|| {
@@ -180,16 +203,14 @@ pub async fn update(
             return Err(GatewayError::invalid_field(
                 "status",
                 "status must be `active` or `disabled`",
-            )
-            .into());
+            ));
         }
     };
     let role = role_field(body.get("role"))?;
     if id == session.user_id && (status == Some(Status::Disabled) || role == Some(Role::User)) {
         return Err(GatewayError::invalid(
             "an admin cannot disable or demote themselves; ask another admin",
-        )
-        .into());
+        ));
     }
     let password_hash = password_field(body.get("password")).await?;
     let password_changed = password_hash.is_some();
@@ -200,9 +221,9 @@ pub async fn update(
         .user_by_id(id)
         .await
         .map_err(|e| store_error(e, &format!("user {id}")))?;
-    let ceilings = ceilings_field(&body, current.ceilings)?;
+    let ceilings = ceilings_field(body, current.ceilings)?;
     let lowered = match &ceilings {
-        Some(c) => lower_keys(&app, id, c).await?,
+        Some(c) => lower_keys(app, id, c).await?,
         None => Vec::new(),
     };
     let user = accounts
@@ -247,7 +268,7 @@ pub async fn update(
             .await
             .map_err(|e| store_error(e, &format!("user {id}")))?;
     }
-    Ok(success("success", Some(user_json(&user))))
+    Ok(user)
 }
 
 /// The user's keys whose limits new ceilings lower, with their lowered limits. A monthly budget

@@ -173,6 +173,12 @@ impl KeyCache {
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
+        // A rotated key's old secret stops matching at once.
+        if let Some(old) = entries.digest_of.get(&key.id).copied()
+            && old != digest
+        {
+            entries.by_digest.remove(&old);
+        }
         if key.deleted_at.is_some() {
             entries.by_digest.remove(&digest);
             entries.digest_of.remove(&key.id);

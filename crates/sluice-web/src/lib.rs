@@ -226,8 +226,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(web: Arc<Web>) -> Router<S> {
         .route("/ui/requests/{time}/{id}", get(pages::requests::detail))
         .route("/ui/usage", get(pages::usage::page))
         .route("/ui/usage.csv", get(pages::usage::csv))
-        .route("/ui/users", get(pages::users::page).post(pages::users::create))
-        .route("/ui/users/{id}", get(pages::users::detail).post(pages::users::update))
+        .route(
+            "/ui/users",
+            get(pages::users::page).post(pages::users::create),
+        )
+        .route(
+            "/ui/users/{id}",
+            get(pages::users::detail).post(pages::users::update),
+        )
         .route("/ui/system", get(pages::system))
         .route("/ui/me", get(pages::me::page))
         .route("/ui/me/keys", post(pages::me::create))

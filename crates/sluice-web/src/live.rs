@@ -149,7 +149,8 @@ pub async fn keys(
     let headers = parts.headers.clone();
     let (w, viewer) = (web.clone(), v.clone());
     run(web, v, false, move || {
-        let (web, headers, v, filter) = (w.clone(), headers.clone(), viewer.clone(), filter.clone());
+        let (web, headers, v, filter) =
+            (w.clone(), headers.clone(), viewer.clone(), filter.clone());
         async move {
             let layout = Layout::new(&headers, Some(v), "keys.title", "/ui/keys");
             let Ok(rows) = filtered_rows(&web, &layout, &filter).await else {

@@ -899,7 +899,11 @@ async fn rotating_a_key_shows_a_new_secret_once_and_the_old_one_stops_at_once() 
     let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
     let (_, _, _) = ui.get(&mut admin, "/ui/keys").await;
     let (status, _, body) = ui
-        .post(&mut admin, "/ui/keys", &[("name", "rot"), ("daily_limit", "7")])
+        .post(
+            &mut admin,
+            "/ui/keys",
+            &[("name", "rot"), ("daily_limit", "7")],
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let old = shown_secret(&body);
@@ -917,12 +921,22 @@ async fn rotating_a_key_shows_a_new_secret_once_and_the_old_one_stops_at_once() 
     assert_eq!(status, 200, "{body}");
     let new = shown_secret(&body);
     assert_ne!(new, old);
-    assert!(body.contains("ANTHROPIC_AUTH_TOKEN="), "snippets with the new secret");
-    assert_eq!(models_status(&ui, &old).await, 401, "the old secret stops at once");
+    assert!(
+        body.contains("ANTHROPIC_AUTH_TOKEN="),
+        "snippets with the new secret"
+    );
+    assert_eq!(
+        models_status(&ui, &old).await,
+        401,
+        "the old secret stops at once"
+    );
     assert_eq!(models_status(&ui, &new).await, 200);
     let (_, _, list) = ui.get(&mut admin, "/ui/keys").await;
     assert!(!list.contains(&new) && list.contains(&format!("id=\"key-{id}\"")));
-    assert!(list.contains("7 / 7") || list.contains("/ 7"), "same limits: {list}");
+    assert!(
+        list.contains("7 / 7") || list.contains("/ 7"),
+        "same limits: {list}"
+    );
     // No token / foreign origin: refused.
     let r = ui
         .http
@@ -980,26 +994,29 @@ async fn me_creates_keys_within_the_cap_and_shows_limits_usage_and_snippets() {
     let (status, headers, body) = ui.get(&mut fay, "/ui/me").await;
     assert_eq!(status, 200);
     assert_eq!(headers["cache-control"], "no-store");
-    assert!(body.contains("id=\"me-limits\"") && body.contains("0 / 2"), "{body}");
+    assert!(
+        body.contains("id=\"me-limits\"") && body.contains("0 / 2"),
+        "{body}"
+    );
     assert!(body.contains("YOUR_SLUICE_KEY"), "snippets");
     for name in ["one", "two"] {
         let (status, _, body) = ui
-            .post(&mut fay, "/ui/me/keys", &[("name", name), ("daily_limit", "5")])
+            .post(
+                &mut fay,
+                "/ui/me/keys",
+                &[("name", name), ("daily_limit", "5")],
+            )
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, _, body) = ui
-        .post(&mut fay, "/ui/me/keys", &[("name", "three")])
-        .await;
+    let (status, _, body) = ui.post(&mut fay, "/ui/me/keys", &[("name", "three")]).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("role=\"alert\""), "{body}");
     assert!(!body.contains("id=\"new-key-secret\""));
     let (_, _, body) = ui.get(&mut fay, "/ui/me").await;
     assert!(body.contains("2 / 2"), "{body}");
     // Use one key: Me's usage and meters show it.
-    let (status, _, body) = ui
-        .post(&mut fay, "/ui/me/keys/0/rotate", &[])
-        .await;
+    let (status, _, body) = ui.post(&mut fay, "/ui/me/keys/0/rotate", &[]).await;
     assert_eq!(status, 404, "{body}");
     let me = ui.get(&mut fay, "/ui/me").await.2;
     let id = me
@@ -1041,7 +1058,15 @@ async fn users_page_creates_and_changes_users_for_admins_only() {
     }
     for path in ["/ui/users", "/ui/users/1"] {
         let (status, _, _) = ui
-            .post(&mut gus, path, &[("username", "x"), ("password", "long enough 1"), ("role", "admin")])
+            .post(
+                &mut gus,
+                path,
+                &[
+                    ("username", "x"),
+                    ("password", "long enough 1"),
+                    ("role", "admin"),
+                ],
+            )
             .await;
         assert_eq!(status, 403, "a user may not post {path}");
     }
@@ -1055,7 +1080,11 @@ async fn users_page_creates_and_changes_users_for_admins_only() {
         .post(
             &mut admin,
             "/ui/users",
-            &[("username", "hal"), ("password", "hal password 1"), ("role", "user")],
+            &[
+                ("username", "hal"),
+                ("password", "hal password 1"),
+                ("role", "user"),
+            ],
         )
         .await;
     assert_eq!(status, 303);
@@ -1068,7 +1097,10 @@ async fn users_page_creates_and_changes_users_for_admins_only() {
         )
         .await;
     assert_eq!(status, 409, "{body}");
-    assert!(body.contains("role=\"alert\"") && !body.contains("hal password 1"), "{body}");
+    assert!(
+        body.contains("role=\"alert\"") && !body.contains("hal password 1"),
+        "{body}"
+    );
     let (_, _, list) = ui.get(&mut admin, "/ui/users").await;
     let hal = list
         .split("data-username=\"hal\"")
@@ -1080,7 +1112,11 @@ async fn users_page_creates_and_changes_users_for_admins_only() {
     let mut hal_browser = ui.sign_in("hal", "hal password 1").await;
     // Role: hal becomes an admin and reaches admin pages.
     let (status, _, _) = ui
-        .post(&mut admin, &format!("/ui/users/{hal}"), &[("role", "admin")])
+        .post(
+            &mut admin,
+            &format!("/ui/users/{hal}"),
+            &[("role", "admin")],
+        )
         .await;
     assert_eq!(status, 303);
     let (status, _, _) = ui.get(&mut hal_browser, "/ui/usage").await;
@@ -1099,7 +1135,11 @@ async fn users_page_creates_and_changes_users_for_admins_only() {
     let mut hal_browser = ui.sign_in("hal", "hal new password 2").await;
     // Disable: hal is out and cannot sign in.
     let (status, _, _) = ui
-        .post(&mut admin, &format!("/ui/users/{hal}"), &[("status", "disabled")])
+        .post(
+            &mut admin,
+            &format!("/ui/users/{hal}"),
+            &[("status", "disabled")],
+        )
         .await;
     assert_eq!(status, 303);
     let (status, _, _) = ui.get(&mut hal_browser, "/ui/me").await;
@@ -1109,10 +1149,16 @@ async fn users_page_creates_and_changes_users_for_admins_only() {
         .post(&mut admin, "/ui/users/1", &[("status", "disabled")])
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("cannot disable or demote themselves"), "{body}");
+    assert!(
+        body.contains("cannot disable or demote themselves"),
+        "{body}"
+    );
     let (status, _, body) = ui.get(&mut admin, &format!("/ui/users/{hal}")).await;
     assert_eq!(status, 200);
-    assert!(body.contains("hal") && body.contains("usage-groups"), "{body}");
+    assert!(
+        body.contains("hal") && body.contains("usage-groups"),
+        "{body}"
+    );
     let (status, _, _) = ui.get(&mut admin, "/ui/users/999").await;
     assert_eq!(status, 404);
 }
@@ -1134,7 +1180,10 @@ async fn usage_page_groups_the_rollups_and_exports_csv() {
     for by in ["key", "user", "model", "provider", "credential"] {
         for grain in ["hour", "day"] {
             let (status, _, body) = ui
-                .get(&mut admin, &format!("/ui/usage?by={by}&grain={grain}&range=24h"))
+                .get(
+                    &mut admin,
+                    &format!("/ui/usage?by={by}&grain={grain}&range=24h"),
+                )
                 .await;
             assert_eq!(status, 200, "{by} {grain}");
             assert!(body.contains("id=\"usage-total\""), "{body}");
@@ -1143,13 +1192,22 @@ async fn usage_page_groups_the_rollups_and_exports_csv() {
     }
     let (_, _, body) = ui.get(&mut admin, "/ui/usage?by=model").await;
     assert!(body.contains(">mock-model<"), "{body}");
-    let (status, headers, csv) = ui.get(&mut admin, "/ui/usage.csv?by=model&grain=hour").await;
+    let (status, headers, csv) = ui
+        .get(&mut admin, "/ui/usage.csv?by=model&grain=hour")
+        .await;
     assert_eq!(status, 200);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     assert!(csv.starts_with("hour_utc,model,requests,"), "{csv}");
     let row = csv.lines().nth(1).unwrap();
     assert!(row.contains(",mock-model,2,"), "{csv}");
-    let (status, _, _) = ui.get(&mut admin, "/ui/usage?by=nonsense&grain=x&range=y").await;
+    let (status, _, _) = ui
+        .get(&mut admin, "/ui/usage?by=nonsense&grain=x&range=y")
+        .await;
     assert_eq!(status, 200, "unknown choices fall back to the defaults");
 }
 
@@ -1197,13 +1255,25 @@ async fn requests_filters_and_live_tail() {
     let (_, _, all) = ui.get(&mut admin, "/ui/requests").await;
     assert!(all.contains("req-tailed-1"));
     let (_, _, none) = ui.get(&mut admin, "/ui/requests?user=999").await;
-    assert!(!none.contains("data-request-id=\"req-tailed-1\""), "user filter");
+    assert!(
+        !none.contains("data-request-id=\"req-tailed-1\""),
+        "user filter"
+    );
     let (_, _, none) = ui.get(&mut admin, "/ui/requests?credential=nope").await;
-    assert!(!none.contains("data-request-id=\"req-tailed-1\""), "credential filter");
+    assert!(
+        !none.contains("data-request-id=\"req-tailed-1\""),
+        "credential filter"
+    );
     let (_, _, none) = ui.get(&mut admin, "/ui/requests?ttft=600000").await;
-    assert!(!none.contains("data-request-id=\"req-tailed-1\""), "TTFT filter");
+    assert!(
+        !none.contains("data-request-id=\"req-tailed-1\""),
+        "TTFT filter"
+    );
     let (_, _, some) = ui.get(&mut admin, "/ui/requests?ttft=abc").await;
-    assert!(some.contains("data-request-id=\"req-tailed-1\""), "a bad number is no filter");
+    assert!(
+        some.contains("data-request-id=\"req-tailed-1\""),
+        "a bad number is no filter"
+    );
     let (_, _, csv) = ui.get(&mut admin, "/ui/requests.csv?user=999").await;
     assert_eq!(csv.lines().count(), 1, "{csv}");
 }

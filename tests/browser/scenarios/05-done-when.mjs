@@ -47,8 +47,8 @@ async function callWithClient(gw, key) {
 }
 
 export default async function ({ ctx, problems, mock, sluice, screenshot }) {
-  // Prices for the mock's model, so the request has a cost to show.
-  const gw = await sluice(await mock(), "prices: {mock-model: {input: 2000, output: 4000}}\n");
+  // The suite's config prices mock-model, so the request has a cost to show.
+  const gw = await sluice(await mock());
   const page = await ctx.newPage();
   await page.goto(`${gw.url}/ui`);
   const password = await createAdminAsThePageSays(page, gw);

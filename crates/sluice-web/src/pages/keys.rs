@@ -176,7 +176,10 @@ impl KeyFilter {
     /// The query string of this filter (the live table's stream follows it).
     pub fn qs(&self) -> String {
         serde_urlencoded::to_string([
-            ("owner", self.owner.map(|o| o.to_string()).unwrap_or_default()),
+            (
+                "owner",
+                self.owner.map(|o| o.to_string()).unwrap_or_default(),
+            ),
             ("status", self.status.clone()),
             ("near", self.near.clone().unwrap_or_default()),
         ])
@@ -207,34 +210,34 @@ pub(crate) fn snippets(
     model: &str,
 ) -> Vec<(&'static str, &'static str, String)> {
     vec![
-            (
-                "keys.snippet.openai",
-                "snippet-openai",
-                format!(
-                    "from openai import OpenAI\n\nclient = OpenAI(base_url=\"{base}/v1\", api_key=\"{secret}\")\nreply = client.chat.completions.create(\n    model=\"{model}\",\n    messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}],\n)\nprint(reply.choices[0].message.content)"
-                ),
+        (
+            "keys.snippet.openai",
+            "snippet-openai",
+            format!(
+                "from openai import OpenAI\n\nclient = OpenAI(base_url=\"{base}/v1\", api_key=\"{secret}\")\nreply = client.chat.completions.create(\n    model=\"{model}\",\n    messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}],\n)\nprint(reply.choices[0].message.content)"
             ),
-            (
-                "keys.snippet.anthropic",
-                "snippet-anthropic",
-                format!(
-                    "# Claude Code and the Anthropic SDKs read these:\nexport ANTHROPIC_BASE_URL={base}\nexport ANTHROPIC_AUTH_TOKEN={secret}\n\n# Python:\n# import anthropic\n# client = anthropic.Anthropic(base_url=\"{base}\", api_key=\"{secret}\")"
-                ),
+        ),
+        (
+            "keys.snippet.anthropic",
+            "snippet-anthropic",
+            format!(
+                "# Claude Code and the Anthropic SDKs read these:\nexport ANTHROPIC_BASE_URL={base}\nexport ANTHROPIC_AUTH_TOKEN={secret}\n\n# Python:\n# import anthropic\n# client = anthropic.Anthropic(base_url=\"{base}\", api_key=\"{secret}\")"
             ),
-            (
-                "keys.snippet.gemini",
-                "snippet-gemini",
-                format!(
-                    "from google import genai\n\nclient = genai.Client(api_key=\"{secret}\", http_options={{\"base_url\": \"{base}\"}})\nprint(client.models.generate_content(model=\"{model}\", contents=\"Hello\").text)"
-                ),
+        ),
+        (
+            "keys.snippet.gemini",
+            "snippet-gemini",
+            format!(
+                "from google import genai\n\nclient = genai.Client(api_key=\"{secret}\", http_options={{\"base_url\": \"{base}\"}})\nprint(client.models.generate_content(model=\"{model}\", contents=\"Hello\").text)"
             ),
-            (
-                "keys.snippet.curl",
-                "snippet-curl",
-                format!(
-                    "curl {base}/v1/chat/completions \\\n  -H \"Authorization: Bearer {secret}\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'"
-                ),
+        ),
+        (
+            "keys.snippet.curl",
+            "snippet-curl",
+            format!(
+                "curl {base}/v1/chat/completions \\\n  -H \"Authorization: Bearer {secret}\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'"
             ),
+        ),
     ]
 }
 
@@ -309,7 +312,11 @@ pub(crate) fn actor(v: &Viewer) -> Actor {
 
 /// Meters for every key, read now: the last minute's requests from the minute rollups, today's
 /// requests and this month's cost as the limiter resumes them.
-pub(crate) async fn rows(web: &Web, l: &Layout, keys: Vec<ApiKey>) -> Result<Vec<KeyRow>, Response> {
+pub(crate) async fn rows(
+    web: &Web,
+    l: &Layout,
+    keys: Vec<ApiKey>,
+) -> Result<Vec<KeyRow>, Response> {
     let g = &web.gateway;
     let store = g.store();
     let now = g.now_ms();
@@ -552,12 +559,8 @@ pub async fn create(
         .await
     {
         Ok(written) => {
-            let created = Created::reveal(
-                &web,
-                &parts,
-                written.secret.unwrap_or_default(),
-                "/ui/keys",
-            );
+            let created =
+                Created::reveal(&web, &parts, written.secret.unwrap_or_default(), "/ui/keys");
             let shown = Shown {
                 created: Some(created),
                 ..Shown::plain()
@@ -651,7 +654,11 @@ async fn act(web: &Web, parts: &Parts, id: &str, action: Action) -> Response {
         Ok(k) => k,
         Err(r) => return r,
     };
-    match web.gateway.write_key(&actor(&v), action.write(key.id)).await {
+    match web
+        .gateway
+        .write_key(&actor(&v), action.write(key.id))
+        .await
+    {
         Ok(KeyWritten {
             secret: Some(secret),
             ..

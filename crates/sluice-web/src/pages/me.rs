@@ -181,6 +181,9 @@ pub async fn rotate(State(web): State<Arc<Web>>, Path(id): Path<String>, parts: 
     let Ok(id) = id.parse::<i64>() else {
         return (StatusCode::NOT_FOUND, "no such key\n").into_response();
     };
-    let written = web.gateway.write_key(&actor(&v), KeyWrite::Rotate(id)).await;
+    let written = web
+        .gateway
+        .write_key(&actor(&v), KeyWrite::Rotate(id))
+        .await;
     after(&web, &parts, v, written, KeyForm::default()).await
 }

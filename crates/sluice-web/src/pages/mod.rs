@@ -19,10 +19,10 @@ pub(crate) mod keys;
 pub(crate) mod me;
 pub(crate) mod overview;
 pub(crate) mod requests;
-pub(crate) mod usage;
-pub(crate) mod users;
 #[cfg(test)]
 mod tests;
+pub(crate) mod usage;
+pub(crate) mod users;
 
 /// Renders a template as an HTML response (a template error is logged and answered 500
 /// without details; templates are checked at compile time, so this is not expected).

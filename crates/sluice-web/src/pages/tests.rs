@@ -244,7 +244,11 @@ fn usage_page_by_key() {
         total_cost: "$3.10".into(),
     };
     let html = stable(page.render().unwrap());
-    assert!(html.contains("/ui/usage.csv?grain=day&amp;by=key&amp;range=7d") || html.contains("/ui/usage.csv?grain=day&#38;by=key&#38;range=7d"), "{html}");
+    assert!(
+        html.contains("/ui/usage.csv?grain=day&amp;by=key&amp;range=7d")
+            || html.contains("/ui/usage.csv?grain=day&#38;by=key&#38;range=7d"),
+        "{html}"
+    );
     insta::assert_snapshot!(html);
 }
 
@@ -471,7 +475,13 @@ fn users_page_in_chinese() {
     let html = stable(page.render().unwrap());
     assert!(!html.contains("argon2"), "no password hash on the page");
     // The signed-in admin cannot demote or disable themselves from here.
-    assert!(!html.contains("action=\"/ui/users/1\" class=\"inline\""), "{html}");
-    assert!(html.contains("action=\"/ui/users/2\" class=\"inline\""), "{html}");
+    assert!(
+        !html.contains("action=\"/ui/users/1\" class=\"inline\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("action=\"/ui/users/2\" class=\"inline\""),
+        "{html}"
+    );
     insta::assert_snapshot!(html);
 }

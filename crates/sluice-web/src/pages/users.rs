@@ -91,7 +91,13 @@ pub(crate) struct UserPage<'a> {
     pub groups: &'a [GroupRow],
 }
 
-async fn list(web: &Web, parts: &Parts, v: Viewer, form: &UserForm, refused: Option<crate::WriteError>) -> Response {
+async fn list(
+    web: &Web,
+    parts: &Parts,
+    v: Viewer,
+    form: &UserForm,
+    refused: Option<crate::WriteError>,
+) -> Response {
     let store = web.gateway.store();
     let users = match store.list_users().await {
         Ok(u) => u,
@@ -229,11 +235,7 @@ pub async fn update(
 }
 
 /// `GET /ui/users/{id}` (admins): one user's keys with meters and usage by model.
-pub async fn detail(
-    State(web): State<Arc<Web>>,
-    Path(id): Path<String>,
-    parts: Parts,
-) -> Response {
+pub async fn detail(State(web): State<Arc<Web>>, Path(id): Path<String>, parts: Parts) -> Response {
     let v = match viewer(&web, &parts, Need::Admin).await {
         Ok(v) => v,
         Err(r) => return r,

@@ -147,11 +147,19 @@ pub async fn create_user(
 ) -> Result<crate::store::User, GatewayError> {
     let username = match body.get("username") {
         Some(Value::String(u)) => u.trim().to_string(),
-        _ => return Err(GatewayError::invalid_field("username", "username is required")),
+        _ => {
+            return Err(GatewayError::invalid_field(
+                "username",
+                "username is required",
+            ));
+        }
     };
     check_username(&username).map_err(|e| GatewayError::invalid_field("username", e))?;
     let Some(password_hash) = password_field(body.get("password")).await? else {
-        return Err(GatewayError::invalid_field("password", "password is required"));
+        return Err(GatewayError::invalid_field(
+            "password",
+            "password is required",
+        ));
     };
     let role = role_field(body.get("role"))?.unwrap_or(Role::User);
     let accounts = &app.accounts;

@@ -13,6 +13,7 @@
 //! | Qwen OAuth (`qwen_oauth`) | `POST /api/v1/oauth2/token` (`refresh_token` grant) |
 //! | Claude / Codex / Google OAuth (`oauth`) | `POST /v1/oauth/token`, `/oauth/token`, `/token` (rotating refresh grants, scripted faults) |
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
+//! | Gemini Code Assist (`gemini::code_assist`) | `POST /v1internal:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens` (wrapped bodies, the account's project, Bearer tokens the Google fake issued) |
 //! | Forwarded endpoints (`forwarded`) | `POST /v1/moderations`, `POST /v1/audio/speech` (binary audio), `POST /v1/rerank` |
 //! | Embeddings (`embeddings`) | `POST /v1/embeddings`, Azure's `/openai/deployments/{d}/embeddings`, Gemini's `:embedContent` / `:batchEmbedContents`, Bedrock's `amazon.titan-embed-*` / `cohere.embed-*` invoke bodies |
 //!

@@ -11,6 +11,10 @@
 //! | `POST /api/accounts/deviceauth/token` | the issued id and user code | the scripted answers ([`DeviceAnswer`]): 403 pending, then the code triple |
 //! | `POST /v1internal:loadCodeAssist`, `:onboardUser`, `GET /v1internal/operations/{id}` | a Bearer token the Google fake issued; `metadata.pluginType = GEMINI` | per [`CodeAssistScript`] |
 //!
+//! Code Assist's generation endpoints (`:generateContent`, `:streamGenerateContent`,
+//! `:countTokens`) are `gemini::code_assist`'s; they take the same Bearer tokens and the project
+//! the script hands out.
+//!
 //! A denied authorization ([`OAuthFake::deny_authorize`]) redirects with `error=access_denied`.
 
 use std::collections::{HashMap, VecDeque};
@@ -149,6 +153,17 @@ impl OAuthFake {
     /// `onboardUser` calls plus operation polls.
     pub fn onboard_calls(&self) -> u64 {
         self.login_state().onboard_calls
+    }
+
+    /// Whether Code Assist knows `project`: the one the script hands out (set up, or at the end
+    /// of onboarding).
+    pub(crate) fn code_assist_project(&self, project: &str) -> bool {
+        match &self.login_state().code_assist {
+            CodeAssistScript::Ready(p) | CodeAssistScript::Onboard { project: p, .. } => {
+                p == project
+            }
+            CodeAssistScript::Ineligible => false,
+        }
     }
 }
 
@@ -391,7 +406,7 @@ async fn device_token(
 }
 
 /// A Code Assist call must carry a Bearer token the Google fake issued (and did not supersede).
-fn google_bearer(fake: &OAuthFake, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(crate) fn google_bearer(fake: &OAuthFake, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -11,8 +11,7 @@ use serde_json::Value;
 
 use crate::config::{Config, ModelConfig, ProviderConfig, ProviderKind};
 use crate::settings::{
-    CLAUDE_BASE_URL, CLAUDE_MODELS, CODEX_MODELS, GEMINI_BASE_URL, GEMINI_MODELS, QWEN_MODELS,
-    auth_dir,
+    CLAUDE_BASE_URL, CLAUDE_MODELS, CODEX_MODELS, GEMINI_MODELS, QWEN_MODELS, auth_dir,
 };
 
 /// Longest file name accepted, in bytes.
@@ -46,6 +45,8 @@ pub struct TokenFile {
     /// Upstream API root, from `resource_url` (Qwen) or an explicit `base_url`.
     base_url: Option<String>,
     account_id: Option<String>,
+    /// Gemini: the Code Assist project (`project_id`).
+    project_id: Option<String>,
 }
 
 impl std::fmt::Debug for TokenFile {
@@ -140,6 +141,13 @@ pub fn parse(bytes: &[u8]) -> Result<TokenFile, String> {
     {
         return Err("`expiry_date` must be a number (milliseconds)".into());
     }
+    let project_id = text("project_id")?.filter(|p| !p.trim().is_empty());
+    if kind == TokenKind::Gemini && project_id.is_none() {
+        return Err(
+            "a gemini token file needs `project_id`, the account's Code Assist project (`sluice login gemini` finds it)"
+                .into(),
+        );
+    }
     let explicit = text("base_url")?.map(|u| upstream_root(&u)).transpose()?;
     let base_url = match (kind, explicit) {
         (_, Some(url)) => Some(url),
@@ -154,6 +162,7 @@ pub fn parse(bytes: &[u8]) -> Result<TokenFile, String> {
         access_token,
         base_url,
         account_id: text("account_id")?,
+        project_id,
     })
 }
 
@@ -261,9 +270,9 @@ impl TokenFile {
             TokenKind::Gemini => {
                 headers.insert("authorization".to_string(), bearer);
                 (
-                    ProviderKind::Gemini,
+                    ProviderKind::GeminiCodeAssist,
                     "gemini",
-                    GEMINI_BASE_URL,
+                    sluice_oauth::login::CODE_ASSIST_URL,
                     vec![],
                     GEMINI_MODELS,
                 )
@@ -282,6 +291,7 @@ impl TokenFile {
             models: models(model_list),
             headers,
             timeouts: Default::default(),
+            project: self.project_id.clone(),
             auth_file: Some(file_name.to_string()),
             ..Default::default()
         }
@@ -414,8 +424,13 @@ pub fn providers(config: &Config) -> Vec<ProviderConfig> {
             let bytes = read(&dir, &info.name).ok()?;
             match parse(&bytes) {
                 Ok(token) => {
-                    let kind = token.oauth_kind();
-                    let base = config.oauth.provider(kind).base_url.as_deref();
+                    let oauth = config.oauth.provider(token.oauth_kind());
+                    // Code Assist's traffic goes where its project was discovered, unless
+                    // `base-url` says otherwise.
+                    let base = oauth.base_url.as_deref().or(match token.kind {
+                        TokenKind::Gemini => oauth.code_assist_url.as_deref(),
+                        _ => None,
+                    });
                     Some(token.provider_at(&info.name, base))
                 }
                 Err(reason) => {
@@ -472,10 +487,12 @@ mod tests {
         assert_eq!(p.name, "auth-file:q.json");
 
         let gemini = parse(br#"{"type":"gemini","token":{"access_token":"g","refresh_token":"r","expiry":"x"},"project_id":"p"}"#).unwrap();
-        assert_eq!(
-            gemini.provider("g.json").headers["authorization"],
-            "Bearer g"
-        );
+        let p = gemini.provider("g.json");
+        assert_eq!(p.headers["authorization"], "Bearer g");
+        assert_eq!(p.kind, ProviderKind::GeminiCodeAssist);
+        assert_eq!(p.project.as_deref(), Some("p"));
+        assert_eq!(p.base_url, sluice_oauth::login::CODE_ASSIST_URL);
+        assert_eq!(p.platform(), "gemini");
 
         let codex = parse(br#"{"type":"codex","access_token":"c","account_id":"acct"}"#).unwrap();
         let p = codex.provider("x.json");
@@ -490,6 +507,7 @@ mod tests {
             br#"{"type":"dropbox","access_token":"x"}"#,
             br#"{"access_token":"x"}"#,
             br#"{"type":"claude","access_token":"x","email":5}"#,
+            br#"{"type":"gemini","token":{"access_token":"g"}}"#,
             br#"{"type":"qwen","access_token":"x","resource_url":"http://evil.example"}"#,
             br#"{"type":"qwen","access_token":"x","resource_url":"https://u:p@host"}"#,
         ] {

@@ -815,6 +815,10 @@ pub enum ProviderKind {
     Qwen,
     /// Codex with API keys (OpenAI Responses).
     Codex,
+    /// Gemini Code Assist (`cloudcode-pa` `v1internal`): Google accounts signed in with
+    /// `sluice login gemini` (token files of type `gemini`), Gemini requests wrapped with the
+    /// account's project.
+    GeminiCodeAssist,
 }
 
 /// One upstream provider.
@@ -869,6 +873,10 @@ pub struct ProviderConfig {
     /// AWS region (Bedrock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The Google Cloud project Code Assist bills (`gemini-code-assist`; a token file's
+    /// `project_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// The token file in `auth-dir` this provider was built from (its tokens are refreshed).
     #[serde(skip)]
     pub auth_file: Option<String>,
@@ -919,6 +927,7 @@ impl Default for ProviderConfig {
             token_pool: false,
             api_version: None,
             region: None,
+            project: None,
             auth_file: None,
         }
     }
@@ -933,6 +942,7 @@ impl ProviderConfig {
         match self.kind {
             ProviderKind::Qwen => "https://dashscope.aliyuncs.com/compatible-mode/v1".into(),
             ProviderKind::Codex => "https://api.openai.com/v1".into(),
+            ProviderKind::GeminiCodeAssist => sluice_oauth::login::CODE_ASSIST_URL.into(),
             ProviderKind::Bedrock => format!(
                 "https://bedrock-runtime.{}.amazonaws.com",
                 self.region.as_deref().unwrap_or("us-east-1")
@@ -958,7 +968,9 @@ impl ProviderConfig {
         self.platform.as_deref().unwrap_or(match self.kind {
             ProviderKind::OpenaiCompatible | ProviderKind::OpenaiResponses => "openai",
             ProviderKind::Anthropic => "claude-console",
-            ProviderKind::Gemini => "gemini",
+            // Seed 004's `gemini` platform: Gemini accounts of either sort (as
+            // claude-relay-service, whose Gemini accounts are Code Assist OAuth accounts).
+            ProviderKind::Gemini | ProviderKind::GeminiCodeAssist => "gemini",
             ProviderKind::AzureOpenai => "azure-openai",
             ProviderKind::Bedrock => "bedrock",
             ProviderKind::Qwen => "qwen",

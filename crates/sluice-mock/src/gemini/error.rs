@@ -71,6 +71,11 @@ impl GeminiError {
         )
     }
 
+    /// 403 `PERMISSION_DENIED`.
+    pub(crate) fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
     /// 404 `NOT_FOUND`.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)

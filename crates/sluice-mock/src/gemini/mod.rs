@@ -7,6 +7,7 @@
 //! injected `status` → validation (including Gemini 3's thought-signature check) → model check →
 //! reply.
 
+mod code_assist;
 mod error;
 mod request;
 mod wire;
@@ -31,11 +32,12 @@ use wire::{ModalityTokenCount, Model, ModelList, Reply, TokenCount};
 
 const KEY_HEADER: &str = "x-goog-api-key";
 
-/// The `/v1beta` endpoints.
+/// The `/v1beta` endpoints, and Code Assist's `/v1internal` ones ([`code_assist`]).
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1beta/models", get(list))
         .route("/v1beta/models/{model_action}", get(retrieve).post(action))
+        .merge(code_assist::routes())
 }
 
 /// Whether the request carries a Gemini key (header or query), i.e. comes from a Gemini client.
@@ -134,6 +136,7 @@ pub(crate) async fn act(
                 state,
                 directives,
                 version,
+                trace_id: None,
             };
             match model_action.rsplit_once(':') {
                 Some((model, "generateContent")) => call.generate(model, body, Mode::Once),
@@ -169,19 +172,58 @@ struct Call<'s> {
     state: &'s AppState,
     directives: Directives,
     version: &'static str,
+    /// Code Assist: every answer is wrapped as `{"response": …, "traceId": …}`.
+    trace_id: Option<String>,
+}
+
+/// A Code Assist answer: the Gemini answer inside `response`.
+#[derive(serde::Serialize)]
+struct Wrapped<'a, T> {
+    response: &'a T,
+    #[serde(rename = "traceId")]
+    trace_id: &'a str,
+}
+
+/// An answer, plain (Gemini) or wrapped (Code Assist).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Enveloped<'a, T> {
+    Plain(&'a T),
+    Wrapped(Wrapped<'a, T>),
 }
 
 impl Call<'_> {
     fn generate(&self, model: &str, body: &[u8], mode: Mode) -> Result<Response, GeminiError> {
-        let json = parse(body)?;
-        let request = GenerateRequest::from_json(&json, Signatures::Required)?;
+        self.generate_json(model, &parse(body)?, mode)
+    }
+
+    /// `answer` as this call sends it: wrapped when the call is Code Assist's.
+    fn envelope<'a, T>(&'a self, answer: &'a T) -> Enveloped<'a, T> {
+        match &self.trace_id {
+            None => Enveloped::Plain(answer),
+            Some(trace_id) => Enveloped::Wrapped(Wrapped {
+                response: answer,
+                trace_id,
+            }),
+        }
+    }
+
+    fn generate_json(
+        &self,
+        model: &str,
+        json: &Value,
+        mode: Mode,
+    ) -> Result<Response, GeminiError> {
+        let request = GenerateRequest::from_json(json, Signatures::Required)?;
         self.check_model(model, "generateContent")?;
         let (answer, usage) = assistant::answer(&request.conversation(), &self.directives);
         let reply = Reply::new(answer, usage, request.include_thoughts());
         let Mode::Stream { sse } = mode else {
-            return Ok(Json(reply.response(model)).into_response());
+            let whole = reply.response(model);
+            return Ok(Json(self.envelope(&whole)).into_response());
         };
         let chunks = reply.chunks(model);
+        let chunks: Vec<_> = chunks.iter().map(|c| self.envelope(c)).collect();
         let events = if sse {
             chunks
                 .iter()
@@ -220,6 +262,10 @@ impl Call<'_> {
             .get("generateContentRequest")
             .or_else(|| json.get("generate_content_request"))
             .unwrap_or(&json);
+        self.count_json(model, inner)
+    }
+
+    fn count_json(&self, model: &str, inner: &Value) -> Result<Response, GeminiError> {
         let request = GenerateRequest::from_json(inner, Signatures::Ignored)?;
         self.check_model(model, "countTokens")?;
         let total_tokens = assistant::prompt_tokens(&request.conversation(), &self.directives);

@@ -7,6 +7,7 @@
 mod anthropic;
 mod azure;
 pub mod bedrock;
+mod code_assist;
 mod gemini;
 mod openai_compatible;
 mod openai_responses;
@@ -350,6 +351,7 @@ pub enum Provider {
     OpenAiResponses(openai_responses::OpenAiResponses),
     Anthropic(anthropic::Anthropic),
     Gemini(gemini::Gemini),
+    CodeAssist(code_assist::CodeAssist),
     Azure(azure::Azure),
     Bedrock(bedrock::Bedrock),
 }
@@ -369,6 +371,9 @@ impl Provider {
             }
             ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic::new(config, ctx)?),
             ProviderKind::Gemini => Provider::Gemini(gemini::Gemini::new(config, ctx)?),
+            ProviderKind::GeminiCodeAssist => {
+                Provider::CodeAssist(code_assist::CodeAssist::new(config, ctx)?)
+            }
             ProviderKind::AzureOpenai => Provider::Azure(azure::Azure::new(config, ctx)?),
             ProviderKind::Bedrock => Provider::Bedrock(bedrock::Bedrock::new(config, ctx)?),
         }))
@@ -380,6 +385,7 @@ impl Provider {
             Provider::OpenAiResponses(p) => &p.common,
             Provider::Anthropic(p) => &p.common,
             Provider::Gemini(p) => &p.common,
+            Provider::CodeAssist(p) => &p.common,
             Provider::Azure(p) => &p.common,
             Provider::Bedrock(p) => &p.common,
         }
@@ -395,7 +401,7 @@ impl Provider {
             Provider::OpenAiCompatible(_) | Provider::Azure(_) => Dialect::OpenAiChat,
             Provider::OpenAiResponses(_) => Dialect::OpenAiResponses,
             Provider::Anthropic(_) | Provider::Bedrock(_) => Dialect::Anthropic,
-            Provider::Gemini(_) => Dialect::Gemini,
+            Provider::Gemini(_) | Provider::CodeAssist(_) => Dialect::Gemini,
         }
     }
 
@@ -408,7 +414,7 @@ impl Provider {
             Provider::Gemini(_) if batch => Some(EmbeddingWire::GeminiBatch),
             Provider::Gemini(_) => Some(EmbeddingWire::GeminiSingle),
             Provider::Bedrock(_) => Some(EmbeddingWire::for_bedrock_model(model)),
-            Provider::OpenAiResponses(_) | Provider::Anthropic(_) => None,
+            Provider::OpenAiResponses(_) | Provider::Anthropic(_) | Provider::CodeAssist(_) => None,
         }
     }
 
@@ -425,7 +431,10 @@ impl Provider {
 
     /// Whether the upstream can count tokens itself.
     pub fn counts_tokens(&self) -> bool {
-        matches!(self, Provider::Anthropic(_) | Provider::Gemini(_))
+        matches!(
+            self,
+            Provider::Anthropic(_) | Provider::Gemini(_) | Provider::CodeAssist(_)
+        )
     }
 
     /// The request for one call with one credential.
@@ -440,16 +449,29 @@ impl Provider {
             Provider::OpenAiResponses(p) => p.request(call, credential, body),
             Provider::Anthropic(p) => p.request(call, credential, body),
             Provider::Gemini(p) => p.request(call, credential, body),
+            Provider::CodeAssist(p) => p.request(call, credential, body),
             Provider::Azure(p) => p.request(call, credential, body),
             Provider::Bedrock(p) => p.request(call, credential, body),
         }
     }
 
-    /// A 2xx stream's body as SSE bytes (Bedrock's binary event stream is decoded here).
+    /// A 2xx stream's body as SSE bytes in the provider's dialect (Bedrock's binary event
+    /// stream is decoded here, Code Assist's events unwrapped).
     pub fn stream_body(&self, response: reqwest::Response) -> UpstreamBody {
         match self {
             Provider::Bedrock(_) => bedrock::event_stream_to_sse(response),
+            Provider::CodeAssist(_) => {
+                code_assist::unwrap_stream(Box::pin(response.bytes_stream()))
+            }
             _ => Box::pin(response.bytes_stream()),
+        }
+    }
+
+    /// A 2xx whole answer in the provider's dialect (Code Assist's unwrapped).
+    pub fn answer_body(&self, body: Bytes) -> Bytes {
+        match self {
+            Provider::CodeAssist(_) => code_assist::unwrap_answer(body),
+            _ => body,
         }
     }
 }

@@ -418,7 +418,7 @@ async fn attempt(
     }
     upstream::read_body(provider.name(), response, common.timeouts.idle)
         .await
-        .map(Answer::Complete)
+        .map(|body| Answer::Complete(provider.answer_body(body)))
         .map_err(|e| (Failure::Server, e))
 }
 

@@ -197,6 +197,18 @@ pub fn provider(_config: &Config, p: usize, provider: &ProviderConfig, err: &mut
     {
         err(at("api-version"), "not an api-version like 2024-10-21");
     }
+    let code_assist = provider.kind == ProviderKind::GeminiCodeAssist;
+    match provider.project.as_deref() {
+        Some(_) if !code_assist => err(at("project"), "only for `kind: gemini-code-assist`"),
+        None if code_assist => err(
+            at("project"),
+            "required for gemini-code-assist: the account's Code Assist project (`sluice login gemini` prints it)",
+        ),
+        Some(p) if p.trim().is_empty() || p.contains(['"', '\\', '/']) => {
+            err(at("project"), "not a Google Cloud project id")
+        }
+        _ => {}
+    }
     if provider.kind == ProviderKind::Bedrock
         && provider.region.as_deref().is_none_or(|r| {
             r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')

@@ -5,9 +5,22 @@
 use std::io::Write;
 use std::path::Path;
 
+/// Test hook: with this variable set to N, every write waits N ms between the durable temp
+/// file and the rename, so a test can kill the process inside that window
+/// (`crates/sluice/tests/oauth_crash.rs`). Unset in production; read only when a token is written.
+pub const PAUSE_BEFORE_RENAME_ENV: &str = "SLUICE_TEST_TOKEN_WRITE_PAUSE_MS";
+
 /// Writes `bytes` to `path` atomically with mode 0600 (the directory is created 0700).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_private_with(path, bytes, || Ok(()))
+    write_private_with(path, bytes, || {
+        if let Some(ms) = std::env::var(PAUSE_BEFORE_RENAME_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        Ok(())
+    })
 }
 
 /// [`write_private`], calling `before_rename` once the temp file is durable (tests inject a

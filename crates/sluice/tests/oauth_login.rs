@@ -2,7 +2,8 @@
 //! sign-in fakes, the pasted value piped through standard input. Claude's paste with the right
 //! and a wrong state, Codex's device polling through pending to success (then the account
 //! serving a request through a running gateway at once) and to a denial or expiry, Codex's
-//! browser flow, Gemini's onboarding with a pending operation, an ineligible tier.
+//! browser flow, Gemini's onboarding with a pending operation, an ineligible tier; Claude's
+//! local callback (`--callback`) with the right and a wrong state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -305,6 +306,67 @@ async fn claude_paste_with_a_wrong_state_is_refused() {
     let out = s.login(&["qwen"]).finish().await;
     assert!(!out.ok);
     assert!(out.stderr.contains("discontinued"), "{}", out.stderr);
+}
+
+/// `--callback`: the test plays a browser on the same machine, following the authorize page's
+/// redirect to `localhost:54545/callback` (Claude Code's registered port). The right state signs
+/// in; a callback with another state is refused and nothing is exchanged.
+#[tokio::test]
+async fn claude_local_callback_with_the_right_state_signs_in_and_a_wrong_one_is_refused() {
+    let s = Setup::new().await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for right in [true, false] {
+        let mut login = s.login(&["claude", "--accept-risk", "--callback"]);
+        let url = login.line_starting("http://").await;
+        assert_eq!(
+            query(&url, "redirect_uri"),
+            "http://localhost:54545/callback"
+        );
+        login
+            .line_starting("(or finish in the browser: this machine also listens")
+            .await;
+        let (status, location) = s.visit(&url).await;
+        assert_eq!(status, 302, "{location}");
+        assert!(
+            location.starts_with("http://localhost:54545/callback?code="),
+            "{location}"
+        );
+        assert_eq!(query(&location, "state"), query(&url, "state"));
+        let code = query(&location, "code");
+        let callback = if right {
+            location.clone()
+        } else {
+            format!("http://localhost:54545/callback?code={code}&state=someone-elses-state")
+        };
+        let page = browser.get(&callback).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let out = login.finish().await;
+        if right {
+            assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+            let file = s.file("claude-claude-user@example.com.json");
+            assert!(
+                file["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("oauth-claude-at-")
+            );
+            assert_no_secrets(&out, &file, Some(&code));
+            assert_eq!(s.mock.oauth().exchanges(), 1);
+        } else {
+            assert!(!out.ok);
+            assert!(
+                out.stderr.contains("state does not match"),
+                "{}",
+                out.stderr
+            );
+            assert!(!out.stderr.contains(&code));
+            assert_eq!(s.mock.oauth().exchanges(), 1, "the code is never sent");
+        }
+    }
+    assert_eq!(s.files(), ["claude-claude-user@example.com.json"]);
 }
 
 /// Waits for `sluice serve` on `port` to answer `/healthz` (`/readyz` says 503 until an

@@ -470,3 +470,64 @@ async fn a_401_refreshes_the_token_and_retries_and_a_dead_refresh_token_disables
     );
     assert_eq!(status["available"], 0);
 }
+
+/// Seed 000's pool: a Qwen token whose OAuth free tier ended (Qwen's "free tier … discontinued"
+/// answer) is disabled with that reason, recorded in the pool's file, and stays out of rotation
+/// after a restart, while a working token keeps serving.
+#[tokio::test]
+async fn a_pool_token_whose_free_tier_ended_stays_disabled_across_a_restart() {
+    let p = pool("", "").await;
+    p.h.mock
+        .faults()
+        .set_for_key("ended-qwen-token", "qwen_free_tier=ended");
+    let up = |token: &str| p.upload(Some(SERVICE_KEY), json!({"token": token})).send();
+    assert_eq!(up("ended-qwen-token").await.unwrap().status(), 200);
+    let resp = p.chat(Some(CLIENT_KEY)).send().await.unwrap();
+    assert_ne!(resp.status(), 200);
+    let status = p.status().await;
+    let token = &status["tokens"][0];
+    assert_eq!(token["status"], "disabled", "{status}");
+    let reason = token["disabled"].as_str().unwrap();
+    assert!(reason.contains("discontinued"), "{reason}");
+    assert!(reason.contains(sluice_mock::QWEN_FREE_TIER_ENDED), "{reason}");
+    let saved: Value = serde_json::from_slice(
+        &std::fs::read(p.dir.path().join("token-pool.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(saved["tokens"][0]["disabled"].is_string(), "{saved}");
+    assert_eq!(up("working-qwen-token").await.unwrap().status(), 200);
+
+    // A new gateway on the same data directory: still disabled, never sent upstream again.
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let yaml = pool_yaml(&mock, p.dir.path(), "", "");
+    let restarted = Pool {
+        h: Harness::from_yaml(mock, &yaml).await,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let status = restarted.status().await;
+    assert_eq!(status["available"], 1, "{status}");
+    let ended = status["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["status"] == "disabled")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(ended["disabled"].as_str().unwrap().contains("discontinued"));
+    for _ in 0..4 {
+        let resp = restarted.chat(Some(CLIENT_KEY)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(restarted.upstream_tokens(), ["working-qwen-token"; 4]);
+
+    // Uploading it again is the operator's way to bring it back.
+    assert_eq!(
+        restarted
+            .upload(Some(SERVICE_KEY), json!({"token": "ended-qwen-token"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(restarted.status().await["available"], 2);
+}

@@ -8,7 +8,7 @@
 //! | 2xx | success | — |
 //! | 429, 402 | quota cooldown (`Retry-After` / `retry-after-ms`, else backoff) | if `quota-exceeded.switch-project` |
 //! | 401, 403 | refresh the token if it can be, else disable | yes (after a refresh: the same credential) |
-//! | a Qwen OAuth token's "free tier quota exceeded / discontinued" (any status) | disable; an auth-file account is retired (`needs_relogin`), never refreshed | yes |
+//! | a Qwen OAuth token's "free tier quota exceeded / discontinued" (any status) | disable; an auth-file account is retired (`needs_relogin`), a pool token retired in the pool's file (both kept across reloads and restarts), never refreshed | yes |
 //! | 408, 5xx, timeout, connection or body failure | server-error streak | yes |
 //! | other 4xx (the caller's request) | success | never |
 //! | a 2xx stream that later breaks, stalls or ends early | server-error streak | never (the client has bytes) |
@@ -191,6 +191,11 @@ pub async fn run(
             .flatten();
         if let (Some(reason), Some(account)) = (&ended, &account) {
             account.refresher.retire(&account.file, reason).await;
+        }
+        if let (Some(reason), Some(pool)) = (&ended, &common.pool)
+            && pick.credential.origin == Origin::Pool
+        {
+            pool.retire(&pick.credential.id, reason);
         }
         let failure = if ended.is_some() {
             Failure::Auth

@@ -129,6 +129,7 @@ pub async fn token_status(State(app): State<Arc<AppState>>, request: Request<Bod
                 .unwrap_or_default();
             let expired = token.expiry_date.is_some_and(|exp| exp <= now_ms);
             let status = match health.status() {
+                _ if token.disabled.is_some() => "disabled",
                 "active" if expired && token.refresh_token.is_none() => "expired",
                 other => other,
             };
@@ -146,7 +147,7 @@ pub async fn token_status(State(app): State<Arc<AppState>>, request: Request<Bod
                     .map(|ms| rfc3339(UNIX_EPOCH + Duration::from_millis(ms))),
                 expired,
                 status,
-                disabled: health.disabled.clone(),
+                disabled: token.disabled.clone().or_else(|| health.disabled.clone()),
                 cooldown_remaining_ms: health.models.iter().filter_map(|m| m.remaining_ms).max(),
                 requests: health.requests,
                 failures: health.failures,

@@ -137,7 +137,7 @@ impl TokenPool {
             Some(attached) => inner
                 .tokens
                 .iter()
-                .filter(|t| self.resource_allowed(t))
+                .filter(|t| t.disabled.is_none() && self.resource_allowed(t))
                 .filter_map(|t| credential(attached, t).map(Arc::new))
                 .collect(),
         };
@@ -158,6 +158,32 @@ impl TokenPool {
                 false
             }
         }
+    }
+
+    /// Takes the token behind `credential_id` out of rotation for good, with `reason`, in the
+    /// pool's file (so a reload or restart keeps it out); a new upload of it brings it back.
+    pub fn retire(&self, credential_id: &str, reason: &str) {
+        let mut inner = self.lock();
+        let Some(provider) = inner.attached.as_ref().map(|a| a.provider.clone()) else {
+            return;
+        };
+        let Some(token_id) = credential_id.strip_prefix(&format!("{provider}#pool-")) else {
+            return;
+        };
+        let mut tokens = inner.tokens.clone();
+        let Some(token) = tokens.iter_mut().find(|t| t.id == token_id) else {
+            return;
+        };
+        if token.disabled.as_deref() == Some(reason) {
+            return;
+        }
+        token.disabled = Some(reason.to_string());
+        if let Err(error) = self.store.save(&tokens) {
+            tracing::error!(token = %token_id, %error, "could not record the pool token's retirement; it stays out of rotation until a restart");
+        }
+        inner.tokens = tokens;
+        inner.credentials = None;
+        tracing::warn!(token = %token_id, %reason, "pool token retired for good: upload a working token instead");
     }
 
     /// The stored tokens, with how often each was refreshed.
@@ -199,6 +225,7 @@ impl TokenPool {
                 resource_url: upload.resource_url,
                 expiry_date: upload.expiry_date,
                 added_at: now,
+                disabled: None,
             };
             ids.push(token.id.clone());
             match existing {

@@ -29,6 +29,10 @@ pub struct StoredToken {
     /// When it was uploaded, Unix seconds.
     #[serde(default)]
     pub added_at: u64,
+    /// Why the token is out of rotation for good (Qwen's OAuth free tier ended), kept across
+    /// reloads and restarts; uploading the token again clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -124,6 +128,7 @@ mod tests {
             resource_url: Some("portal.qwen.ai".into()),
             expiry_date: Some(1),
             added_at: 2,
+            disabled: Some("ended".into()),
         };
         store.save(std::slice::from_ref(&token)).unwrap();
         store.save(std::slice::from_ref(&token)).unwrap();

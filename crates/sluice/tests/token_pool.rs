@@ -489,11 +489,13 @@ async fn a_pool_token_whose_free_tier_ended_stays_disabled_across_a_restart() {
     assert_eq!(token["status"], "disabled", "{status}");
     let reason = token["disabled"].as_str().unwrap();
     assert!(reason.contains("discontinued"), "{reason}");
-    assert!(reason.contains(sluice_mock::QWEN_FREE_TIER_ENDED), "{reason}");
-    let saved: Value = serde_json::from_slice(
-        &std::fs::read(p.dir.path().join("token-pool.json")).unwrap(),
-    )
-    .unwrap();
+    assert!(
+        reason.contains(sluice_mock::QWEN_FREE_TIER_ENDED),
+        "{reason}"
+    );
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(p.dir.path().join("token-pool.json")).unwrap())
+            .unwrap();
     assert!(saved["tokens"][0]["disabled"].is_string(), "{saved}");
     assert_eq!(up("working-qwen-token").await.unwrap().status(), 200);
 

@@ -249,9 +249,38 @@ async fn every_dialect_reaches_a_code_assist_account() {
     assert!(counted["input_tokens"].as_u64().unwrap() > 0, "{counted}");
     assert_eq!(a.last_call().path, "/v1internal:countTokens");
 
+    // OpenAI Responses, and seed 004's `/gemini/v1/chat` (Gemini platforms only).
+    let r = a
+        .post(
+            "/v1/responses",
+            json!({"model": MODEL, "input": "from responses"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let response: Value = r.json().await.unwrap();
+    assert!(
+        response.to_string().contains("from responses"),
+        "{response}"
+    );
+    assert_wrapped(&a.last_call(), "generateContent", "fake-project");
+    let r = a
+        .post(
+            "/gemini/v1/chat",
+            json!({"model": MODEL, "messages": user("from seed 004")}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let chat: Value = r.json().await.unwrap();
+    assert!(chat.to_string().contains("from seed 004"), "{chat}");
+    assert_wrapped(&a.last_call(), "generateContent", "fake-project");
+
     // Every request is one record of the account, under seed 004's `gemini` platform.
-    let records = a.h.wait_records(8).await;
-    assert_eq!(records.len(), 8);
+    let records = a.h.wait_records(10).await;
+    assert_eq!(records.len(), 10);
     for record in &records {
         assert_eq!(record.status, 200, "{record:?}");
         assert_eq!(record.platform.as_deref(), Some("gemini"));

@@ -5,7 +5,9 @@
 //!
 //! Progress goes to stderr; stdout carries only the report, ready for BENCHMARKS.md.
 
+mod callgrind;
 mod load;
+mod nginx;
 mod observability;
 mod report;
 mod scale;
@@ -69,9 +71,28 @@ struct Cli {
     /// on, with `metrics: {enabled: false}`, and with traces exported too, side by side.
     #[arg(long, conflicts_with_all = ["postgres", "redis"])]
     observability: bool,
-    /// Interleaved rounds of the --observability comparison (each variant once per round).
+    /// Interleaved rounds: each round runs every scenario of a mode once, in rotated order, so
+    /// drift in what else the machine is doing falls on all of them alike.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     rounds: u32,
+    /// Leave out the nginx `proxy_pass` reference rows even when nginx is installed.
+    #[arg(long)]
+    no_nginx: bool,
+    /// Instead of the load run, count the instructions per request of nginx and Sluice under
+    /// `valgrind --tool=callgrind` (user-space instructions, repeatable on a busy machine).
+    /// --requests and --warmup are per scenario here; keep them small (valgrind is ~50× slower).
+    #[arg(long, conflicts_with_all = ["postgres", "redis", "observability"])]
+    instructions: bool,
+    /// With --instructions: fail if a Sluice row costs more than `--max-regression` times the
+    /// instructions per request recorded in this baseline file.
+    #[arg(long, requires = "instructions")]
+    baseline: Option<PathBuf>,
+    /// With --instructions: write the measured figures to this baseline file.
+    #[arg(long, requires = "instructions")]
+    write_baseline: Option<PathBuf>,
+    /// The regression --baseline tolerates, as a ratio (1.2 = 20 % more instructions).
+    #[arg(long, default_value_t = 1.2)]
+    max_regression: f64,
 }
 
 /// The scale-out scenarios: one and three instances on PostgreSQL + Redis, stored key,
@@ -89,6 +110,8 @@ enum Route {
     /// Through Sluice with a stored key (seed 004): key cache, permission routing, per-minute,
     /// per-day and quota accounting on every request.
     ThroughSluiceStoredKey,
+    /// Through nginx `proxy_pass` (the reference row), with the direct request.
+    ThroughNginx,
 }
 
 /// One row of the table: a route and a response mode.
@@ -99,10 +122,17 @@ struct Scenario {
     stream: bool,
 }
 
-const SCENARIOS: [Scenario; 6] = [
+/// The rows, in table order: non-stream first, then stream; within a mode, direct, the nginx
+/// reference, then Sluice with a config key and with a stored key.
+const SCENARIOS: [Scenario; 8] = [
     Scenario {
         name: "direct non-stream",
         route: Route::Direct,
+        stream: false,
+    },
+    Scenario {
+        name: "nginx non-stream",
+        route: Route::ThroughNginx,
         stream: false,
     },
     Scenario {
@@ -111,19 +141,24 @@ const SCENARIOS: [Scenario; 6] = [
         stream: false,
     },
     Scenario {
+        name: "sluice+key non-stream",
+        route: Route::ThroughSluiceStoredKey,
+        stream: false,
+    },
+    Scenario {
         name: "direct stream",
         route: Route::Direct,
+        stream: true,
+    },
+    Scenario {
+        name: "nginx stream",
+        route: Route::ThroughNginx,
         stream: true,
     },
     Scenario {
         name: "sluice stream",
         route: Route::ThroughSluice,
         stream: true,
-    },
-    Scenario {
-        name: "sluice+key non-stream",
-        route: Route::ThroughSluiceStoredKey,
-        stream: false,
     },
     Scenario {
         name: "sluice+key stream",
@@ -188,47 +223,38 @@ async fn run(cli: &Cli) -> Result<()> {
         time_limit,
     };
 
-    let mut summaries = Vec::with_capacity(SCENARIOS.len());
     let mut failures = Vec::new();
     if cli.observability {
         return observe(cli, &client, &binaries, &servers, measured).await;
     }
-    for scenario in SCENARIOS {
-        let target = target_for(scenario, &servers, &stored_key, cli.words)?;
-        if cli.warmup > 0 {
-            eprintln!("sluice-bench: {}: warming up", scenario.name);
-            let outcome = run_checked(&client, &target, warmup, &mut servers).await?;
-            failures.extend(describe_failures(
-                scenario.name,
-                "warmup",
-                &outcome,
-                time_limit,
-            ));
-        }
-        eprintln!("sluice-bench: {}: measuring", scenario.name);
-        let cpu_before = servers.cpu_time();
-        let outcome = run_checked(&client, &target, measured, &mut servers).await?;
-        let cpu_after = servers.cpu_time();
-        failures.extend(describe_failures(
-            scenario.name,
-            "measured",
-            &outcome,
-            time_limit,
-        ));
-        let mut summary = summarize(scenario.name, concurrency, outcome);
-        let per_request = |before: Option<Duration>, after: Option<Duration>| {
-            let spent = after?.checked_sub(before?)?;
-            (summary.requests > 0).then(|| spent.as_secs_f64() * 1e6 / summary.requests as f64)
-        };
-        summary.mock_cpu_us = per_request(cpu_before.0, cpu_after.0);
-        summary.sluice_cpu_us = per_request(cpu_before.1, cpu_after.1);
-        eprintln!(
-            "sluice-bench: {}: {:.0} req/s, p50 {} ms",
-            summary.name,
-            summary.req_per_sec,
-            report::ms(summary.p50_us)
+    if cli.instructions {
+        return callgrind::run(cli, &client, &binaries, &servers).await;
+    }
+    let nginx = start_nginx(cli, servers.mock_addr).await?;
+    let scenarios: Vec<Scenario> = SCENARIOS
+        .into_iter()
+        .filter(|s| s.route != Route::ThroughNginx || nginx.is_some())
+        .collect();
+    let mut summaries = Vec::with_capacity(scenarios.len());
+    let mut ctx = Measuring {
+        client: &client,
+        servers: &mut servers,
+        nginx,
+        failures: &mut failures,
+    };
+    for stream in [false, true] {
+        let rows: Vec<Scenario> = scenarios
+            .iter()
+            .copied()
+            .filter(|s| s.stream == stream)
+            .collect();
+        summaries.extend(
+            ctx.interleaved(cli, &rows, &stored_key, warmup, measured)
+                .await?,
         );
-        summaries.push(summary);
+    }
+    if let Some(nginx) = ctx.nginx.take() {
+        nginx.stop().await?;
     }
 
     if let (Some(postgres), Some(redis)) = (&cli.postgres, &cli.redis) {
@@ -289,6 +315,152 @@ async fn run(cli: &Cli) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Starts the nginx reference unless it is switched off or not installed (then says so).
+async fn start_nginx(cli: &Cli, mock: std::net::SocketAddr) -> Result<Option<nginx::Nginx>> {
+    if cli.no_nginx {
+        return Ok(None);
+    }
+    let Some(binary) = nginx::locate() else {
+        eprintln!(
+            "sluice-bench: note: nginx is not installed, so the nginx proxy_pass reference rows \
+             are skipped (apt-get install -y nginx to add them)"
+        );
+        return Ok(None);
+    };
+    let nginx = nginx::Nginx::start(&binary, mock, nginx::Mode::Workers, &[]).await?;
+    eprintln!("sluice-bench: nginx proxy_pass on {}", nginx.addr);
+    Ok(Some(nginx))
+}
+
+/// What the interleaved scenario runs share.
+struct Measuring<'a> {
+    client: &'a HttpClient,
+    servers: &'a mut Servers,
+    nginx: Option<nginx::Nginx>,
+    failures: &'a mut Vec<String>,
+}
+
+impl Measuring<'_> {
+    /// CPU time (mock, the proxy the scenario goes through) so far.
+    fn cpu_time(&self, route: Route) -> (Option<Duration>, Option<Duration>) {
+        let (mock, sluice) = self.servers.cpu_time();
+        let proxy = match route {
+            Route::Direct => None,
+            Route::ThroughSluice | Route::ThroughSluiceStoredKey => sluice,
+            Route::ThroughNginx => self.nginx.as_ref().and_then(nginx::Nginx::cpu_time),
+        };
+        (mock, proxy)
+    }
+
+    async fn phase(&mut self, target: &Target, plan: PhasePlan) -> Result<PhaseOutcome> {
+        let outcome = run_checked(self.client, target, plan, self.servers).await?;
+        if let Some(nginx) = &mut self.nginx {
+            nginx.ensure_alive()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Warms every scenario up, then measures them in `cli.rounds` interleaved rounds (each
+    /// round runs every scenario once, in rotated order) and sums each scenario's rounds.
+    async fn interleaved(
+        &mut self,
+        cli: &Cli,
+        scenarios: &[Scenario],
+        stored_key: &str,
+        warmup: PhasePlan,
+        measured: PhasePlan,
+    ) -> Result<Vec<ScenarioSummary>> {
+        let nginx_addr = self.nginx.as_ref().map(|n| n.addr);
+        let targets: Vec<Target> = scenarios
+            .iter()
+            .map(|s| target_for(*s, self.servers, nginx_addr, stored_key, cli.words))
+            .collect::<Result<_>>()?;
+        if cli.warmup > 0 {
+            for (scenario, target) in scenarios.iter().zip(&targets) {
+                eprintln!("sluice-bench: {}: warming up", scenario.name);
+                let outcome = self.phase(target, warmup).await?;
+                self.failures.extend(describe_failures(
+                    scenario.name,
+                    "warmup",
+                    &outcome,
+                    warmup.time_limit,
+                ));
+            }
+        }
+        let rounds = cli.rounds;
+        let plan = PhasePlan {
+            stop: match measured.stop {
+                Stop::AfterRequests(n) => Stop::AfterRequests((n / u64::from(rounds)).max(1)),
+                Stop::After(d) => Stop::After(d / rounds),
+            },
+            ..measured
+        };
+        let n = scenarios.len();
+        let mut totals: Vec<(PhaseOutcome, Duration, Duration)> = (0..n)
+            .map(|_| (PhaseOutcome::default(), Duration::ZERO, Duration::ZERO))
+            .collect();
+        let mut measured_cpu = vec![(true, true); n];
+        for round in 0..rounds as usize {
+            eprintln!(
+                "sluice-bench: {}: round {}/{rounds}",
+                if scenarios.first().is_some_and(|s| s.stream) {
+                    "stream"
+                } else {
+                    "non-stream"
+                },
+                round + 1
+            );
+            for k in 0..n {
+                let i = (round + k) % n;
+                let route = scenarios[i].route;
+                let before = self.cpu_time(route);
+                let outcome = self.phase(&targets[i], plan).await?;
+                let after = self.cpu_time(route);
+                self.failures.extend(describe_failures(
+                    scenarios[i].name,
+                    "measured",
+                    &outcome,
+                    plan.time_limit,
+                ));
+                let (total, mock_cpu, proxy_cpu) = &mut totals[i];
+                total.elapsed += outcome.elapsed;
+                total.merge(outcome);
+                match (before.0, after.0) {
+                    (Some(b), Some(a)) => *mock_cpu += a.saturating_sub(b),
+                    _ => measured_cpu[i].0 = false,
+                }
+                match (before.1, after.1) {
+                    (Some(b), Some(a)) => *proxy_cpu += a.saturating_sub(b),
+                    _ => measured_cpu[i].1 = false,
+                }
+            }
+        }
+        let mut rows = Vec::with_capacity(n);
+        for ((scenario, (outcome, mock_cpu, proxy_cpu)), (mock_ok, proxy_ok)) in
+            scenarios.iter().zip(totals).zip(measured_cpu)
+        {
+            let mut summary = summarize(scenario.name, measured.concurrency, outcome);
+            let per_request = |spent: Duration| {
+                (summary.requests > 0).then(|| spent.as_secs_f64() * 1e6 / summary.requests as f64)
+            };
+            summary.mock_cpu_us = if mock_ok { per_request(mock_cpu) } else { None };
+            summary.sluice_cpu_us = if proxy_ok {
+                per_request(proxy_cpu)
+            } else {
+                None
+            };
+            eprintln!(
+                "sluice-bench: {}: {:.0} req/s, p50 {} ms",
+                summary.name,
+                summary.req_per_sec,
+                report::ms(summary.p50_us)
+            );
+            rows.push(summary);
+        }
+        Ok(rows)
+    }
 }
 
 /// `--observability`: metrics on vs off (and traces on), interleaved, as one report.
@@ -363,10 +535,21 @@ async fn observe(
 fn target_for(
     scenario: Scenario,
     servers: &Servers,
+    nginx: Option<std::net::SocketAddr>,
     stored_key: &str,
     words: u32,
 ) -> Result<Target> {
     match scenario.route {
+        Route::ThroughNginx => Target::chat(
+            &format!(
+                "http://{}",
+                nginx.context("the nginx scenario runs only with nginx started")?
+            ),
+            servers::UPSTREAM_API_KEY,
+            servers::MOCK_MODEL,
+            words,
+            scenario.stream,
+        ),
         Route::Direct => Target::chat(
             &format!("http://{}", servers.mock_addr),
             servers::UPSTREAM_API_KEY,
@@ -477,10 +660,12 @@ fn render_report(cli: &Cli, summaries: &[ScenarioSummary], layout: Layout) -> Re
         command: report::command_line(std::env::args()),
         machine: report::describe_machine(),
         load: format!(
-            "{} concurrent, {amount} after {} warmup per scenario, {}-word replies, \
-             HTTP/1.1 keep-alive, load generator on {} thread(s), {} s request timeout",
+            "{} concurrent, {amount} after {} warmup per scenario in {} interleaved rounds, \
+             {}-word replies, HTTP/1.1 keep-alive, load generator on {} thread(s), {} s request \
+             timeout",
             cli.concurrency,
             cli.warmup,
+            cli.rounds,
             cli.words,
             cli.client_threads,
             REQUEST_TIMEOUT.as_secs()
@@ -515,8 +700,12 @@ fn render_report(cli: &Cli, summaries: &[ScenarioSummary], layout: Layout) -> Re
         }
         _ => String::new(),
     };
+    let versus_nginx = match report::nginx_table(summaries) {
+        Some(table) => format!("\n{}", table.render(layout)),
+        None => String::new(),
+    };
     Ok(format!(
-        "{}\n{}\n{}\n{}{scale}",
+        "{}\n{}{versus_nginx}\n{}\n{}{scale}",
         provenance.render(layout),
         report::scenario_table(summaries).render(layout),
         report::comparison_table(&non_stream, &stream).render(layout),

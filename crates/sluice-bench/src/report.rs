@@ -134,7 +134,7 @@ pub fn scenario_table(rows: &[ScenarioSummary]) -> Table {
             ("p99 ms", Align::Right),
             ("p50 TTFB ms", Align::Right),
             ("errors", Align::Right),
-            ("Sluice CPU µs/req", Align::Right),
+            ("proxy CPU µs/req", Align::Right),
             ("mock CPU µs/req", Align::Right),
         ],
         rows: rows
@@ -189,6 +189,47 @@ pub fn comparison_table(non_stream: &Pair<'_>, stream: &Pair<'_>) -> Table {
             ],
         ],
     }
+}
+
+/// Every Sluice row against the nginx `proxy_pass` row of its mode (the issue-15 targets:
+/// throughput ≥ 0.9×, CPU per request ≤ 1.5×, p99 no worse); `None` without nginx rows.
+pub fn nginx_table(rows: &[ScenarioSummary]) -> Option<Table> {
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    let mut out = Vec::new();
+    for mode in ["non-stream", "stream"] {
+        let Some(nginx) = find(&format!("nginx {mode}")) else {
+            continue;
+        };
+        for proxy in ["sluice", "sluice+key"] {
+            let Some(sluice) = find(&format!("{proxy} {mode}")) else {
+                continue;
+            };
+            let times = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+                _ => "-".to_owned(),
+            };
+            let diff = |a: Option<u32>, b: Option<u32>| {
+                signed_ms(a.zip(b).map(|(a, b)| i64::from(a) - i64::from(b)))
+            };
+            out.push(vec![
+                format!("{proxy} {mode}"),
+                times(Some(sluice.req_per_sec), Some(nginx.req_per_sec)),
+                diff(sluice.p50_us, nginx.p50_us),
+                diff(sluice.p99_us, nginx.p99_us),
+                times(sluice.sluice_cpu_us, nginx.sluice_cpu_us),
+            ]);
+        }
+    }
+    (!out.is_empty()).then(|| Table {
+        columns: vec![
+            ("vs nginx proxy_pass", Align::Left),
+            ("throughput", Align::Right),
+            ("p50", Align::Right),
+            ("p99", Align::Right),
+            ("proxy CPU/req", Align::Right),
+        ],
+        rows: out,
+    })
 }
 
 /// Keys, limits and accounting on (a stored key) vs off (a config key), both through Sluice:
@@ -355,9 +396,9 @@ mod tests {
         ];
         let text = scenario_table(&rows).render(Layout::Plain);
         let expected = "\
-scenario           requests  concurrency  req/s  p50 ms  p99 ms  p50 TTFB ms  errors  Sluice CPU µs/req  mock CPU µs/req
-direct non-stream     20000           32  12345    2.50    7.50            -       0                  -               12
-sluice stream         20000           32    988   12.00   36.00         1.25       0                 42               12
+scenario           requests  concurrency  req/s  p50 ms  p99 ms  p50 TTFB ms  errors  proxy CPU µs/req  mock CPU µs/req
+direct non-stream     20000           32  12345    2.50    7.50            -       0                 -               12
+sluice stream         20000           32    988   12.00   36.00         1.25       0                42               12
 ";
         assert_eq!(text, expected);
     }
@@ -386,6 +427,21 @@ sluice stream         20000           32    988   12.00   36.00         1.25    
 | Sluice added p50 latency |   +0.42 ms | -0.10 ms |
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn nginx_table_gives_each_sluice_row_as_a_ratio_to_nginx() {
+        let rows = [
+            summary("nginx non-stream", 10_000.0, 1_000, Some(1)),
+            summary("sluice non-stream", 5_000.0, 2_500, Some(1)),
+        ];
+        let text = nginx_table(&rows).map(|t| t.render(Layout::Plain));
+        let expected = "\
+vs nginx proxy_pass  throughput       p50       p99  proxy CPU/req
+sluice non-stream         0.50×  +1.50 ms  +4.50 ms          1.00×
+";
+        assert_eq!(text.as_deref(), Some(expected));
+        assert!(nginx_table(&rows[1..]).is_none());
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub const SLUICE_MODEL: &str = "bench-model";
 /// The admin Sluice creates at start-up, who creates the stored key.
 const ADMIN: (&str, &str) = ("bench", "bench-password");
 
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Generous: under valgrind (`--instructions`) Sluice starts about fifty times slower.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the two server binaries are.
 #[derive(Debug, Clone)]
@@ -225,13 +226,32 @@ pub fn parse_listen_banner(line: &str) -> Option<SocketAddr> {
 /// Starts `sluice serve` with `config` written to `<dir>/<name>.yaml`, logging to
 /// `<dir>/<name>.log`.
 pub fn spawn_sluice(binaries: &Binaries, dir: &Path, name: &str, config: &str) -> Result<Child> {
+    spawn_sluice_wrapped(binaries, dir, name, config, &[])
+}
+
+/// [`spawn_sluice`] under `wrapper` (a command line such as `valgrind --tool=callgrind`).
+pub fn spawn_sluice_wrapped(
+    binaries: &Binaries,
+    dir: &Path,
+    name: &str,
+    config: &str,
+    wrapper: &[String],
+) -> Result<Child> {
     let config_path = dir.join(format!("{name}.yaml"));
     std::fs::write(&config_path, config)
         .with_context(|| format!("writing {}", config_path.display()))?;
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    Command::new(&binaries.sluice)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(&binaries.sluice);
+            command
+        }
+        None => Command::new(&binaries.sluice),
+    };
+    command
         .arg("serve")
         .arg("--config")
         .arg(&config_path)
@@ -329,7 +349,7 @@ async fn post_json(
     let request = request
         .body(Full::new(bytes::Bytes::from(body.to_string())))
         .context("building an /api request")?;
-    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+    let response = tokio::time::timeout(Duration::from_secs(60), client.request(request))
         .await
         .with_context(|| format!("POST {path} timed out"))?
         .with_context(|| format!("POST {path} failed"))?;

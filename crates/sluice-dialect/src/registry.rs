@@ -172,6 +172,43 @@ impl Dialect {
         }
     }
 
+    /// Upstream side: a whole stream (its SSE bytes, read to the end) folded into the complete
+    /// answer it amounts to, usage included — for upstreams that only stream (the ChatGPT
+    /// Codex backend) serving a client that asked for one answer. An error event in the
+    /// stream, or a stream that ends before its answer does, is an error.
+    pub fn fold_stream(self, body: &[u8], created: u64) -> Result<Response, ErrorBody> {
+        let mut parser = crate::SseParser::default();
+        parser.push(body);
+        let mut decoder = self.stream_decoder();
+        let mut acc = crate::canonical::Accumulator::default();
+        let mut ended = false;
+        let mut fold = |events: Vec<StreamEvent>| -> Result<(), ErrorBody> {
+            for event in events {
+                match &event {
+                    StreamEvent::Error { error } => return Err(error.clone()),
+                    StreamEvent::MessageStop => ended = true,
+                    _ => {}
+                }
+                acc.push(&event);
+            }
+            Ok(())
+        };
+        while let Some(event) = parser.next_event() {
+            fold(decoder.push(&event))?;
+        }
+        if let Some(event) = parser.finish() {
+            fold(decoder.push(&event))?;
+        }
+        fold(decoder.finish())?;
+        if !ended && acc.stop_reason.is_none() {
+            return Err(ErrorBody::new(
+                ErrorKind::Upstream,
+                "the upstream's stream ended before its answer was complete",
+            ));
+        }
+        Ok(acc.response(created))
+    }
+
     /// Client side: render a complete response.
     pub fn encode_response(self, response: &Response) -> Value {
         match self {

@@ -8,6 +8,7 @@
 //! | OpenAI Chat Completions (`openai_chat`) | `POST /v1/chat/completions`, `GET /v1/models` |
 //! | Azure OpenAI (`openai_chat`) | `POST /openai/deployments/{deployment}/chat/completions?api-version=…` (`api-key`) |
 //! | OpenAI Responses (`openai_responses`) | `POST /v1/responses` |
+//! | ChatGPT Codex backend (`codex_backend`) | `POST /backend-api/codex/responses` (OAuth Bearer + `chatgpt-account-id`; `stream: true`, `store: false`, `instructions` required) |
 //! | Anthropic Messages (`anthropic`) | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` with `anthropic-version` |
 //! | AWS Bedrock, Anthropic models (`anthropic::bedrock`) | `POST /model/{id}/invoke`, `/model/{id}/invoke-with-response-stream` (SigV4 or API key; binary event-stream frames) |
 //! | Qwen OAuth (`qwen_oauth`) | `POST /api/v1/oauth2/token` (`refresh_token` grant) |
@@ -50,6 +51,7 @@
 
 mod anthropic;
 mod assistant;
+mod codex_backend;
 mod directives;
 mod embeddings;
 mod errors;
@@ -269,6 +271,7 @@ fn router_with(
         .merge(embeddings::routes())
         .merge(forwarded::routes())
         .merge(openai_responses::routes())
+        .merge(codex_backend::routes())
         .merge(anthropic::routes())
         .merge(anthropic::bedrock::routes())
         .merge(gemini::routes())

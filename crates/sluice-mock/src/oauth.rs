@@ -13,8 +13,10 @@
 //! `Retry-After`, 500, an HTML 403 (Cloudflare), or a permanent refusal. [`OAuthFake::delay`]
 //! holds the answer after the rotation happened (a client that gives up loses the new pair).
 //!
-//! Upstreams: a Bearer token the fake superseded by a refresh, or one starting with `expired-`,
-//! is refused with 401 by every dialect ([`OAuthFake::refuses`]); `reject_access` refuses all.
+//! Upstreams: a Bearer token the fake superseded by a refresh, one it revoked, one whose expiry
+//! has passed on the fake's clock ([`OAuthFake::advance_clock`]), or one starting with
+//! `expired-`, is refused with 401 by every dialect ([`OAuthFake::refuses`]); `reject_access`
+//! refuses all.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +35,8 @@ use crate::AppState;
 
 pub const CLAUDE_CLIENT_ID: &str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e";
 pub const CODEX_CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
+/// The ChatGPT account every Codex sign-in at this fake belongs to (its id_token's claim).
+pub const CODEX_ACCOUNT_ID: &str = "chatgpt-acct-fake";
 pub const GEMINI_CLIENT_ID: &str =
     "681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com";
 pub const GEMINI_CLIENT_SECRET: &str = "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";
@@ -87,6 +91,10 @@ pub(crate) struct Inner {
     /// will be presented next).
     chain_access: HashMap<String, String>,
     issued: Vec<Issued>,
+    /// When each issued access token expires (unix seconds on the fake's clock).
+    expiry: HashMap<String, i64>,
+    /// Seconds the fake's clock runs ahead of the machine's.
+    clock_offset: i64,
     expires_in: Option<i64>,
     omit_refresh_token: bool,
     delay: Option<Duration>,
@@ -123,9 +131,29 @@ impl OAuthFake {
         self.reject_access.store(reject, Ordering::Relaxed);
     }
 
-    /// Revoke a refresh token (as a provider does when a user signs out).
+    /// Revoke a refresh token and the access token issued with it (as a provider does when a
+    /// user signs out or changes the password).
     pub fn revoke(&self, refresh_token: &str) {
-        self.lock().consumed.insert(refresh_token.to_string());
+        let mut inner = self.lock();
+        inner.consumed.insert(refresh_token.to_string());
+        if let Some(access) = inner.chain_access.remove(refresh_token) {
+            inner.revoked_access.insert(access);
+        }
+    }
+
+    /// Moves the fake's clock forward: access tokens it issued that expire within `secs` are
+    /// refused from now on, and new ones expire `expires_in` after the moved clock.
+    pub fn advance_clock(&self, secs: i64) {
+        self.lock().clock_offset += secs;
+    }
+
+    /// The ChatGPT account a Codex access token this fake issued belongs to.
+    pub fn codex_account_of(&self, access_token: &str) -> Option<&'static str> {
+        self.lock()
+            .issued
+            .iter()
+            .any(|i| i.provider == Provider::Codex && i.access_token == access_token)
+            .then_some(CODEX_ACCOUNT_ID)
     }
 
     /// Refresh-grant calls answered so far (faults and refusals included).
@@ -147,10 +175,27 @@ impl OAuthFake {
         else {
             return false;
         };
-        let issued = self.lock().issued.iter().any(|i| i.access_token == token);
+        let inner = self.lock();
+        let issued = inner.issued.iter().any(|i| i.access_token == token);
+        let expired = inner
+            .expiry
+            .get(token)
+            .is_some_and(|&exp| exp <= inner.now());
         (self.reject_access.load(Ordering::Relaxed) && (issued || token.starts_with("oauth-")))
             || token.starts_with("expired-")
-            || self.lock().revoked_access.contains(token)
+            || expired
+            || inner.revoked_access.contains(token)
+    }
+}
+
+impl Inner {
+    /// Unix seconds on the fake's clock.
+    fn now(&self) -> i64 {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        real + self.clock_offset
     }
 }
 
@@ -376,14 +421,13 @@ pub(crate) fn mint(inner: &mut Inner, provider: Provider, presented: Option<Stri
         Provider::Codex => 864_000,
         Provider::Google => 3_599,
     });
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = inner.now();
     let access = match provider {
-        Provider::Codex => jwt(&json!({"exp": now + expires_in, "n": n})),
+        Provider::Codex => jwt(&json!({"exp": now + expires_in, "n": n,
+            "https://api.openai.com/auth": {"chatgpt_account_id": CODEX_ACCOUNT_ID}})),
         _ => format!("{prefix}-at-{n}"),
     };
+    inner.expiry.insert(access.clone(), now + expires_in);
     let exchange = presented.is_none();
     let rotates = provider != Provider::Google;
     let new_refresh =
@@ -423,7 +467,7 @@ pub(crate) fn mint(inner: &mut Inner, provider: Provider, presented: Option<Stri
             body["id_token"] = json!(jwt(&json!({
                 "email": "codex-user@example.com",
                 "exp": now + expires_in,
-                "https://api.openai.com/auth": {"chatgpt_account_id": "chatgpt-acct-fake", "chatgpt_plan_type": "pro"}
+                "https://api.openai.com/auth": {"chatgpt_account_id": CODEX_ACCOUNT_ID, "chatgpt_plan_type": "pro"}
             })));
         }
         Provider::Google => {

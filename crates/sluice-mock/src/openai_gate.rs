@@ -16,6 +16,25 @@ pub(crate) async fn preflight(
 ) -> Result<Directives, OpenAiError> {
     let directives = directives::arrive(&state.faults, headers, body).await;
     authorize(&state.config, headers)?;
+    checked(state, headers, directives)
+}
+
+/// [`preflight`] for upstreams that take OAuth access tokens, never the configured API keys
+/// (the ChatGPT Codex backend): the same steps without the key check.
+pub(crate) async fn preflight_oauth(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Directives, OpenAiError> {
+    let directives = directives::arrive(&state.faults, headers, body).await;
+    checked(state, headers, directives)
+}
+
+fn checked(
+    state: &AppState,
+    headers: &HeaderMap,
+    directives: Directives,
+) -> Result<Directives, OpenAiError> {
     if directives.reject_key {
         let sent = headers
             .get(AUTHORIZATION)

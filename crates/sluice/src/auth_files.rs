@@ -161,7 +161,13 @@ pub fn parse(bytes: &[u8]) -> Result<TokenFile, String> {
         kind,
         access_token,
         base_url,
-        account_id: text("account_id")?,
+        // The ChatGPT account: the file's `account_id`, else the id_token's claim.
+        account_id: text("account_id")?.filter(|a| !a.is_empty()).or_else(|| {
+            text("id_token")
+                .ok()
+                .flatten()
+                .and_then(|t| sluice_oauth::jwt::codex_identity(&t).account_id)
+        }),
         project_id,
     })
 }
@@ -253,7 +259,7 @@ impl TokenFile {
                     headers.insert("chatgpt-account-id".to_string(), account.clone());
                 }
                 (
-                    ProviderKind::OpenaiResponses,
+                    ProviderKind::Codex,
                     "codex",
                     CODEX_OAUTH_BASE_URL,
                     vec![self.access_token.clone()],

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::CLIENT_KEY;
+use common::{CLIENT_KEY, MGMT_KEY, MGMT_KEY_HASH};
 use serde_json::{Value, json};
 use sluice_mock::oauth_login::{CodeAssistScript, DeviceAnswer, INELIGIBLE_MESSAGE};
 use sluice_mock::{MockConfig, MockServer};
@@ -29,6 +29,11 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
+        Self::with("").await
+    }
+
+    /// With `extra` top-level config lines.
+    async fn with(extra: &str) -> Setup {
         let mock = MockServer::start(MockConfig::default()).await.unwrap();
         mock.oauth().set_device_interval(1);
         let root = tempfile::tempdir().unwrap();
@@ -53,9 +58,10 @@ oauth:
     authorize-url: '{m}/oauth/authorize'
     device-url: '{m}/api/accounts/deviceauth'
     verification-url: '{m}/codex/device'
-    base-url: '{m}/v1'
+    base-url: '{m}/backend-api/codex'
   gemini: {{token-url: '{m}/token', authorize-url: '{m}/o/oauth2/v2/auth', code-assist-url: '{m}/v1internal'}}
 providers: []
+{extra}
 "
             ),
         )
@@ -447,7 +453,7 @@ async fn codex_device_login_polls_through_pending_and_serves_at_once() {
         .mock
         .requests()
         .into_iter()
-        .rfind(|r| r.path == "/v1/responses")
+        .rfind(|r| r.path == "/backend-api/codex/responses")
         .unwrap();
     assert_eq!(
         sent.header("authorization").unwrap(),
@@ -796,4 +802,199 @@ async fn the_claude_oauth_fake_demands_claude_codes_shape() {
             .status(),
         200
     );
+}
+
+/// Issue 11's "Done when", against the real binary: `sluice login codex` completes the device
+/// flow against the fake and the account serves at once; the fake's clock moves past the access
+/// token's expiry and traffic continues without a failed request (one refresh); revoking the
+/// refresh token at the fake turns the account into "needs re-login" within one request,
+/// visible in `/v0/management/credentials` and `/auth-files`, while another account keeps
+/// serving.
+#[tokio::test]
+async fn done_when_a_codex_login_serves_survives_expiry_and_a_revocation() {
+    let s = Setup::with(&format!(
+        "routing: {{strategy: fill-first}}\nrequest-retry: 2\nremote-management-key: '{MGMT_KEY_HASH}'"
+    ))
+    .await;
+    let gateway_log = s.root.path().join("gateway.log");
+    let _gateway = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&s.config)
+        .env_remove("SLUICE_CONFIG")
+        .stderr(std::fs::File::create(&gateway_log).unwrap())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_ready(s.port).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", s.port);
+    // Whole and streamed, two dialects: none may fail.
+    let ask = |n: usize| {
+        let (path, body) = if n % 2 == 0 {
+            (
+                "/v1/responses",
+                json!({"model": "gpt-5-codex", "input": "hi"}),
+            )
+        } else {
+            (
+                "/v1/chat/completions",
+                json!({"model": "gpt-5-codex", "stream": true,
+                    "messages": [{"role": "user", "content": "hi"}]}),
+            )
+        };
+        http.post(format!("{base}{path}"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&body)
+            .send()
+    };
+    let management = |path: &str| {
+        http.get(format!("{base}/v0/management{path}"))
+            .header("x-management-key", MGMT_KEY)
+            .send()
+    };
+    let name = "codex-codex-user@example.com.json";
+    let bearer_of = |file: &Value| format!("Bearer {}", file["access_token"].as_str().unwrap());
+    let last_bearer = || {
+        s.mock
+            .requests()
+            .into_iter()
+            .rfind(|r| r.path == "/backend-api/codex/responses")
+            .and_then(|r| r.header("authorization").map(String::from))
+    };
+
+    // 1. Sign in with the device flow; the account serves at once.
+    s.mock.oauth().script_device(&[DeviceAnswer::Pending]);
+    let mut login = s.login(&["codex"]);
+    login.line_starting("FAKE-").await;
+    let out = login.finish().await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let signed_in = s.file(name);
+    let mut served = false;
+    for _ in 0..100 {
+        if ask(0).await.unwrap().status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the new account never served");
+    assert_eq!(last_bearer().unwrap(), bearer_of(&signed_in));
+    assert_eq!(s.mock.oauth().token_calls(), 0);
+
+    // 2. The fake's clock passes the access token's expiry (Codex tokens live 10 days): the
+    // backend refuses it, Sluice refreshes once and retries, no request fails.
+    s.mock.oauth().advance_clock(11 * 24 * 3600);
+    for n in 0..6 {
+        let resp = ask(n).await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 200, "request {n} after the expiry: {text}");
+        assert!(!text.contains("\"error\":{"), "request {n}: {text}");
+    }
+    assert_eq!(s.mock.oauth().token_calls(), 1, "one refresh for all");
+    let refreshed = s.file(name);
+    assert_ne!(refreshed["refresh_token"], signed_in["refresh_token"]);
+    assert_eq!(last_bearer().unwrap(), bearer_of(&refreshed));
+
+    // 3. Another account joins the pool (a second token file).
+    let other_id_token = sluice_oauth::jwt::unsigned(&json!({
+        "email": "other@example.com",
+        "https://api.openai.com/auth": {"chatgpt_account_id": "chatgpt-acct-other"},
+    }));
+    let expires = (chrono::Utc::now() + chrono::Duration::days(7))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    std::fs::write(
+        s.auths().join("codex-other.json"),
+        json!({"type": "codex", "access_token": "other-access", "refresh_token": "other-rt",
+            "id_token": other_id_token, "email": "other@example.com", "expired": expires})
+        .to_string(),
+    )
+    .unwrap();
+    let credentials = || async {
+        management("/credentials")
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let of = |all: &Value, file: &str| {
+        all["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["account"]["file"] == file)
+            .cloned()
+    };
+    let mut joined = false;
+    for _ in 0..100 {
+        if of(&credentials().await, "codex-other.json").is_some() {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(joined, "the second account never joined");
+    assert_eq!(ask(0).await.unwrap().status(), 200);
+    assert_eq!(
+        last_bearer().unwrap(),
+        bearer_of(&refreshed),
+        "fill-first: the signed-in account still serves first"
+    );
+
+    // 4. The refresh token is revoked at the provider (with the access token issued with it).
+    s.mock
+        .oauth()
+        .revoke(refreshed["refresh_token"].as_str().unwrap());
+    let resp = ask(0).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        last_bearer().unwrap(),
+        "Bearer other-access",
+        "the other account served that very request"
+    );
+    let all = credentials().await;
+    let dead = of(&all, name).unwrap();
+    assert_eq!(dead["status"], "needs_relogin", "{dead}");
+    assert!(
+        dead["account"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("refresh_token_reused")),
+        "{dead}"
+    );
+    assert!(
+        dead["disabled"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("needs re-login")),
+        "{dead}"
+    );
+    assert_eq!(of(&all, "codex-other.json").unwrap()["status"], "active");
+    let files: Value = management("/auth-files")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["status"], "needs_relogin", "{listed}");
+    assert!(
+        listed["status_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("refresh_token_reused")),
+        "{listed}"
+    );
+    // Out of rotation, never refreshed again; the pool keeps serving.
+    let calls = s.mock.oauth().token_calls();
+    for n in 0..4 {
+        assert_eq!(ask(n).await.unwrap().status(), 200);
+    }
+    assert_eq!(s.mock.oauth().token_calls(), calls);
+    assert_eq!(last_bearer().unwrap(), "Bearer other-access");
 }

@@ -46,6 +46,15 @@ async fn create(
     body: &[u8],
 ) -> Result<Response, OpenAiError> {
     let directives = preflight(state, headers, body).await?;
+    reply(state, body, directives)
+}
+
+/// Answers a request that passed the gate: validation, model check, the reply (JSON or SSE).
+pub(crate) fn reply(
+    state: &AppState,
+    body: &[u8],
+    directives: crate::directives::Directives,
+) -> Result<Response, OpenAiError> {
     let json: Value = serde_json::from_slice(body).map_err(|_| OpenAiError::invalid_json())?;
     let request = ResponsesRequest::from_json(&json)?;
     if !state.config.serves(request.model) {

@@ -8,6 +8,7 @@ mod anthropic;
 mod azure;
 pub mod bedrock;
 mod code_assist;
+mod codex_backend;
 mod gemini;
 mod openai_compatible;
 mod openai_responses;
@@ -427,6 +428,12 @@ impl Provider {
                 matches!(self, Provider::OpenAiCompatible(_) | Provider::Azure(_))
             }
         }
+    }
+
+    /// Whether the upstream answers only with streams (the ChatGPT Codex backend): a client
+    /// asking for one answer gets the stream folded into it.
+    pub fn forces_stream(&self) -> bool {
+        matches!(self, Provider::OpenAiResponses(p) if p.codex_backend)
     }
 
     /// Whether the upstream can count tokens itself.

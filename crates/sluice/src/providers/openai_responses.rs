@@ -1,5 +1,6 @@
 //! OpenAI's Responses API, for providers that offer only it (Codex with API keys, some
-//! OpenAI-compatible relays).
+//! OpenAI-compatible relays), and the ChatGPT Codex backend for Codex OAuth accounts
+//! ([`super::codex_backend`]).
 //!
 //! `POST {base-url}/responses` with `Authorization: Bearer <key>`.
 
@@ -8,12 +9,14 @@ use http::header;
 
 use super::BuildContext;
 use super::{Credential, ProviderCommon, UpstreamCall, UpstreamRequest};
-use crate::config::ProviderConfig;
+use crate::config::{ProviderConfig, ProviderKind};
 
 #[derive(Debug)]
 pub struct OpenAiResponses {
     pub common: ProviderCommon,
     responses_url: reqwest::Url,
+    /// A Codex OAuth account (a `codex` token file): the ChatGPT Codex backend's rules apply.
+    pub codex_backend: bool,
 }
 
 impl OpenAiResponses {
@@ -25,6 +28,7 @@ impl OpenAiResponses {
         Ok(Self {
             common,
             responses_url,
+            codex_backend: config.kind == ProviderKind::Codex && config.auth_file.is_some(),
         })
     }
 
@@ -34,10 +38,17 @@ impl OpenAiResponses {
         credential: &Credential,
         body: Bytes,
     ) -> Result<UpstreamRequest, String> {
-        let headers = self.common.base_headers(credential, call.stream);
+        let mut headers = self.common.base_headers(credential, call.stream);
         let url = match credential.base_url {
             None => self.responses_url.clone(),
             Some(_) => self.common.credential_url(credential, "/responses")?,
+        };
+        let body = if self.codex_backend {
+            let body = super::codex_backend::body(&body)?;
+            super::codex_backend::headers(&mut headers, &body);
+            body
+        } else {
+            body
         };
         Ok(UpstreamRequest { url, headers, body })
     }

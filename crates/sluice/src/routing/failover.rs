@@ -421,10 +421,31 @@ async fn attempt(
     if stream {
         return Ok(Answer::Stream(response));
     }
-    upstream::read_body(provider.name(), response, common.timeouts.idle)
+    let body = upstream::read_body(provider.name(), response, common.timeouts.idle)
         .await
-        .map(|body| Answer::Complete(provider.answer_body(body)))
-        .map_err(|e| (Failure::Server, e))
+        .map_err(|e| (Failure::Server, e))?;
+    if !provider.forces_stream() {
+        return Ok(Answer::Complete(provider.answer_body(body)));
+    }
+    // An upstream that only streams, for a client that asked for one answer: the stream folded
+    // into the complete answer in the upstream's own dialect (usage as the stream reported it).
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dialect = provider.dialect();
+    dialect
+        .fold_stream(&body, created)
+        .map(|answer| {
+            Answer::Complete(bytes::Bytes::from(
+                dialect.encode_response(&answer).to_string(),
+            ))
+        })
+        .map_err(|e| {
+            (
+                Failure::Server,
+                GatewayError::upstream_failed(provider.name(), &e.message),
+            )
+        })
 }
 
 /// What a relayed stream calls when its upstream breaks, stalls or truncates it: the

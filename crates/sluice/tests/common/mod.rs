@@ -13,7 +13,7 @@ pub const CLIENT_KEY: &str = "sk-test-client-key";
 pub const UPSTREAM_KEY: &str = "upstream-secret-key";
 /// The management key of every harness (its bcrypt hash, cost 4, is in the config).
 pub const MGMT_KEY: &str = "mgmt-test-key";
-const MGMT_KEY_HASH: &str = "$2b$04$KuaAEhV2210QIvOQ4dciGOfEby.1NGCSLqAvFplHFUBIW5l1Ax596";
+pub const MGMT_KEY_HASH: &str = "$2b$04$KuaAEhV2210QIvOQ4dciGOfEby.1NGCSLqAvFplHFUBIW5l1Ax596";
 
 pub struct Harness {
     pub mock: MockServer,

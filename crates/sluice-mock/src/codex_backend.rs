@@ -53,7 +53,7 @@ async fn responses(
     body: Bytes,
 ) -> Response {
     if let Err(refusal) = check(&state, &headers, &body) {
-        return refusal;
+        return *refusal;
     }
     let directives = match preflight_oauth(&state, &headers, &body).await {
         Ok(directives) => directives,
@@ -63,11 +63,11 @@ async fn responses(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn detail(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"detail": message}))).into_response()
+fn detail(status: StatusCode, message: &str) -> Box<Response> {
+    Box::new((status, Json(json!({"detail": message}))).into_response())
 }
 
-fn check(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+fn check(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -75,13 +75,15 @@ fn check(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Respo
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token.filter(|_| !state.oauth.refuses(headers)) else {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": {
+        return Err(Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": {
                 "message": "Provided authentication token is expired. Please try signing in again.",
                 "type": null, "code": "token_expired", "param": null}, "status": 401})),
-        )
-            .into_response());
+            )
+                .into_response(),
+        ));
     };
     let Some(account) = headers
         .get("chatgpt-account-id")

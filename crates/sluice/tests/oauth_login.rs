@@ -831,7 +831,7 @@ async fn done_when_a_codex_login_serves_survives_expiry_and_a_revocation() {
     let base = format!("http://127.0.0.1:{}", s.port);
     // Whole and streamed, two dialects: none may fail.
     let ask = |n: usize| {
-        let (path, body) = if n % 2 == 0 {
+        let (path, body) = if n.is_multiple_of(2) {
             (
                 "/v1/responses",
                 json!({"model": "gpt-5-codex", "input": "hi"}),

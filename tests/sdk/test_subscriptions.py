@@ -4,7 +4,8 @@ streamed. The fake Messages API (sluice-mock, started without keys) refuses an O
 unless the request has the shape Claude's OAuth API requires (`anthropic-beta` with
 `oauth-2025-04-20`, Claude Code's system line first), so a 200 here proves the shape.
 
-Gemini Code Assist accounts: tests/sdk/test_code_assist.py. Not covered yet: the ChatGPT Codex backend.
+Gemini Code Assist accounts: tests/sdk/test_code_assist.py; ChatGPT accounts on the Codex backend:
+tests/sdk/test_codex.py.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ use tokio::process::Child;
 
 use crate::load::{HttpClient, PhaseOutcome, PhasePlan, Stop, Target};
 use crate::report::{Align, Table};
-use crate::servers::{self, ADMIN, Binaries};
+use crate::servers::{self, ADMIN};
 use crate::stats::ScenarioSummary;
 
 /// Records per `insert_usage` call (one transaction each).
@@ -32,7 +32,7 @@ const PAGES: [&str; 3] = ["/ui/overview", "/ui/requests", "/ui/keys"];
 const PAGE_WARMUP: usize = 3;
 const PAGE_SAMPLES: usize = 30;
 /// The live streams an open dashboard holds.
-const STREAMS: [&str; 3] = ["/ui/live/overview", "/ui/live/keys", "/ui/live/requests"];
+pub const STREAMS: [&str; 3] = ["/ui/live/overview", "/ui/live/keys", "/ui/live/requests"];
 
 /// What was seeded, and how long it took.
 pub struct Seeded {
@@ -87,7 +87,12 @@ pub async fn seed(dir: &Path, records: u64, keys: u64, days: u32) -> Result<Seed
     }
     let span_ms = i64::from(days) * 86_400_000;
     let step = (span_ms / i64::try_from(records.max(1)).unwrap_or(1)).max(1);
-    let models = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4", "gemini-2.5-flash"];
+    let models = [
+        "gpt-4o-mini",
+        "gpt-4o",
+        "claude-sonnet-4",
+        "gemini-2.5-flash",
+    ];
     let credentials = ["mock#0", "mock#1", "mock#2"];
     let mut batch = Vec::with_capacity(BATCH);
     for i in 0..records {
@@ -193,11 +198,8 @@ pub async fn sign_in(client: &HttpClient, addr: SocketAddr) -> Result<Session> {
         .and_then(|s| s.split('"').next())
         .context("no form token on the sign-in page")?
         .to_owned();
-    let form = format!(
-        "csrf={csrf}&username={}&password={}",
-        ADMIN.0,
-        ADMIN.1.replace(' ', "+")
-    );
+    // The bench admin's name and password are URL-safe as they are.
+    let form = format!("csrf={csrf}&username={}&password={}", ADMIN.0, ADMIN.1);
     let request = Request::post(format!("http://{addr}/ui/login"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("origin", format!("http://{addr}"))
@@ -286,7 +288,9 @@ pub async fn time_pages(
             }
         }
         samples.sort_by(f64::total_cmp);
-        let at = |q: f64| samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+        let at = |q: f64| {
+            samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1]
+        };
         out.push(PageTimes {
             path,
             bytes,
@@ -352,10 +356,7 @@ impl OpenDashboard {
                 let mut body = response.into_body();
                 while let Some(Ok(frame)) = body.frame().await {
                     if let Some(data) = frame.data_ref() {
-                        let events = data
-                            .windows(7)
-                            .filter(|w| *w == b"event: ")
-                            .count();
+                        let events = data.windows(7).filter(|w| *w == b"event: ").count();
                         counted.fetch_add(events as u64, Ordering::Relaxed);
                     }
                 }
@@ -394,7 +395,12 @@ pub async fn throughput(
             ..measured
         };
         let outcome = crate::load::run_phase(client, target, plan).await?;
-        failures.extend(crate::describe_failures("dashboard", "warmup", &outcome, plan.time_limit));
+        failures.extend(crate::describe_failures(
+            "dashboard",
+            "warmup",
+            &outcome,
+            plan.time_limit,
+        ));
     }
     let per_round = match measured.stop {
         Stop::AfterRequests(n) => Stop::AfterRequests((n / u64::from(rounds)).max(1)),
@@ -428,8 +434,17 @@ pub async fn throughput(
             if let Some(status) = sluice.try_wait().context("checking on sluice")? {
                 bail!("sluice exited mid-run ({status})");
             }
-            let name = if open { "dashboard open" } else { "dashboard closed" };
-            failures.extend(crate::describe_failures(name, "measured", &outcome, plan.time_limit));
+            let name = if open {
+                "dashboard open"
+            } else {
+                "dashboard closed"
+            };
+            failures.extend(crate::describe_failures(
+                name,
+                "measured",
+                &outcome,
+                plan.time_limit,
+            ));
             let (total, cpu) = &mut totals[usize::from(open)];
             total.elapsed += outcome.elapsed;
             total.merge(outcome);
@@ -439,7 +454,10 @@ pub async fn throughput(
         }
     }
     let mut rows = Vec::new();
-    for (name, (outcome, cpu)) in ["dashboard closed", "dashboard open"].into_iter().zip(totals) {
+    for (name, (outcome, cpu)) in ["dashboard closed", "dashboard open"]
+        .into_iter()
+        .zip(totals)
+    {
         let name = format!("{name} non-stream");
         let mut summary = crate::summarize(&name, measured.concurrency, outcome);
         summary.sluice_cpu_us =
@@ -464,7 +482,11 @@ pub fn ratio_table(rows: &[ScenarioSummary]) -> Table {
             (Some(o), Some(c)) if c > 0.0 => format!("{:+.1}%", (o / c - 1.0) * 100.0),
             _ => "-".to_owned(),
         };
-        out.push(vec!["open / closed, non-stream".to_owned(), throughput, cpu]);
+        out.push(vec![
+            "open / closed, non-stream".to_owned(),
+            throughput,
+            cpu,
+        ]);
     }
     Table {
         columns: vec![

@@ -6,6 +6,7 @@
 //! Progress goes to stderr; stdout carries only the report, ready for BENCHMARKS.md.
 
 mod callgrind;
+mod dashboard;
 mod load;
 mod nginx;
 mod observability;
@@ -71,6 +72,20 @@ struct Cli {
     /// on, with `metrics: {enabled: false}`, and with traces exported too, side by side.
     #[arg(long, conflicts_with_all = ["postgres", "redis"])]
     observability: bool,
+    /// Instead of the usual scenarios, the dashboard at scale: seed a store with
+    /// --dashboard-records usage records and --dashboard-keys keys, time the Overview, Requests
+    /// and Keys pages, and compare throughput with the dashboard's live streams open and closed.
+    #[arg(long, conflicts_with_all = ["postgres", "redis", "observability"])]
+    dashboard: bool,
+    /// Usage records the --dashboard store is seeded with.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    dashboard_records: u64,
+    /// Keys the --dashboard store is seeded with.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    dashboard_keys: u64,
+    /// Days (up to now) the --dashboard records are spread over.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
+    dashboard_days: u32,
     /// Interleaved rounds: each round runs every scenario of a mode once, in rotated order, so
     /// drift in what else the machine is doing falls on all of them alike.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -226,6 +241,9 @@ async fn run(cli: &Cli) -> Result<()> {
     let mut failures = Vec::new();
     if cli.observability {
         return observe(cli, &client, &binaries, &servers, measured).await;
+    }
+    if cli.dashboard {
+        return dashboard_at_scale(cli, &client, &binaries, &servers, measured).await;
     }
     if cli.instructions {
         return callgrind::run(cli, &client, &binaries, &servers).await;
@@ -461,6 +479,118 @@ impl Measuring<'_> {
         }
         Ok(rows)
     }
+}
+
+/// `--dashboard`: a seeded store, page times, throughput with the dashboard open and closed.
+async fn dashboard_at_scale(
+    cli: &Cli,
+    client: &HttpClient,
+    binaries: &Binaries,
+    servers: &Servers,
+    measured: PhasePlan,
+) -> Result<()> {
+    let scratch = tempfile::Builder::new()
+        .prefix("sluice-bench-dashboard-")
+        .tempdir()
+        .context("creating a temporary directory for the seeded store")?;
+    let data = scratch.path().join("data");
+    eprintln!(
+        "sluice-bench: seeding {} usage records and {} keys",
+        cli.dashboard_records, cli.dashboard_keys
+    );
+    let seeded = dashboard::seed(
+        &data,
+        cli.dashboard_records,
+        cli.dashboard_keys,
+        cli.dashboard_days,
+    )
+    .await?;
+    eprintln!(
+        "sluice-bench: seeded in {:.1} s",
+        seeded.elapsed.as_secs_f64()
+    );
+    let addr = servers::free_local_addr()?;
+    let config = servers::sluice_config(addr, servers.mock_addr, &data);
+    let mut sluice = servers::spawn_sluice(binaries, scratch.path(), "sluice-dashboard", &config)?;
+    let log = scratch.path().join("sluice-dashboard.log");
+    servers::wait_ready(&mut sluice, addr, &log, client).await?;
+    let session = dashboard::sign_in(client, addr).await?;
+    eprintln!("sluice-bench: timing the pages");
+    let pages = dashboard::time_pages(client, addr, &session).await?;
+    // The streams get their own connections, so they never hold one the load needs.
+    let stream_client = load::http_client(dashboard::STREAMS.len());
+    let target = Target::chat(
+        &format!("http://{addr}"),
+        servers::SLUICE_API_KEY,
+        servers::SLUICE_MODEL,
+        cli.words,
+        false,
+    )?;
+    let mut failures = Vec::new();
+    let (rows, pushes) = dashboard::throughput(
+        client,
+        &stream_client,
+        &mut sluice,
+        addr,
+        &session,
+        &target,
+        cli.warmup,
+        measured,
+        cli.rounds,
+        &mut failures,
+    )
+    .await?;
+    let _ = sluice.kill().await;
+    let layout = if cli.markdown {
+        Layout::Markdown
+    } else {
+        Layout::Plain
+    };
+    let provenance = Provenance {
+        command: report::command_line(std::env::args()),
+        machine: report::describe_machine(),
+        load: format!(
+            "store: SQLite with {} usage records over the last {} days and {} keys (seeded in \
+             {:.0} s); pages: sequential GETs on loopback, signed in as the admin; throughput: \
+             {} concurrent non-stream, {} interleaved rounds per state ({} in all), {} warmup, \
+             {}-word replies; {} live pushes received while open",
+            seeded.records,
+            seeded.days,
+            seeded.keys,
+            seeded.elapsed.as_secs_f64(),
+            cli.concurrency,
+            cli.rounds,
+            match cli.duration_secs {
+                Some(secs) => format!("{secs} s"),
+                None => format!("{} requests", cli.requests),
+            },
+            cli.warmup,
+            cli.words,
+            pushes
+        ),
+    };
+    print!(
+        "{}\n{}\n{}\n{}",
+        provenance.render(layout),
+        dashboard::pages_table(&pages).render(layout),
+        report::scenario_table(&rows).render(layout),
+        dashboard::ratio_table(&rows).render(layout)
+    );
+    fail_on(&failures)
+}
+
+/// Fails the run when anything went wrong in it, after saying what.
+fn fail_on(failures: &[String]) -> Result<()> {
+    if !failures.is_empty() {
+        for failure in failures {
+            eprintln!("sluice-bench: FAILED: {failure}");
+        }
+        bail!(
+            "{} problem(s) during the run; the numbers above are not trustworthy",
+            failures.len()
+        );
+    }
+    Ok(())
 }
 
 /// `--observability`: metrics on vs off (and traces on), interleaved, as one report.

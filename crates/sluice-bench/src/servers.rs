@@ -24,7 +24,7 @@ pub const MOCK_MODEL: &str = "mock-model";
 /// The alias Sluice rewrites to [`MOCK_MODEL`].
 pub const SLUICE_MODEL: &str = "bench-model";
 /// The admin Sluice creates at start-up, who creates the stored key.
-const ADMIN: (&str, &str) = ("bench", "bench-password");
+pub const ADMIN: (&str, &str) = ("bench", "bench-password");
 
 /// Generous: under valgrind (`--instructions`) Sluice starts about fifty times slower.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);

@@ -459,18 +459,12 @@ impl Store for PgStore {
     }
 
     async fn key_spend(&self, today: &str, month_start: &str) -> StoreResult<Vec<(i64, KeySpend)>> {
-        let rows = sqlx::query(
-            "SELECT api_key_id, \
-             CAST(COALESCE(SUM(CASE WHEN day = $1 AND (error IS NULL OR error <> ALL($3)) \
-             THEN 1 ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) \
-             FROM usage_records WHERE api_key_id IS NOT NULL AND day >= $2 \
-             GROUP BY api_key_id",
-        )
-        .bind(today)
-        .bind(month_start)
-        .bind(&REFUSED_CODES[..])
-        .fetch_all(&self.pool)
-        .await?;
+        // From the per-day counts kept with every batch, not from the records.
+        let rows = sqlx::query(crate::sql::KEY_SPEND)
+            .bind(today)
+            .bind(month_start)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok((
@@ -490,18 +484,12 @@ impl Store for PgStore {
         today: &str,
         month_start: &str,
     ) -> StoreResult<KeySpend> {
-        let row = sqlx::query(
-            "SELECT \
-             CAST(COALESCE(SUM(CASE WHEN day = $2 AND (error IS NULL OR error <> ALL($4)) \
-             THEN 1 ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) \
-             FROM usage_records WHERE api_key_id = $1 AND day >= $3",
-        )
-        .bind(key_id)
-        .bind(today)
-        .bind(month_start)
-        .bind(&REFUSED_CODES[..])
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query(crate::sql::KEY_SPEND_OF)
+            .bind(key_id)
+            .bind(today)
+            .bind(month_start)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(KeySpend {
             requests_today: row.try_get(0)?,
             cost_this_month: row.try_get(1)?,

@@ -164,6 +164,19 @@ pub(crate) type Counters = std::collections::BTreeMap<i64, (i64, crate::Nanos, i
 
 /// The `RETURNING` clause of a usage insert that skips records already stored; each returned
 /// row goes to [`count_inserted`].
+/// `Store::key_spend` for both stores: `$1` today, `$2` the month's first day; per key the
+/// requests counted today and the cost since the month began, from `key_daily`.
+pub(crate) const KEY_SPEND: &str = "SELECT api_key_id, \
+     CAST(COALESCE(SUM(CASE WHEN day = $1 THEN requests ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM key_daily WHERE day >= $2 \
+     GROUP BY api_key_id";
+
+/// `Store::key_spend_of`: `$1` the key, `$2` today, `$3` the month's first day.
+pub(crate) const KEY_SPEND_OF: &str = "SELECT \
+     CAST(COALESCE(SUM(CASE WHEN day = $2 THEN requests ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM key_daily \
+     WHERE api_key_id = $1 AND day >= $3";
+
 pub(crate) const INSERTED: &str = " ON CONFLICT DO NOTHING \
     RETURNING api_key_id, input_tokens + output_tokens, cost_nanos, time_ms, record_id";
 

@@ -401,19 +401,9 @@ impl Store for SqliteStore {
     }
 
     async fn key_spend(&self, today: &str, month_start: &str) -> StoreResult<Vec<(i64, KeySpend)>> {
-        let refused = REFUSED_CODES
-            .iter()
-            .map(|c| format!("'{c}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT api_key_id, \
-             COALESCE(SUM(CASE WHEN day = $1 AND (error IS NULL OR error NOT IN ({refused})) \
-             THEN 1 ELSE 0 END), 0), COALESCE(SUM(cost_nanos), 0) \
-             FROM usage_records WHERE api_key_id IS NOT NULL AND day >= $2 \
-             GROUP BY api_key_id"
-        );
-        let rows = sqlx::query(&sql)
+        // From the per-day counts kept with every batch (at most a month of rows per key),
+        // not from the records.
+        let rows = sqlx::query(crate::sql::KEY_SPEND)
             .bind(today)
             .bind(month_start)
             .fetch_all(&self.pool)

@@ -77,7 +77,8 @@ pub trait UiStore: Send + Sync {
 }
 
 /// Inside `insert_usage`'s transaction `$tx`: adds the records `$rows` (an iterator of
-/// `&UsageRow`, exactly the ones inserted) to the minute and hour rollups, stores their
+/// `&UsageRow`, exactly the ones inserted) to the minute and hour rollups and to their keys'
+/// per-day counts (`key_daily`, what [`crate::Store::key_spend`] reads), stores their
 /// attempts, and drops minute rollups past their retention.
 macro_rules! write_dashboard {
     ($tx:ident, $rows:expr) => {{
@@ -132,6 +133,34 @@ macro_rules! write_dashboard {
                 .execute(&mut *$tx)
                 .await?;
             }
+        }
+        // Per key and day: requests that count against the daily limit, and cost.
+        let mut daily: std::collections::BTreeMap<(i64, &str), (i64, i64)> = Default::default();
+        for r in &inserted {
+            if let Some(key) = r.api_key_id {
+                let e = daily.entry((key, r.day.as_str())).or_default();
+                if r.error
+                    .as_deref()
+                    .is_none_or(|c| !$crate::REFUSED_CODES.contains(&c))
+                {
+                    e.0 += 1;
+                }
+                e.1 += r.cost_nanos;
+            }
+        }
+        for ((key, day), (requests, cost)) in daily {
+            sqlx::query(
+                "INSERT INTO key_daily (api_key_id, day, requests, cost_nanos) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (api_key_id, day) DO UPDATE SET \
+                 requests = key_daily.requests + excluded.requests, \
+                 cost_nanos = key_daily.cost_nanos + excluded.cost_nanos",
+            )
+            .bind(key)
+            .bind(day)
+            .bind(requests)
+            .bind(cost)
+            .execute(&mut *$tx)
+            .await?;
         }
         if newest > i64::MIN {
             sqlx::query("DELETE FROM usage_rollup_minute WHERE bucket_ms < $1")

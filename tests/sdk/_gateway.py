@@ -7,6 +7,7 @@ module name, so `from conftest import …` depends on which files a run collects
 
 from __future__ import annotations
 
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,26 @@ class Gateway:
         kwargs.setdefault("max_retries", 0)
         kwargs.setdefault("timeout", CLIENT_TIMEOUT_S)
         return openai.OpenAI(base_url=self.base_url, api_key=api_key, **kwargs)
+
+
+def api(gateway: Any, method: str, path: str, token: str | None = None, **kw: Any) -> dict[str, Any]:
+    """Calls seed 004's `/api` on `gateway` (anything with a `root_url`) and returns its
+    `{code, message, data}` envelope, asserting success."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = httpx2.request(method, f"{gateway.root_url}{path}", headers=headers, timeout=10, **kw)
+    body = r.json()
+    assert r.status_code == 200 and body["code"] == 0, f"{method} {path}: {r.status_code} {body}"
+    return body
+
+
+def create_user(config_path: Path, username: str, password: str) -> None:
+    """Creates a user in the config's store with the `sluice users create` CLI."""
+    created = subprocess.run(
+        [str(find_binary("SLUICE_BIN", "sluice")), "users", "create", "--config", str(config_path),
+         "--username", username, "--password-stdin"],
+        input=password + "\n", capture_output=True, text=True, timeout=30,
+    )
+    assert created.returncode == 0, created.stderr
 
 
 def _start_gateway(name: str, config_yaml: str, port: int, logdir: Path) -> Gateway:

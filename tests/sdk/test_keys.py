@@ -17,6 +17,7 @@ import httpx2
 import openai
 import pytest
 
+from _gateway import api as _api
 from _support import UPSTREAM_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -97,14 +98,6 @@ providers:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-
-
-def _api(gw: Gateway, method: str, path: str, token: str | None = None, **kw: Any) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    r = httpx2.request(method, f"{gw.root_url}{path}", headers=headers, timeout=10, **kw)
-    body = r.json()
-    assert r.status_code == 200 and body["code"] == 0, f"{method} {path}: {r.status_code} {body}"
-    return body
 
 
 @pytest.fixture(scope="module")

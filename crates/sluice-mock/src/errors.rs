@@ -129,6 +129,14 @@ impl OpenAiError {
             .with_code("invalid_value")
     }
 
+    /// 413: an upload over the endpoint's size limit.
+    pub(crate) fn too_large(limit: usize, got: usize) -> Self {
+        Self::invalid_request(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Maximum content size limit ({limit}) exceeded ({got} bytes read)"),
+        )
+    }
+
     /// 400: `messages` is an empty array.
     pub(crate) fn empty_messages() -> Self {
         Self::invalid_request(

@@ -16,6 +16,7 @@
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
 //! | Gemini Code Assist (`gemini::code_assist`) | `POST /v1internal:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens` (wrapped bodies, the account's project, Bearer tokens the Google fake issued) |
 //! | Forwarded endpoints (`forwarded`) | `POST /v1/moderations`, `POST /v1/audio/speech` (binary audio), `POST /v1/rerank` |
+//! | Audio in and images (`media`) | `POST /v1/audio/transcriptions`, `/v1/audio/translations` (multipart), `/v1/images/generations`, `/v1/images/edits` (multipart), and Azure's deployments of each |
 //! | Embeddings (`embeddings`) | `POST /v1/embeddings`, Azure's `/openai/deployments/{d}/embeddings`, Gemini's `:embedContent` / `:batchEmbedContents`, Bedrock's `amazon.titan-embed-*` / `cohere.embed-*` invoke bodies |
 //!
 //! Replies are deterministic: `Hello from sluice-mock! You said: <last user text>`, one function
@@ -59,6 +60,7 @@ mod forwarded;
 mod gemini;
 mod ids;
 mod images;
+mod media;
 mod models;
 pub mod oauth;
 pub mod oauth_login;
@@ -270,6 +272,7 @@ fn router_with(
         .merge(openai_chat::routes())
         .merge(embeddings::routes())
         .merge(forwarded::routes())
+        .merge(media::routes())
         .merge(openai_responses::routes())
         .merge(codex_backend::routes())
         .merge(anthropic::routes())

@@ -257,6 +257,8 @@ pub struct UsageRow {
     pub attempts: i64,
     /// The dialect the upstream was spoken to in (`openai_chat`, `anthropic`, …).
     pub upstream_dialect: Option<String>,
+    /// What the request used besides tokens (the forwarded endpoints).
+    pub units: UsageUnits,
     /// Every upstream attempt, the last included (stored in `usage_attempts`; read back with
     /// `UiStore::attempts_of`, empty in rows read from `usage_records`).
     #[serde(skip)]
@@ -272,8 +274,31 @@ pub struct UsageFilter {
     pub end_day: String,
 }
 
+/// What a request used besides tokens: the units the forwarded endpoints are billed by.
+/// Zero for chat and embeddings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct UsageUnits {
+    /// Seconds of audio transcribed or translated.
+    pub audio_seconds: f64,
+    /// Characters of text spoken (text to speech).
+    pub characters: i64,
+    /// Images generated or edited.
+    pub images: i64,
+    /// Documents a rerank request ranked.
+    pub documents: i64,
+    /// Search units an upstream billed a rerank request (Cohere's `billed_units`).
+    pub search_units: i64,
+}
+
+impl UsageUnits {
+    /// Whether the request used none of them.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Sums over a set of usage records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct UsageTotals {
     pub requests: i64,
     pub errors: i64,
@@ -283,6 +308,7 @@ pub struct UsageTotals {
     pub cache_write_tokens: i64,
     pub reasoning_tokens: i64,
     pub cost_nanos: Nanos,
+    pub units: UsageUnits,
 }
 
 /// What the limiter needs to resume after a restart: per key, requests counted today and cost

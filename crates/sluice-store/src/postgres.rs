@@ -30,13 +30,16 @@ const TOTALS: &str = "COUNT(*), \
     CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT), \
     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
     CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT)";
+    CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(audio_seconds), 0) AS DOUBLE PRECISION), CAST(COALESCE(SUM(characters), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(images), 0) AS BIGINT), CAST(COALESCE(SUM(documents), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(search_units), 0) AS BIGINT)";
 
 /// `WHERE` clause of a usage filter; parameters `$1`..`$4`.
 const FILTER: &str = "WHERE day >= $1 AND day <= $2 \
     AND ($3::BIGINT IS NULL OR user_id = $3) AND ($4::BIGINT IS NULL OR api_key_id = $4)";
 
-/// Records per insert statement (24 parameters each, far below PostgreSQL's 65 535).
+/// Records per insert statement (32 parameters each, far below PostgreSQL's 65 535).
 const INSERT_CHUNK: usize = 500;
 
 /// Advisory lock key serialising partition creation and dropping across instances.

@@ -79,6 +79,13 @@ macro_rules! decoders {
                     .unwrap_or_default(),
                 attempts: row.try_get("attempts")?,
                 upstream_dialect: row.try_get("upstream_dialect")?,
+                units: crate::UsageUnits {
+                    audio_seconds: row.try_get("audio_seconds")?,
+                    characters: row.try_get("characters")?,
+                    images: row.try_get("images")?,
+                    documents: row.try_get("documents")?,
+                    search_units: row.try_get("search_units")?,
+                },
                 attempt_log: Vec::new(),
             })
         }
@@ -93,6 +100,13 @@ macro_rules! decoders {
                 cache_write_tokens: row.try_get(offset + 5)?,
                 reasoning_tokens: row.try_get(offset + 6)?,
                 cost_nanos: row.try_get(offset + 7)?,
+                units: crate::UsageUnits {
+                    audio_seconds: row.try_get(offset + 8)?,
+                    characters: row.try_get(offset + 9)?,
+                    images: row.try_get(offset + 10)?,
+                    documents: row.try_get(offset + 11)?,
+                    search_units: row.try_get(offset + 12)?,
+                },
             })
         }
     };

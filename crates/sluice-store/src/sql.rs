@@ -78,7 +78,8 @@ pub(crate) const USAGE_AFTER: &str = "SELECT request_id, time_ms, day, endpoint,
     api_key_id, key_label, provider, credential, platform, model_requested, model_served, stream, \
     status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
     reasoning_tokens, cost_nanos, estimated, latency_ms, ttft_ms, record_id, attempts, \
-    upstream_dialect FROM usage_records \
+    upstream_dialect, audio_seconds, characters, images, documents, search_units \
+    FROM usage_records \
     WHERE time_ms > $1 OR (time_ms = $1 AND request_id > $2) \
     ORDER BY time_ms, request_id LIMIT $3";
 
@@ -155,7 +156,12 @@ where
             .push_bind(r.ttft_ms)
             .push_bind(r.record_id.as_str())
             .push_bind(r.attempts)
-            .push_bind(r.upstream_dialect.as_deref());
+            .push_bind(r.upstream_dialect.as_deref())
+            .push_bind(r.units.audio_seconds)
+            .push_bind(r.units.characters)
+            .push_bind(r.units.images)
+            .push_bind(r.units.documents)
+            .push_bind(r.units.search_units);
     });
 }
 

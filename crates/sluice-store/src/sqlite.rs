@@ -28,12 +28,15 @@ pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, key_hash, key_prefix, s
 pub(crate) const USAGE_COLUMNS: &str = "request_id, time_ms, day, endpoint, user_id, api_key_id, key_label, \
     provider, credential, platform, model_requested, model_served, stream, status, error, \
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
-    cost_nanos, estimated, latency_ms, ttft_ms, record_id, attempts, upstream_dialect";
+    cost_nanos, estimated, latency_ms, ttft_ms, record_id, attempts, upstream_dialect, \
+    audio_seconds, characters, images, documents, search_units";
 const TOTALS: &str = "COUNT(*), \
     COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), \
     COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), \
     COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_tokens), 0), \
-    COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cost_nanos), 0)";
+    COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cost_nanos), 0), \
+    CAST(COALESCE(SUM(audio_seconds), 0) AS REAL), COALESCE(SUM(characters), 0), \
+    COALESCE(SUM(images), 0), COALESCE(SUM(documents), 0), COALESCE(SUM(search_units), 0)";
 
 impl SqliteStore {
     /// Opens (creating if needed, mode 0600) `<data_dir>/sluice.db` and applies pending
@@ -315,12 +318,12 @@ impl Store for SqliteStore {
         // a replayed batch) changes nothing.
         let mut counters = crate::sql::Counters::new();
         // Multi-row inserts: one statement per chunk rather than per record, because every
-        // statement is a round trip to SQLite's worker thread. 27 columns × 36 rows stays under
+        // statement is a round trip to SQLite's worker thread. 32 columns × 31 rows stays under
         // the smallest bound-variable limit SQLite builds use (999).
         // The records this transaction inserted (replays are skipped): only they go into the
         // dashboard's rollups and attempts.
         let mut inserted: std::collections::HashSet<String> = Default::default();
-        for chunk in rows.chunks(36) {
+        for chunk in rows.chunks(31) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
                 "INSERT INTO usage_records ({USAGE_COLUMNS}) "
             ));

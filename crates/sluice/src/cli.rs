@@ -188,7 +188,7 @@ pub fn run_usage(command: UsageCommand) -> ExitCode {
     ))
 }
 
-const CSV_COLUMNS: [&str; 25] = [
+const CSV_COLUMNS: [&str; 30] = [
     "request_id",
     "time",
     "day",
@@ -209,6 +209,11 @@ const CSV_COLUMNS: [&str; 25] = [
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "audio_seconds",
+    "characters",
+    "images",
+    "documents",
+    "search_units",
     "cost",
     "estimated",
     "latency_ms",

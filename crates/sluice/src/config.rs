@@ -45,6 +45,10 @@ pub struct Config {
     /// Largest request body accepted, e.g. `20MiB`.
     #[serde(default = "default_body_limit")]
     pub max_body_size: ByteSize,
+    /// Largest multipart upload accepted (`/v1/audio/transcriptions`, `/translations`,
+    /// `/v1/images/edits`), e.g. `32MiB`; larger ones are answered 413.
+    #[serde(default = "default_upload_limit")]
+    pub max_upload_size: ByteSize,
     /// Requests handled at once before new ones get 429; 0 = no limit.
     #[serde(default)]
     pub max_concurrent_requests: usize,
@@ -713,6 +717,10 @@ fn default_log_level() -> String {
 fn default_body_limit() -> ByteSize {
     ByteSize(20 * 1024 * 1024)
 }
+/// OpenAI takes audio files up to 25 MB; the form around them adds a little.
+fn default_upload_limit() -> ByteSize {
+    ByteSize(32 * 1024 * 1024)
+}
 fn default_grace() -> Duration {
     Duration::from_secs(30)
 }
@@ -739,6 +747,10 @@ pub struct Timeouts {
     /// Longest silence between two chunks of a response body.
     #[serde(default = "default_idle", with = "duration")]
     pub idle: Duration,
+    /// From sending an image request (`/v1/images/*`) to its response headers: image models
+    /// take minutes, whatever `first-byte` allows chat.
+    #[serde(default = "default_image", with = "duration")]
+    pub image: Duration,
 }
 
 impl Default for Timeouts {
@@ -747,8 +759,12 @@ impl Default for Timeouts {
             connect: default_connect(),
             first_byte: default_first_byte(),
             idle: default_idle(),
+            image: default_image(),
         }
     }
+}
+fn default_image() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_connect() -> Duration {
     Duration::from_secs(10)
@@ -782,6 +798,12 @@ pub struct TimeoutOverrides {
         skip_serializing_if = "Option::is_none"
     )]
     pub idle: Option<Duration>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image: Option<Duration>,
 }
 
 /// The demo upstream: `sluice-mock` served in-process.
@@ -1278,6 +1300,7 @@ impl Config {
             ("connect", self.timeouts.connect),
             ("first-byte", self.timeouts.first_byte),
             ("idle", self.timeouts.idle),
+            ("image", self.timeouts.image),
         ] {
             if d.is_zero() {
                 err(format!("timeouts.{name}"), "must be greater than zero");
@@ -1354,6 +1377,7 @@ impl Config {
                 ("connect", provider.timeouts.connect),
                 ("first-byte", provider.timeouts.first_byte),
                 ("idle", provider.timeouts.idle),
+                ("image", provider.timeouts.image),
             ] {
                 if d.is_some_and(|d| d.is_zero()) {
                     err(at(&format!("timeouts.{name}")), "must be greater than zero");
@@ -1501,13 +1525,7 @@ impl Config {
                     .map(|p| ("default-price".into(), p)),
             );
         for (key, price) in priced {
-            let all = [
-                Some(price.input),
-                Some(price.output),
-                price.cache_read,
-                price.cache_write,
-            ];
-            if all.into_iter().flatten().any(|p| !p.is_finite() || p < 0.0) {
+            if price.numbers().any(|p| !p.is_finite() || p < 0.0) {
                 err(key, "prices must be non-negative numbers");
             }
         }

@@ -91,7 +91,7 @@ impl Runtime {
             token_pool,
             clients,
             config: Arc::new(config.clone()),
-            prices: Arc::new(PriceTable::new(&config.prices, config.default_price)),
+            prices: Arc::new(PriceTable::new(&config.prices, config.default_price.clone())),
             refresher,
         };
         // A reload gives disabled credentials another chance, but not accounts that need a
@@ -152,6 +152,8 @@ fn build_catalog_with(
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_size: u64,
+    /// `max-upload-size`: the body limit of multipart endpoints.
+    pub max_upload_size: u64,
     /// `connections.body-read-timeout` (the listener enforces it; the pipeline names it).
     pub body_read_timeout: std::time::Duration,
 }
@@ -209,6 +211,7 @@ impl AppState {
             accounts,
             limits: Limits {
                 max_body_size: config.max_body_size.0,
+                max_upload_size: config.max_upload_size.0,
                 body_read_timeout: config.connections.body_read_timeout,
             },
             hard_stop: watch::Sender::new(false),

@@ -8,7 +8,7 @@ use std::process::Command;
 use sluice::store::postgres::PgStore;
 use sluice::store::sqlite::SqliteStore;
 use sluice::store::testing::{TestDatabase, postgres_url};
-use sluice::store::{NewApiKey, NewUser, Role, Store, UsageFilter, UsageRow};
+use sluice::store::{NewApiKey, NewUser, Role, Store, UsageFilter, UsageRow, UsageUnits};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -109,7 +109,18 @@ async fn an_installation_moves_from_sqlite_to_postgres() {
                 .unwrap()
                 .format("%Y-%m-%d")
                 .to_string();
-            record(&format!("r{i}"), 1 + i % 3, t, &day)
+            let mut row = record(&format!("r{i}"), 1 + i % 3, t, &day);
+            // Every fifth record used units beyond tokens (issue 13): they travel too.
+            if i % 5 == 0 {
+                row.units = UsageUnits {
+                    audio_seconds: 1.5,
+                    characters: 7,
+                    images: 2,
+                    documents: 3,
+                    search_units: 1,
+                };
+            }
+            row
         })
         .collect();
     for chunk in rows.chunks(500) {
@@ -131,10 +142,20 @@ async fn an_installation_moves_from_sqlite_to_postgres() {
         end_day: "9999-12-31".into(),
         ..Default::default()
     };
+    let copied = pg.usage_totals(&all).await.unwrap();
+    assert_eq!(copied, sqlite.usage_totals(&all).await.unwrap());
     assert_eq!(
-        pg.usage_totals(&all).await.unwrap(),
-        sqlite.usage_totals(&all).await.unwrap()
+        copied.units,
+        UsageUnits {
+            audio_seconds: 1500.0,
+            characters: 7_000,
+            images: 2_000,
+            documents: 3_000,
+            search_units: 1_000,
+        }
     );
+    let first = pg.usage_after(None, 1).await.unwrap();
+    assert_eq!(first[0].units.images, 2, "{:?}", first[0]);
     for key in sqlite.keys_changed_since(0).await.unwrap() {
         let copied = pg
             .keys_changed_since(0)

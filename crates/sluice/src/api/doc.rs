@@ -627,10 +627,15 @@ fn totals(extra: &[(&str, RefOr<Schema>)]) -> ObjectBuilder {
         "cache_write_tokens",
         "reasoning_tokens",
         "total_tokens",
+        "characters",
+        "images",
+        "documents",
+        "search_units",
     ]
     .into_iter()
     .map(|name| (name, integer()))
     .collect();
+    props.push(("audio_seconds", number()));
     props.push(("cost", number()));
     props.extend(extra.iter().cloned());
     object(&props)
@@ -672,6 +677,11 @@ fn record() -> RefOr<Schema> {
         ("cache_read_tokens", integer()),
         ("cache_write_tokens", integer()),
         ("reasoning_tokens", integer()),
+        ("audio_seconds", number()),
+        ("characters", integer()),
+        ("images", integer()),
+        ("documents", integer()),
+        ("search_units", integer()),
         ("cost", number()),
         ("estimated", boolean()),
         ("latency_ms", number()),

@@ -34,6 +34,11 @@ pub fn totals_json(t: &UsageTotals) -> Value {
         "reasoning_tokens": t.reasoning_tokens,
         "total_tokens": t.input_tokens + t.output_tokens,
         "cost": nanos_to_usd(t.cost_nanos),
+        "audio_seconds": t.units.audio_seconds,
+        "characters": t.units.characters,
+        "images": t.units.images,
+        "documents": t.units.documents,
+        "search_units": t.units.search_units,
     })
 }
 
@@ -62,6 +67,11 @@ pub fn record_json(r: &UsageRow) -> Value {
         "cache_read_tokens": r.cache_read_tokens,
         "cache_write_tokens": r.cache_write_tokens,
         "reasoning_tokens": r.reasoning_tokens,
+        "audio_seconds": r.units.audio_seconds,
+        "characters": r.units.characters,
+        "images": r.units.images,
+        "documents": r.units.documents,
+        "search_units": r.units.search_units,
         "cost": nanos_to_usd(r.cost_nanos),
         "estimated": r.estimated,
         "latency_ms": r.latency_ms,

@@ -49,6 +49,13 @@ pub struct UsageRecord {
     pub cost_nanos: i64,
     /// The gateway counted the tokens itself because the upstream reported none.
     pub estimated: bool,
+    /// What the request used besides tokens (seconds, characters, images, documents).
+    #[serde(skip_serializing_if = "crate::store::UsageUnits::is_empty")]
+    pub units: crate::store::UsageUnits,
+    /// The price-table tier of an image request (`quality size`, e.g. `high 1024x1024`):
+    /// its images are priced by it.
+    #[serde(skip)]
+    pub image_tier: Option<String>,
     /// The answer's text, kept only while the upstream has not reported usage, for counting
     /// tokens locally when it never does. Never written anywhere.
     #[serde(skip)]
@@ -447,6 +454,8 @@ impl Ledger {
                 usage: TokenUsage::default(),
                 cost_nanos: 0,
                 estimated: false,
+                units: crate::store::UsageUnits::default(),
+                image_tier: None,
                 reply_text: None,
                 usage_incomplete: false,
                 latency_ms: 0.0,

@@ -39,7 +39,8 @@ impl Charge {
                 .unwrap_or_default();
             let reached_upstream = r.provider.is_some() && r.model_served.is_some();
             let answered = r.status == 200 || reply.as_deref().is_some_and(|t| !t.is_empty());
-            if reached_upstream && answered && r.usage.total() == 0 {
+            // Requests billed by unit (seconds, characters, images) have no tokens to make up.
+            if reached_upstream && answered && r.usage.total() == 0 && r.units.is_empty() {
                 r.usage = local_usage(
                     &model,
                     self.client,
@@ -55,7 +56,10 @@ impl Charge {
                     r.estimated = true;
                 }
             }
-            r.cost_nanos = self.prices.cost(&model, &r.usage);
+            r.cost_nanos = self.prices.cost(&model, &r.usage)
+                + self
+                    .prices
+                    .units_cost(&model, &r.units, r.image_tier.as_deref());
         }
         if let Some((limiter, reservation)) = self.reservation {
             limiter.settle(reservation, r.cost_nanos);

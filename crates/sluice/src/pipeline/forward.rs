@@ -1,10 +1,15 @@
 //! Forward with accounting: OpenAI endpoints whose answers Sluice does not translate
-//! (`/v1/moderations`, `/v1/audio/speech`, `/v1/rerank`). The key is checked, limits and
+//! (`/v1/moderations`, `/v1/audio/speech`, `/v1/rerank`, `/v1/images/generations`, and the
+//! multipart `/v1/audio/transcriptions`, `/v1/audio/translations`, `/v1/images/edits`, read
+//! by [`super::multipart`] and forwarded as they came). The key is checked, limits and
 //! quotas apply, the route picks a provider whose model has the endpoint's capability and that
 //! has the API (OpenAI-compatible, Azure deployments), failover runs before the first byte,
 //! and the upstream's answer is streamed back unchanged — status, content type and bytes. The
-//! usage record takes what the upstream reports (`usage` in a JSON answer), else input tokens
-//! counted locally from the request's text and marked estimated.
+//! usage record takes what the upstream reports (`usage` in a JSON answer or the last SSE
+//! event, a transcription's seconds, the images made and their tier, rerank's search units)
+//! and the units the request itself names (characters spoken, documents ranked), else input
+//! tokens counted locally from the request's text and marked estimated. Image requests wait
+//! for their answer as long as the provider's `timeouts.image`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -17,6 +22,8 @@ use http::{HeaderMap, header};
 use serde_json::Value;
 use sluice_dialect::{ErrorBody, ErrorKind, TokenUsage};
 
+use crate::store::UsageUnits;
+
 use super::account::Ledger;
 use super::authenticate::Caller;
 use super::{Endpoint, Handled, Routing, admit, admit_and_route, respond};
@@ -25,8 +32,11 @@ use crate::gateway::{AppState, Runtime};
 use crate::providers::{Operation, UpstreamCall};
 use crate::routing::{self, failover::Answer};
 
-/// The most of a JSON answer kept to read its `usage`.
+/// The most of an answer kept to read its `usage`.
 const USAGE_WINDOW: usize = 1 << 20;
+/// Image answers carry their images inline (`b64_json`): the count and the tier they were
+/// priced at are read from the whole answer, up to this size.
+const IMAGE_WINDOW: usize = 48 << 20;
 
 /// An upstream answer to relay as it is.
 pub(super) struct Forwarded {
@@ -34,33 +44,67 @@ pub(super) struct Forwarded {
     provider: String,
     /// The model the record is priced at, for counting tokens locally.
     model: String,
-    /// The request's text, counted when the upstream reports no usage.
-    text: String,
+    asked: Asked,
     admitted: admit::Admitted,
 }
 
-/// Serves one forwarded request after authentication.
-pub(super) async fn handle(
-    app: &AppState,
-    runtime: &Runtime,
-    endpoint: Endpoint,
-    caller: &Caller,
-    own_token: Option<String>,
-    body: Bytes,
-    ledger: &mut Ledger,
-) -> Result<Handled, GatewayError> {
-    let request: Value = serde_json::from_slice(&body).map_err(|e| {
-        GatewayError::bad_request(ErrorBody::new(
-            ErrorKind::InvalidRequest,
-            format!("We could not parse the JSON body of your request: {e}"),
-        ))
-    })?;
-    let model = match request.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        // OpenAI's moderations default.
-        None if endpoint.label == super::OPENAI_MODERATIONS.label => {
-            "omni-moderation-latest".to_string()
+/// What a forwarded request asked for, as far as accounting goes.
+#[derive(Debug, Default)]
+struct Asked {
+    /// The request's text, counted when the upstream reports no usage.
+    text: String,
+    /// Units known from the request itself (characters spoken, documents ranked).
+    units: UsageUnits,
+    /// Image endpoints: the images asked for (`n`) and their tier (`quality size`).
+    images: Option<(i64, String)>,
+}
+
+/// The request's body as the gateway read it.
+enum Shape {
+    Json(Value),
+    Form(super::multipart::Form),
+}
+
+/// A forwarded request, read.
+struct Read {
+    model: String,
+    stream: bool,
+    shape: Shape,
+    /// What accounting prices and counts: the JSON body, or a form's text fields as JSON.
+    accounting: Bytes,
+    asked: Asked,
+}
+
+/// Reads what routing and accounting need of a forwarded request of `path`.
+async fn read(path: &str, content_type: Option<&str>, body: &Bytes) -> Result<Read, GatewayError> {
+    let shape = if is_multipart(path) {
+        Shape::Form(super::multipart::Form::parse(content_type, body.clone()).await?)
+    } else {
+        Shape::Json(serde_json::from_slice(body).map_err(|e| {
+            GatewayError::bad_request(ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!("We could not parse the JSON body of your request: {e}"),
+            ))
+        })?)
+    };
+    let (fields, accounting) = match &shape {
+        Shape::Json(value) => (value.clone(), body.clone()),
+        Shape::Form(form) => {
+            let fields = form.text_fields();
+            let accounting = Bytes::from(fields.to_string());
+            (fields, accounting)
         }
+    };
+    let text_of = |key: &str| fields.get(key).and_then(Value::as_str);
+    // OpenAI's defaults where the model may be left out.
+    let default_model = match path {
+        "/moderations" => Some("omni-moderation-latest"),
+        "/images/generations" | "/images/edits" => Some("dall-e-2"),
+        _ => None,
+    };
+    let model = match (fields.get("model"), default_model) {
+        (Some(Value::String(m)), _) if !m.trim().is_empty() => m.trim().to_string(),
+        (None, Some(default)) => default.to_string(),
         _ => {
             return Err(GatewayError::bad_request(
                 ErrorBody::new(ErrorKind::InvalidRequest, "`model` is required.")
@@ -68,9 +112,97 @@ pub(super) async fn handle(
             ));
         }
     };
+    if let Shape::Form(form) = &shape {
+        let files: &[&str] = if path == "/images/edits" {
+            &["image", "image[]"]
+        } else {
+            &["file"]
+        };
+        if !form.has_file(files) {
+            return Err(GatewayError::bad_request(
+                ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    format!("A file is required in the form field `{}`.", files[0]),
+                )
+                .with_param(files[0]),
+            ));
+        }
+    }
+    let stream = match fields.get("stream") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => text_of("stream_format") == Some("sse"),
+    };
+    let mut asked = Asked {
+        text: request_text(&fields),
+        ..Asked::default()
+    };
+    match path {
+        "/audio/speech" => {
+            let spoken = text_of("input").map_or(0, |t| t.chars().count());
+            asked.units.characters = i64::try_from(spoken).unwrap_or(i64::MAX);
+        }
+        "/rerank" => {
+            let documents = fields.get("documents").and_then(Value::as_array);
+            asked.units.documents = documents.map_or(0, |d| i64::try_from(d.len()).unwrap_or(0));
+        }
+        "/images/generations" | "/images/edits" => {
+            let n = match fields.get("n") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            };
+            let tier = image_tier(&model, text_of("quality"), text_of("size"));
+            asked.images = Some((n.unwrap_or(1).max(1), tier));
+        }
+        _ => {}
+    }
+    Ok(Read {
+        model,
+        stream,
+        shape,
+        accounting,
+        asked,
+    })
+}
+
+/// The price-table tier of an image request: `quality size`, with OpenAI's defaults for what
+/// it leaves out (`auto` for the GPT image models, `standard 1024x1024` for DALL·E).
+fn image_tier(model: &str, quality: Option<&str>, size: Option<&str>) -> String {
+    let gpt = model.starts_with("gpt-image");
+    let quality = quality.unwrap_or(if gpt { "auto" } else { "standard" });
+    let size = size.unwrap_or(if gpt { "auto" } else { "1024x1024" });
+    format!("{quality} {size}")
+}
+
+/// Endpoints whose body is a multipart form.
+pub(super) fn is_multipart(path: &str) -> bool {
+    matches!(
+        path,
+        "/audio/transcriptions" | "/audio/translations" | "/images/edits"
+    )
+}
+
+/// Serves one forwarded request after authentication.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn handle(
+    app: &AppState,
+    runtime: &Runtime,
+    endpoint: Endpoint,
+    caller: &Caller,
+    own_token: Option<String>,
+    content_type: Option<&str>,
+    body: Bytes,
+    ledger: &mut Ledger,
+) -> Result<Handled, GatewayError> {
+    let Operation::Forward { path } = endpoint.operation else {
+        return Err(GatewayError::internal("not a forwarded endpoint"));
+    };
+    let request = read(path, content_type, &body).await?;
+    let model = request.model.clone();
     ledger.with(|r| {
         r.model_requested = Some(model.clone());
-        r.stream = false;
+        r.stream = request.stream;
     });
     let routed = admit_and_route(
         app,
@@ -79,7 +211,7 @@ pub(super) async fn handle(
         Routing {
             caller,
             own_token,
-            body: &body,
+            body: &request.accounting,
             model: &model,
             session: None,
         },
@@ -90,15 +222,23 @@ pub(super) async fn handle(
     let (router, mut plan, admitted) = (&runtime.router, routed.plan, routed.admitted);
     let request_id = ledger.request_id().to_string();
     let forwarded_headers = HeaderMap::new();
+    let form_type = content_type
+        .filter(|_| matches!(request.shape, Shape::Form(_)))
+        .and_then(|ct| http::HeaderValue::from_str(ct).ok());
     let served = routing::failover::run(router, &mut plan, ledger, true, |pick| {
         let provider = &pick.target.provider;
         let upstream_model = &pick.target.upstream_model;
         let upstream_body = if **upstream_model == *model {
             body.clone()
         } else {
-            let mut renamed = request.clone();
-            renamed["model"] = Value::String(upstream_model.to_string());
-            Bytes::from(renamed.to_string())
+            match &request.shape {
+                Shape::Json(value) => {
+                    let mut renamed = value.clone();
+                    renamed["model"] = Value::String(upstream_model.to_string());
+                    Bytes::from(renamed.to_string())
+                }
+                Shape::Form(form) => form.with_model(upstream_model),
+            }
         };
         let call = UpstreamCall {
             operation: endpoint.operation,
@@ -114,6 +254,12 @@ pub(super) async fn handle(
             &request_id,
         )?;
         prepared.headers.remove(header::ACCEPT);
+        if let Some(form_type) = &form_type {
+            prepared.headers.insert(header::CONTENT_TYPE, form_type.clone());
+        }
+        if path.starts_with("/images/") {
+            prepared.first_byte = Some(provider.common().timeouts.image);
+        }
         Ok(prepared)
     })
     .await?;
@@ -124,7 +270,7 @@ pub(super) async fn handle(
             response,
             provider,
             model: priced,
-            text: request_text(&request),
+            asked: request.asked,
             admitted,
         }))),
         Answer::Complete(bytes) => Ok(Handled::Complete(respond::json_response(
@@ -143,14 +289,18 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
         response,
         provider,
         model,
-        text,
+        asked,
         admitted,
     } = forwarded;
     let status = response.status();
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let readable = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/event-stream")
+    });
+    let cap = if asked.images.is_some() {
+        IMAGE_WINDOW
+    } else {
+        USAGE_WINDOW
+    };
     let mut headers = HeaderMap::new();
     for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH] {
         if let Some(v) = response.headers().get(&name) {
@@ -159,12 +309,13 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
     }
     let body = Relay {
         upstream: Box::pin(response.bytes_stream()),
-        window: json.then(BytesMut::new),
+        window: readable.then(BytesMut::new),
+        cap,
         close: Some(Close {
             ledger,
             status: status.as_u16(),
             model,
-            text,
+            asked,
             _admitted: admitted,
         }),
     };
@@ -179,25 +330,45 @@ struct Close {
     ledger: Ledger,
     status: u16,
     model: String,
-    text: String,
+    asked: Asked,
     _admitted: admit::Admitted,
 }
 
 impl Close {
+    /// `answer`: the answer read so far, `None` when it outgrew its window.
     fn finish(self, answer: Option<&[u8]>, cut: bool) {
         let Close {
             mut ledger,
             status,
             model,
-            text,
+            asked,
             ..
         } = self;
-        let reported = answer.and_then(reported_usage);
-        ledger.with(|r| match reported {
-            Some(usage) => r.usage = usage,
-            None => {
-                r.usage.input_tokens = crate::pricing::estimate::count_tokens(&model, &text);
-                r.estimated = true;
+        let reported = answer.map(Reported::read).unwrap_or_default();
+        let mut units = asked.units;
+        if let Some(seconds) = reported.audio_seconds {
+            units.audio_seconds = seconds;
+        }
+        if let Some(search_units) = reported.search_units {
+            units.search_units = search_units;
+        }
+        let mut tier = None;
+        if let Some((n, asked_tier)) = asked.images {
+            units.images = reported.images.unwrap_or(if cut { 0 } else { n });
+            tier = Some(reported.tier.unwrap_or(asked_tier));
+        }
+        ledger.with(|r| {
+            r.units = units;
+            r.image_tier = tier;
+            match reported.usage {
+                Some(usage) => r.usage = usage,
+                // Billed by unit: no tokens to make up.
+                None if !units.is_empty() => {}
+                None => {
+                    r.usage.input_tokens =
+                        crate::pricing::estimate::count_tokens(&model, &asked.text);
+                    r.estimated = true;
+                }
             }
         });
         if cut {
@@ -211,7 +382,9 @@ impl Close {
 /// The upstream body, passed through as it arrives, keeping the start of a JSON answer.
 struct Relay {
     upstream: respond::UpstreamBody,
+    /// The answer so far (JSON or SSE), `None` once it outgrew `cap` (or was neither).
     window: Option<BytesMut>,
+    cap: usize,
     close: Option<Close>,
 }
 
@@ -223,10 +396,12 @@ impl Stream for Relay {
         match this.upstream.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
-                if let Some(window) = this.window.as_mut()
-                    && window.len() + chunk.len() <= USAGE_WINDOW
-                {
-                    window.extend_from_slice(&chunk);
+                if let Some(window) = this.window.as_mut() {
+                    if window.len() + chunk.len() <= this.cap {
+                        window.extend_from_slice(&chunk);
+                    } else {
+                        this.window = None;
+                    }
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -256,23 +431,84 @@ impl Drop for Relay {
     }
 }
 
-/// `usage` as OpenAI-style answers report it (`prompt_tokens`/`input_tokens`,
-/// `completion_tokens`/`output_tokens`, or rerank's `total_tokens`).
-fn reported_usage(answer: &[u8]) -> Option<TokenUsage> {
-    let value: Value = serde_json::from_slice(answer).ok()?;
-    let usage = value.get("usage")?;
-    let n = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| usage.get(*k).and_then(Value::as_u64))
-            .unwrap_or(0)
-    };
-    let input = n(&["prompt_tokens", "input_tokens", "total_tokens"]);
-    let output = n(&["completion_tokens", "output_tokens"]);
-    (input + output > 0).then(|| TokenUsage {
-        input_tokens: input,
-        output_tokens: output,
-        ..Default::default()
-    })
+/// What an upstream's answer says it used.
+#[derive(Debug, Default, PartialEq)]
+struct Reported {
+    usage: Option<TokenUsage>,
+    audio_seconds: Option<f64>,
+    images: Option<i64>,
+    /// The tier the images were made at (`quality size`), when the answer says.
+    tier: Option<String>,
+    search_units: Option<i64>,
+}
+
+impl Reported {
+    /// Reads a JSON answer, or the last event of an SSE answer that reports usage
+    /// (`transcript.text.done`).
+    fn read(answer: &[u8]) -> Self {
+        if let Ok(value) = serde_json::from_slice::<Value>(answer) {
+            return Self::of(&value);
+        }
+        let mut parser = sluice_dialect::SseParser::default();
+        parser.push(answer);
+        let mut found = Self::default();
+        while let Some(event) = parser.next_event() {
+            if let Ok(value) = serde_json::from_slice::<Value>(&event.data)
+                && value.get("usage").is_some()
+            {
+                found = Self::of(&value);
+            }
+        }
+        found
+    }
+
+    fn of(value: &Value) -> Self {
+        let usage = value.get("usage");
+        let n = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| usage?.get(*k).and_then(Value::as_u64))
+                .unwrap_or(0)
+        };
+        // `usage` in tokens: OpenAI-style names, or rerank's `total_tokens`. Transcriptions
+        // by the second say `"type": "duration"`.
+        let by_duration = usage.and_then(|u| u.get("type")).and_then(Value::as_str) == Some("duration");
+        let input = n(&["prompt_tokens", "input_tokens", "total_tokens"]);
+        let output = n(&["completion_tokens", "output_tokens"]);
+        let tokens = (!by_duration && input + output > 0).then(|| TokenUsage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Default::default()
+        });
+        let seconds = usage
+            .filter(|_| by_duration)
+            .and_then(|u| u.get("seconds"))
+            .or_else(|| value.get("duration"))
+            .and_then(Value::as_f64);
+        let images = value
+            .get("data")
+            .and_then(Value::as_array)
+            .filter(|_| value.get("created").is_some())
+            .map(|d| i64::try_from(d.len()).unwrap_or(i64::MAX));
+        let tier = match (
+            value.get("quality").and_then(Value::as_str),
+            value.get("size").and_then(Value::as_str),
+        ) {
+            (Some(q), Some(s)) => Some(format!("{q} {s}")),
+            _ => None,
+        };
+        // Cohere's `meta.billed_units.search_units`, or a `usage.search_units`.
+        let search_units = value
+            .pointer("/meta/billed_units/search_units")
+            .or_else(|| usage.and_then(|u| u.get("search_units")))
+            .and_then(Value::as_i64);
+        Self {
+            usage: tokens,
+            audio_seconds: seconds,
+            images,
+            tier,
+            search_units,
+        }
+    }
 }
 
 /// The text a request asks about (`input`, `prompt`, `query` and `documents`), for counting.

@@ -15,6 +15,7 @@ mod completions;
 mod embed;
 mod forward;
 pub mod models;
+mod multipart;
 pub mod respond;
 pub mod translate;
 pub mod upstream;
@@ -88,7 +89,7 @@ impl Endpoint {
                 Operation::Forward { path } => Capabilities::only(match path.as_bytes() {
                     b"/moderations" => Capability::Moderation,
                     b"/rerank" => Capability::Rerank,
-                    b"/images/generations" => Capability::Image,
+                    b"/images/generations" | b"/images/edits" => Capability::Image,
                     _ => Capability::Audio,
                 }),
             },
@@ -139,6 +140,34 @@ pub const OPENAI_SPEECH: Endpoint = Endpoint::new(
         path: "/audio/speech",
     },
     "openai.audio_speech",
+);
+pub const OPENAI_TRANSCRIPTIONS: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Forward {
+        path: "/audio/transcriptions",
+    },
+    "openai.audio_transcriptions",
+);
+pub const OPENAI_TRANSLATIONS: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Forward {
+        path: "/audio/translations",
+    },
+    "openai.audio_translations",
+);
+pub const OPENAI_IMAGES: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Forward {
+        path: "/images/generations",
+    },
+    "openai.images_generations",
+);
+pub const OPENAI_IMAGE_EDITS: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Forward {
+        path: "/images/edits",
+    },
+    "openai.images_edits",
 );
 pub const RERANK: Endpoint = Endpoint::new(
     Dialect::OpenAiChat,
@@ -210,6 +239,14 @@ endpoint_handler! {
     audio_speech => OPENAI_SPEECH;
     /// `POST /v1/rerank`.
     rerank => RERANK;
+    /// `POST /v1/audio/transcriptions` (multipart).
+    audio_transcriptions => OPENAI_TRANSCRIPTIONS;
+    /// `POST /v1/audio/translations` (multipart).
+    audio_translations => OPENAI_TRANSLATIONS;
+    /// `POST /v1/images/generations`.
+    images_generations => OPENAI_IMAGES;
+    /// `POST /v1/images/edits` (multipart).
+    images_edits => OPENAI_IMAGE_EDITS;
 }
 
 /// The routes of the endpoints beyond chat (embeddings, …), merged into the server's router
@@ -221,6 +258,16 @@ pub fn beyond_chat() -> axum::Router<Arc<AppState>> {
         .route("/v1/moderations", axum::routing::post(moderations))
         .route("/v1/audio/speech", axum::routing::post(audio_speech))
         .route("/v1/rerank", axum::routing::post(rerank))
+        .route(
+            "/v1/audio/transcriptions",
+            axum::routing::post(audio_transcriptions),
+        )
+        .route(
+            "/v1/audio/translations",
+            axum::routing::post(audio_translations),
+        )
+        .route("/v1/images/generations", axum::routing::post(images_generations))
+        .route("/v1/images/edits", axum::routing::post(images_edits))
 }
 
 /// `POST /v1beta/models/{model}:{action}` (and under `/v1/models/`).
@@ -386,7 +433,11 @@ async fn handle(
         r.api_key_id = caller.key.as_ref().map(|k| k.id);
     });
 
-    let bytes = read_body(body, app.limits.max_body_size, app.limits.body_read_timeout).await?;
+    let limit = match endpoint.operation {
+        Operation::Forward { path } if forward::is_multipart(path) => app.limits.max_upload_size,
+        _ => app.limits.max_body_size,
+    };
+    let bytes = read_body(body, limit, app.limits.body_read_timeout).await?;
     otel::record_content(&server, "sluice.request.body", &bytes);
     ledger.with(|r| {
         if let Some(capture) = r.capture.as_mut() {
@@ -404,7 +455,21 @@ async fn handle(
     };
     let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
     if forward::is_forward(endpoint.operation) {
-        return forward::handle(app, &runtime, endpoint, &caller, own_token, bytes, ledger).await;
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        return forward::handle(
+            app,
+            &runtime,
+            endpoint,
+            &caller,
+            own_token,
+            content_type,
+            bytes,
+            ledger,
+        )
+        .await;
     }
     if let Operation::Embed { .. } = endpoint.operation {
         let start = embed::Start {
@@ -812,24 +877,52 @@ fn count_from_upstream(dialect: Dialect, body: &[u8]) -> u64 {
 
 /// Reads the body up to the configured limit.
 /// A body that stalls past `connections.body-read-timeout` (the listener fails it) is
-/// answered 408.
-async fn read_body(body: Body, limit: u64, timeout: Duration) -> Result<Bytes, GatewayError> {
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(GatewayError::too_large(limit))
+/// answered 413. A body over the limit is still read (and dropped) up to [`DRAIN_LIMIT`] more
+/// bytes before the 413 goes out, so that a client that sends its whole body before reading
+/// the answer (most SDKs) gets the 413 rather than a connection reset.
+async fn read_body(mut body: Body, limit: u64, timeout: Duration) -> Result<Bytes, GatewayError> {
+    let limit_len = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut kept = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) if crate::listener::is_body_timeout(&e) => {
+                return Err(GatewayError::body_timeout(timeout));
+            }
+            // A client that broke off while its body was already too large.
+            Err(_) if seen > limit => return Err(GatewayError::too_large(limit)),
+            Err(_) => {
+                return Err(GatewayError::bad_request(ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    "The request body could not be read.",
+                )));
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len() as u64);
+        if seen <= limit {
+            if kept.is_empty() && seen == data.len() as u64 {
+                kept.reserve(data.len().min(limit_len));
+            }
+            kept.extend_from_slice(&data);
+        } else {
+            kept = bytes::BytesMut::new();
+            if seen > limit.saturating_add(DRAIN_LIMIT) {
+                break;
+            }
         }
-        Err(e) if crate::listener::is_body_timeout(&*e) => Err(GatewayError::body_timeout(timeout)),
-        Err(_) => Err(GatewayError::bad_request(ErrorBody::new(
-            ErrorKind::InvalidRequest,
-            "The request body could not be read.",
-        ))),
     }
+    if seen > limit {
+        return Err(GatewayError::too_large(limit));
+    }
+    Ok(kept.freeze())
 }
+
+/// How much of a body over the limit is read and dropped before answering 413.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Model listings take the same keys as the proxy endpoints; a refusal is in `dialect`'s shape.
 /// The answer is the test a model name must pass to be listed: a stored key sees only the

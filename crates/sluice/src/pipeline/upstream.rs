@@ -324,6 +324,7 @@ mod tests {
                 .unwrap(),
             headers,
             body: bytes::Bytes::new(),
+            first_byte: None,
         };
         let mut found = secrets_of(&request);
         found.sort();

@@ -1,6 +1,10 @@
 //! What tokens cost: a built-in price table per model (USD per million tokens: input, output,
 //! cache read, cache write), overridable per model in the config's `prices`, and the local
-//! token counts used when an upstream reports no usage ([`estimate`]).
+//! token counts used when an upstream reports no usage ([`estimate`]). Models billed by unit
+//! also have a price per second of audio (`per-second`), per million characters spoken
+//! (`per-million-characters`) or per image by quality and size (`images`, e.g.
+//! `high 1024x1024: 0.167`); an image of a tier the table does not name is priced at the
+//! model's dearest image of its size (else its dearest), never below it.
 //!
 //! Built-in prices are the providers' public list prices at the time of writing, for the
 //! standard tier and short prompts; they drift, so operators who bill by them should pin their
@@ -11,16 +15,16 @@
 
 pub mod estimate;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use sluice_dialect::TokenUsage;
 
-use crate::store::Nanos;
+use crate::store::{Nanos, UsageUnits};
 
-/// Prices of one model, USD per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+/// Prices of one model, USD per million tokens (and per unit for models billed by unit).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Price {
     /// Uncached prompt tokens.
@@ -33,6 +37,48 @@ pub struct Price {
     /// Prompt tokens written to a cache; defaults to `input`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<f64>,
+    /// USD per second of audio transcribed or translated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<f64>,
+    /// USD per million characters spoken (text to speech).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_million_characters: Option<f64>,
+    /// USD per image, by `quality size` (`hd 1024x1792`) or by `size` alone (`512x512`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, f64>,
+}
+
+impl Price {
+    /// Every number in it (for validation).
+    pub fn numbers(&self) -> impl Iterator<Item = f64> + '_ {
+        [self.input, self.output]
+            .into_iter()
+            .chain(self.cache_read)
+            .chain(self.cache_write)
+            .chain(self.per_second)
+            .chain(self.per_million_characters)
+            .chain(self.images.values().copied())
+    }
+
+    /// The price of one image of `tier` (`quality size`): the tier's, else the size's, else
+    /// the dearest image of that size, else the dearest of all (an unknown tier is never
+    /// billed below the model's images).
+    pub fn image(&self, tier: &str) -> Option<f64> {
+        let size = tier.rsplit(' ').next().unwrap_or(tier);
+        let dearest = |of_size: bool| {
+            self.images
+                .iter()
+                .filter(|(t, _)| !of_size || t.rsplit(' ').next() == Some(size))
+                .map(|(_, p)| *p)
+                .reduce(f64::max)
+        };
+        self.images
+            .get(tier)
+            .or_else(|| self.images.get(size))
+            .copied()
+            .or_else(|| dearest(true))
+            .or_else(|| dearest(false))
+    }
 }
 
 const fn p(input: f64, output: f64, cache_read: f64, cache_write: f64) -> Price {
@@ -41,7 +87,76 @@ const fn p(input: f64, output: f64, cache_read: f64, cache_write: f64) -> Price 
         output,
         cache_read: Some(cache_read),
         cache_write: Some(cache_write),
+        per_second: None,
+        per_million_characters: None,
+        images: BTreeMap::new(),
     }
+}
+
+/// Built-in prices of models billed by unit: audio per second (Whisper) or per million
+/// characters (TTS), images per image by quality and size (OpenAI's list prices). Token
+/// prices of these models are in [`BUILT_IN`] when they also bill tokens (`gpt-image-1`'s
+/// text prompt; its image output is what the per-image price covers).
+fn unit_prices() -> Vec<(&'static str, Price)> {
+    let images = |tiers: &[(&str, f64)]| Price {
+        images: tiers.iter().map(|(t, p)| (t.to_string(), *p)).collect(),
+        ..p(0.0, 0.0, 0.0, 0.0)
+    };
+    vec![
+        (
+            "whisper-1",
+            Price {
+                per_second: Some(0.0001),
+                ..p(0.0, 0.0, 0.0, 0.0)
+            },
+        ),
+        (
+            "tts-1",
+            Price {
+                per_million_characters: Some(15.0),
+                ..p(0.0, 0.0, 0.0, 0.0)
+            },
+        ),
+        (
+            "tts-1-hd",
+            Price {
+                per_million_characters: Some(30.0),
+                ..p(0.0, 0.0, 0.0, 0.0)
+            },
+        ),
+        (
+            "dall-e-2",
+            images(&[("256x256", 0.016), ("512x512", 0.018), ("1024x1024", 0.020)]),
+        ),
+        (
+            "dall-e-3",
+            images(&[
+                ("standard 1024x1024", 0.040),
+                ("standard 1024x1792", 0.080),
+                ("standard 1792x1024", 0.080),
+                ("hd 1024x1024", 0.080),
+                ("hd 1024x1792", 0.120),
+                ("hd 1792x1024", 0.120),
+            ]),
+        ),
+        (
+            "gpt-image-1",
+            Price {
+                input: 5.0,
+                ..images(&[
+                    ("low 1024x1024", 0.011),
+                    ("low 1024x1536", 0.016),
+                    ("low 1536x1024", 0.016),
+                    ("medium 1024x1024", 0.042),
+                    ("medium 1024x1536", 0.063),
+                    ("medium 1536x1024", 0.063),
+                    ("high 1024x1024", 0.167),
+                    ("high 1024x1536", 0.250),
+                    ("high 1536x1024", 0.250),
+                ])
+            },
+        ),
+    ]
 }
 
 /// The built-in table. Anthropic cache writes are the 5-minute rate (1.25 × input).
@@ -102,6 +217,10 @@ const BUILT_IN: &[(&str, Price)] = &[
     ("gemini-embedding-001", p(0.15, 0.0, 0.15, 0.15)),
     ("amazon.titan-embed-text-v2", p(0.02, 0.0, 0.02, 0.02)),
     ("cohere.embed-", p(0.10, 0.0, 0.10, 0.10)),
+    // Audio models billed by token
+    ("gpt-4o-transcribe", p(2.50, 10.0, 2.50, 2.50)),
+    ("gpt-4o-mini-transcribe", p(1.25, 5.0, 1.25, 1.25)),
+    ("gpt-4o-mini-tts", p(0.60, 12.0, 0.60, 0.60)),
 ];
 
 /// Prices by model: the built-in table with the config's overrides.
@@ -122,13 +241,18 @@ impl PriceTable {
         overrides: impl IntoIterator<Item = (&'a String, &'a Price)>,
         default: Option<Price>,
     ) -> Self {
-        let mut exact: HashMap<String, Price> =
-            BUILT_IN.iter().map(|(m, p)| (m.to_string(), *p)).collect();
+        let mut exact: HashMap<String, Price> = BUILT_IN
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.clone()))
+            .chain(unit_prices().into_iter().map(|(m, p)| (m.to_string(), p)))
+            .collect();
         for (model, price) in overrides {
-            exact.insert(model.clone(), *price);
+            exact.insert(model.clone(), price.clone());
         }
-        let mut by_length: Vec<(String, Price)> =
-            exact.iter().map(|(m, p)| (m.clone(), *p)).collect();
+        let mut by_length: Vec<(String, Price)> = exact
+            .iter()
+            .map(|(m, p)| (m.clone(), p.clone()))
+            .collect();
         by_length.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         Self {
             exact,
@@ -139,23 +263,37 @@ impl PriceTable {
     }
 
     /// The price of a model, by exact name or longest prefix, else the default price.
-    pub fn price(&self, model: &str) -> Option<Price> {
+    pub fn price(&self, model: &str) -> Option<&Price> {
         let model = model.strip_prefix("models/").unwrap_or(model);
         let model = model.rsplit_once(',').map_or(model, |(_, m)| m.trim());
         if let Some(p) = self.exact.get(model) {
-            return Some(*p);
+            return Some(p);
         }
         self.by_length
             .iter()
             .find(|(name, _)| model.starts_with(name.as_str()))
-            .map(|(_, p)| *p)
-            .or(self.default)
+            .map(|(_, p)| p)
+            .or(self.default.as_ref())
+    }
+
+    /// What the units a request used (audio seconds, characters, images of `image_tier`) cost
+    /// at `model`'s unit prices; units the model has no price for cost nothing.
+    pub fn units_cost(&self, model: &str, units: &UsageUnits, image_tier: Option<&str>) -> Nanos {
+        let Some(price) = self.price(model) else {
+            return 0;
+        };
+        let mut usd = units.audio_seconds * price.per_second.unwrap_or(0.0)
+            + units.characters as f64 * price.per_million_characters.unwrap_or(0.0) / 1e6;
+        if units.images > 0 {
+            usd += units.images as f64 * price.image(image_tier.unwrap_or("")).unwrap_or(0.0);
+        }
+        crate::store::usd_to_nanos(usd)
     }
 
     /// What `usage` of `model` costs. Unknown models cost 0, logged once per model.
     pub fn cost(&self, model: &str, usage: &TokenUsage) -> Nanos {
         match self.price(model) {
-            Some(price) => cost_of(&price, usage),
+            Some(price) => cost_of(price, usage),
             None => {
                 if usage.total() > 0
                     && let Ok(mut seen) = self.unknown_logged.lock()
@@ -177,7 +315,7 @@ impl PriceTable {
     pub fn estimate(&self, model: &str, input_tokens: u64, output_tokens: u64) -> Nanos {
         self.price(model).map_or(0, |price| {
             cost_of(
-                &price,
+                price,
                 &TokenUsage {
                     input_tokens,
                     output_tokens,
@@ -209,10 +347,9 @@ mod tests {
         let overrides = [(
             "my-model".to_string(),
             Price {
-                input: 1.0,
-                output: 2.0,
                 cache_read: None,
                 cache_write: None,
+                ..p(1.0, 2.0, 0.0, 0.0)
             },
         )];
         let t = PriceTable::new(overrides.iter().map(|(m, p)| (m, p)), None);
@@ -230,7 +367,7 @@ mod tests {
         };
         assert_eq!(t.cost("my-model", &usage), 3_000_000_000);
         assert_eq!(t.cost("llama3.2", &usage), 0);
-        let with_default = PriceTable::new([], Some(overrides[0].1));
+        let with_default = PriceTable::new([], Some(overrides[0].1.clone()));
         assert_eq!(with_default.cost("llama3.2", &usage), 3_000_000_000);
         assert_eq!(with_default.price("gpt-4o").unwrap().input, 2.5);
     }
@@ -248,5 +385,56 @@ mod tests {
         };
         // 200 × 3 + 600 × 0.3 + 200 × 3.75 + 100 × 15 = 600 + 180 + 750 + 1500 = 3030 µ$ / 1000
         assert_eq!(t.cost("claude-sonnet-4-20250514", &usage), 3_030_000);
+    }
+
+    #[test]
+    fn units_are_priced_by_model_tier_and_size() {
+        let overrides = [(
+            "dall-e-3".to_string(),
+            Price {
+                images: [("hd 1024x1024".to_string(), 0.5)].into_iter().collect(),
+                ..p(0.0, 0.0, 0.0, 0.0)
+            },
+        )];
+        let t = PriceTable::new(overrides.iter().map(|(m, p)| (m, p)), None);
+        let images = |n| UsageUnits {
+            images: n,
+            ..Default::default()
+        };
+        // gpt-image-1, 2 × high 1536x1024 at $0.25.
+        assert_eq!(
+            t.units_cost("gpt-image-1", &images(2), Some("high 1536x1024")),
+            500_000_000
+        );
+        // An unknown quality is the dearest of its size; an unknown size the dearest of all.
+        assert_eq!(
+            t.units_cost("gpt-image-1", &images(1), Some("auto 1024x1024")),
+            167_000_000
+        );
+        assert_eq!(
+            t.units_cost("gpt-image-1", &images(1), None),
+            250_000_000
+        );
+        // dall-e-2 is priced by size alone; the override replaces dall-e-3's table.
+        assert_eq!(
+            t.units_cost("dall-e-2", &images(3), Some("standard 512x512")),
+            54_000_000
+        );
+        assert_eq!(
+            t.units_cost("dall-e-3", &images(1), Some("hd 1024x1024")),
+            500_000_000
+        );
+        // Whisper: $0.006 a minute; tts-1: $15 per million characters.
+        let audio = UsageUnits {
+            audio_seconds: 90.0,
+            ..Default::default()
+        };
+        assert_eq!(t.units_cost("whisper-1", &audio, None), 9_000_000);
+        let spoken = UsageUnits {
+            characters: 1000,
+            ..Default::default()
+        };
+        assert_eq!(t.units_cost("tts-1", &spoken, None), 15_000_000);
+        assert_eq!(t.units_cost("gpt-4o", &spoken, None), 0);
     }
 }

@@ -86,7 +86,12 @@ impl Anthropic {
             headers.remove("x-api-key");
             body = claude_code_system(body);
         }
-        Ok(UpstreamRequest { url, headers, body })
+        Ok(UpstreamRequest {
+            url,
+            headers,
+            body,
+            first_byte: None,
+        })
     }
 }
 

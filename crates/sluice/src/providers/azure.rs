@@ -88,6 +88,7 @@ impl Azure {
             url,
             headers: self.common.base_headers(credential, call.stream),
             body,
+            first_byte: None,
         })
     }
 }

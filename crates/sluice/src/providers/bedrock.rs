@@ -139,7 +139,12 @@ impl Bedrock {
                 headers.insert(name, value);
             }
         }
-        Ok(UpstreamRequest { url, headers, body })
+        Ok(UpstreamRequest {
+            url,
+            headers,
+            body,
+            first_byte: None,
+        })
     }
 }
 

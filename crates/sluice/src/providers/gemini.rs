@@ -60,6 +60,11 @@ impl Gemini {
         let url = self
             .common
             .url(&format!("/v1beta/models/{model}:{action}"))?;
-        Ok(UpstreamRequest { url, headers, body })
+        Ok(UpstreamRequest {
+            url,
+            headers,
+            body,
+            first_byte: None,
+        })
     }
 }

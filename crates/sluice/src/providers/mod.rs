@@ -61,6 +61,8 @@ pub struct ProviderTimeouts {
     pub connect: Duration,
     pub first_byte: Duration,
     pub idle: Duration,
+    /// The first-byte timeout of image requests.
+    pub image: Duration,
 }
 
 /// What building a provider needs besides its own config.
@@ -181,6 +183,7 @@ impl ProviderCommon {
                     .first_byte
                     .unwrap_or(ctx.defaults.first_byte),
                 idle: config.timeouts.idle.unwrap_or(ctx.defaults.idle),
+                image: config.timeouts.image.unwrap_or(ctx.defaults.image),
             },
             credentials: credentials.into(),
             headers,
@@ -343,6 +346,8 @@ pub struct UpstreamRequest {
     pub url: reqwest::Url,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Its own first-byte timeout (image requests), instead of the provider's.
+    pub first_byte: Option<Duration>,
 }
 
 /// Every provider kind Sluice can call.

@@ -41,6 +41,11 @@ impl OpenAiCompatible {
                 .common
                 .credential_url(credential, "/chat/completions")?,
         };
-        Ok(UpstreamRequest { url, headers, body })
+        Ok(UpstreamRequest {
+            url,
+            headers,
+            body,
+            first_byte: None,
+        })
     }
 }

@@ -50,6 +50,11 @@ impl OpenAiResponses {
         } else {
             body
         };
-        Ok(UpstreamRequest { url, headers, body })
+        Ok(UpstreamRequest {
+            url,
+            headers,
+            body,
+            first_byte: None,
+        })
     }
 }

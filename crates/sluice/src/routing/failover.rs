@@ -390,12 +390,8 @@ async fn attempt(
     let provider = pick.target.provider.as_ref();
     let common = provider.common();
     let secrets = upstream::secrets_of(&request);
-    let response = upstream::send(
-        &pick.credential.http,
-        provider.name(),
-        request,
-        common.timeouts.first_byte,
-    )
+    let first_byte = request.first_byte.unwrap_or(common.timeouts.first_byte);
+    let response = upstream::send(&pick.credential.http, provider.name(), request, first_byte)
     .await
     .map_err(|e| (Failure::Server, e))?;
     let status = response.status();

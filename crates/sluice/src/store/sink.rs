@@ -110,6 +110,7 @@ pub fn row_of(r: &UsageRecord, calendar: &Calendar) -> UsageRow {
         record_id: r.record_id.clone(),
         attempts: i64::from(r.attempts),
         upstream_dialect: r.upstream_dialect.map(String::from),
+        units: r.units,
         attempt_log: attempt_log(r),
     }
 }

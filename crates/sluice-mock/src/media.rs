@@ -94,7 +94,10 @@ async fn form(headers: &HeaderMap, body: Bytes) -> Result<Vec<Part>, OpenAiError
                 let name = field.name().unwrap_or_default().to_string();
                 let file = field.file_name().map(str::to_string);
                 let data = field.bytes().await.map_err(|e| {
-                    OpenAiError::invalid_value("file", &format!("Could not parse multipart form: {e}"))
+                    OpenAiError::invalid_value(
+                        "file",
+                        &format!("Could not parse multipart form: {e}"),
+                    )
                 })?;
                 parts.push(Part { name, file, data });
             }
@@ -109,12 +112,19 @@ async fn form(headers: &HeaderMap, body: Bytes) -> Result<Vec<Part>, OpenAiError
     }
 }
 
+/// A file of a form: its field, file name and size.
+struct Upload {
+    field: String,
+    name: String,
+    size: usize,
+}
+
 /// A form's text fields (first of each name) after checking every name is `allowed`, and its
-/// files by field name.
+/// files.
 fn fields(
     parts: &[Part],
     allowed: &[&str],
-) -> Result<(Map<String, Value>, Vec<(String, String, usize)>), OpenAiError> {
+) -> Result<(Map<String, Value>, Vec<Upload>), OpenAiError> {
     let mut text = Map::new();
     let mut files = Vec::new();
     for part in parts {
@@ -122,7 +132,11 @@ fn fields(
             return Err(OpenAiError::unrecognized_argument(&part.name));
         }
         match &part.file {
-            Some(file) => files.push((part.name.clone(), file.clone(), part.data.len())),
+            Some(file) => files.push(Upload {
+                field: part.name.clone(),
+                name: file.clone(),
+                size: part.data.len(),
+            }),
             None => {
                 let value = String::from_utf8_lossy(&part.data).into_owned();
                 text.entry(part.name.clone())
@@ -145,19 +159,21 @@ fn served(state: &AppState, model: &str) -> Result<(), OpenAiError> {
     }
 }
 
-const AUDIO_FORMATS: [&str; 9] = ["flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav"];
+const AUDIO_FORMATS: [&str; 9] = [
+    "flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav",
+];
 
 /// The audio file of a form: present, of a known format, at most 25 MB.
-fn audio_file(files: &[(String, String, usize)]) -> Result<(String, usize), OpenAiError> {
-    let Some((_, name, size)) = files.iter().find(|(field, ..)| field == "file") else {
+fn audio_file(files: &[Upload]) -> Result<(String, usize), OpenAiError> {
+    let Some(Upload { name, size, .. }) = files.iter().find(|f| f.field == "file") else {
         return Err(OpenAiError::missing_parameter("file"));
     };
     if *size > AUDIO_LIMIT {
         return Err(OpenAiError::too_large(AUDIO_LIMIT, *size));
     }
-    let known = name
-        .rsplit_once('.')
-        .is_some_and(|(_, ext)| AUDIO_FORMATS.contains(&ext.to_ascii_lowercase().as_str()) || ext == "webm");
+    let known = name.rsplit_once('.').is_some_and(|(_, ext)| {
+        AUDIO_FORMATS.contains(&ext.to_ascii_lowercase().as_str()) || ext == "webm"
+    });
     if !known {
         return Err(OpenAiError::invalid_value(
             "file",
@@ -168,7 +184,12 @@ fn audio_file(files: &[(String, String, usize)]) -> Result<(String, usize), Open
 }
 
 /// Serves a transcription (`translate`: a translation) of a parsed form.
-fn hear(state: &AppState, fields: &Map<String, Value>, files: &[(String, String, usize)], translate: bool) -> Result<Response, OpenAiError> {
+fn hear(
+    state: &AppState,
+    fields: &Map<String, Value>,
+    files: &[Upload],
+    translate: bool,
+) -> Result<Response, OpenAiError> {
     let Some(model) = text(fields, "model") else {
         return Err(OpenAiError::missing_parameter("model"));
     };
@@ -177,26 +198,43 @@ fn hear(state: &AppState, fields: &Map<String, Value>, files: &[(String, String,
     if !(model == "whisper-1" || gpt && !translate) {
         return Err(OpenAiError::invalid_value(
             "model",
-            &format!("Invalid model '{model}': this endpoint takes {}.", if translate { "whisper-1" } else { "whisper-1, gpt-4o-transcribe or gpt-4o-mini-transcribe" }),
+            &format!(
+                "Invalid model '{model}': this endpoint takes {}.",
+                if translate {
+                    "whisper-1"
+                } else {
+                    "whisper-1, gpt-4o-transcribe or gpt-4o-mini-transcribe"
+                }
+            ),
         ));
     }
     let (file, size) = audio_file(files)?;
     let seconds = size.div_ceil(BYTES_PER_SECOND).max(1);
     let format = text(fields, "response_format").unwrap_or("json");
     if !["json", "text", "srt", "verbose_json", "vtt"].contains(&format) {
-        return Err(OpenAiError::invalid_value("response_format", "Invalid value for 'response_format'."));
+        return Err(OpenAiError::invalid_value(
+            "response_format",
+            "Invalid value for 'response_format'.",
+        ));
     }
     if gpt && format != "json" && format != "text" {
         return Err(OpenAiError::invalid_value(
             "response_format",
-            &format!("response_format '{format}' is not compatible with model '{model}'. Use 'json' or 'text'."),
+            &format!(
+                "response_format '{format}' is not compatible with model '{model}'. Use 'json' or 'text'."
+            ),
         ));
     }
-    let prompt = text(fields, "prompt").map(|p| format!(" Prompt: {p}")).unwrap_or_default();
+    let prompt = text(fields, "prompt")
+        .map(|p| format!(" Prompt: {p}"))
+        .unwrap_or_default();
     let said = format!("sluice-mock heard {seconds} s of {file}.{prompt}");
     let stream = text(fields, "stream") == Some("true");
     if stream && !gpt {
-        return Err(OpenAiError::invalid_value("stream", "Streaming is not supported for the whisper-1 model."));
+        return Err(OpenAiError::invalid_value(
+            "stream",
+            "Streaming is not supported for the whisper-1 model.",
+        ));
     }
     let words = said.split(' ').count() as u64;
     let usage = if gpt {
@@ -208,10 +246,20 @@ fn hear(state: &AppState, fields: &Map<String, Value>, files: &[(String, String,
     if stream {
         let mut events = String::new();
         for (i, word) in said.split(' ').enumerate() {
-            let delta = if i == 0 { word.to_string() } else { format!(" {word}") };
-            events.push_str(&format!("data: {}\n\n", json!({"type": "transcript.text.delta", "delta": delta, "logprobs": null})));
+            let delta = if i == 0 {
+                word.to_string()
+            } else {
+                format!(" {word}")
+            };
+            events.push_str(&format!(
+                "data: {}\n\n",
+                json!({"type": "transcript.text.delta", "delta": delta, "logprobs": null})
+            ));
         }
-        events.push_str(&format!("data: {}\n\n", json!({"type": "transcript.text.done", "text": said, "logprobs": null, "usage": usage})));
+        events.push_str(&format!(
+            "data: {}\n\n",
+            json!({"type": "transcript.text.done", "text": said, "logprobs": null, "usage": usage})
+        ));
         return Ok(([(CONTENT_TYPE, "text/event-stream")], events).into_response());
     }
     Ok(match format {
@@ -232,17 +280,43 @@ fn hear(state: &AppState, fields: &Map<String, Value>, files: &[(String, String,
     })
 }
 
-async fn transcriptions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let allowed = ["file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]", "include[]", "chunking_strategy", "stream"];
+async fn transcriptions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let allowed = [
+        "file",
+        "model",
+        "language",
+        "prompt",
+        "response_format",
+        "temperature",
+        "timestamp_granularities[]",
+        "include[]",
+        "chunking_strategy",
+        "stream",
+    ];
     audio(&state, &headers, body, &allowed, false, None).await
 }
 
-async fn translations(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn translations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let allowed = ["file", "model", "prompt", "response_format", "temperature"];
     audio(&state, &headers, body, &allowed, true, None).await
 }
 
-async fn audio(state: &AppState, headers: &HeaderMap, body: Bytes, allowed: &[&str], translate: bool, deployment: Option<String>) -> Response {
+async fn audio(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Bytes,
+    allowed: &[&str],
+    translate: bool,
+    deployment: Option<String>,
+) -> Response {
     let result = async {
         preflight(state, headers, &body).await?;
         let parts = form(headers, body).await?;
@@ -268,19 +342,51 @@ struct ImageModel {
 
 fn image_model(model: &str) -> Option<ImageModel> {
     Some(match model {
-        "dall-e-2" => ImageModel { sizes: &["256x256", "512x512", "1024x1024"], qualities: &["standard"], max_n: 10, b64_only: false, edits: true },
-        "dall-e-3" => ImageModel { sizes: &["1024x1024", "1792x1024", "1024x1792"], qualities: &["standard", "hd"], max_n: 1, b64_only: false, edits: false },
-        "gpt-image-1" => ImageModel { sizes: &["1024x1024", "1536x1024", "1024x1536", "auto"], qualities: &["low", "medium", "high", "auto"], max_n: 10, b64_only: true, edits: true },
+        "dall-e-2" => ImageModel {
+            sizes: &["256x256", "512x512", "1024x1024"],
+            qualities: &["standard"],
+            max_n: 10,
+            b64_only: false,
+            edits: true,
+        },
+        "dall-e-3" => ImageModel {
+            sizes: &["1024x1024", "1792x1024", "1024x1792"],
+            qualities: &["standard", "hd"],
+            max_n: 1,
+            b64_only: false,
+            edits: false,
+        },
+        "gpt-image-1" => ImageModel {
+            sizes: &["1024x1024", "1536x1024", "1024x1536", "auto"],
+            qualities: &["low", "medium", "high", "auto"],
+            max_n: 10,
+            b64_only: true,
+            edits: true,
+        },
         _ => return None,
     })
 }
 
 /// Serves an image request whose fields are read (numbers may come as form text).
-fn draw(state: &AppState, fields: &Map<String, Value>, edit: bool) -> Result<Response, OpenAiError> {
+fn draw(
+    state: &AppState,
+    fields: &Map<String, Value>,
+    edit: bool,
+) -> Result<Response, OpenAiError> {
     let model = text(fields, "model").unwrap_or("dall-e-2");
     served(state, model)?;
     let Some(spec) = image_model(model).filter(|m| m.edits || !edit) else {
-        return Err(OpenAiError::invalid_value("model", &format!("Invalid value: '{model}'. Supported values are: {}.", if edit { "'dall-e-2' and 'gpt-image-1'" } else { "'dall-e-2', 'dall-e-3' and 'gpt-image-1'" })));
+        return Err(OpenAiError::invalid_value(
+            "model",
+            &format!(
+                "Invalid value: '{model}'. Supported values are: {}.",
+                if edit {
+                    "'dall-e-2' and 'gpt-image-1'"
+                } else {
+                    "'dall-e-2', 'dall-e-3' and 'gpt-image-1'"
+                }
+            ),
+        ));
     };
     let Some(prompt) = text(fields, "prompt").filter(|p| !p.is_empty()) else {
         return Err(OpenAiError::missing_parameter("prompt"));
@@ -292,20 +398,46 @@ fn draw(state: &AppState, fields: &Map<String, Value>, edit: bool) -> Result<Res
         Some(_) => 0,
     };
     if n < 1 || n > spec.max_n {
-        return Err(OpenAiError::invalid_value("n", &format!("Invalid 'n': {model} makes 1 to {} images per request.", spec.max_n)));
+        return Err(OpenAiError::invalid_value(
+            "n",
+            &format!(
+                "Invalid 'n': {model} makes 1 to {} images per request.",
+                spec.max_n
+            ),
+        ));
     }
     let size = text(fields, "size").unwrap_or(if spec.b64_only { "auto" } else { "1024x1024" });
     if !spec.sizes.contains(&size) {
-        return Err(OpenAiError::invalid_value("size", &format!("Invalid value: '{size}'. Supported values are: {}.", spec.sizes.join(", "))));
+        return Err(OpenAiError::invalid_value(
+            "size",
+            &format!(
+                "Invalid value: '{size}'. Supported values are: {}.",
+                spec.sizes.join(", ")
+            ),
+        ));
     }
-    let quality = text(fields, "quality").unwrap_or(if spec.b64_only { "auto" } else { "standard" });
+    let quality =
+        text(fields, "quality").unwrap_or(if spec.b64_only { "auto" } else { "standard" });
     if !spec.qualities.contains(&quality) {
-        return Err(OpenAiError::invalid_value("quality", &format!("Invalid value: '{quality}'. Supported values are: {}.", spec.qualities.join(", "))));
+        return Err(OpenAiError::invalid_value(
+            "quality",
+            &format!(
+                "Invalid value: '{quality}'. Supported values are: {}.",
+                spec.qualities.join(", ")
+            ),
+        ));
     }
     let format = match text(fields, "response_format") {
-        Some(_) if spec.b64_only => return Err(OpenAiError::unrecognized_argument("response_format")),
+        Some(_) if spec.b64_only => {
+            return Err(OpenAiError::unrecognized_argument("response_format"));
+        }
         Some(f @ ("url" | "b64_json")) => f,
-        Some(_) => return Err(OpenAiError::invalid_value("response_format", "Invalid value for 'response_format': must be 'url' or 'b64_json'.")),
+        Some(_) => {
+            return Err(OpenAiError::invalid_value(
+                "response_format",
+                "Invalid value for 'response_format': must be 'url' or 'b64_json'.",
+            ));
+        }
         None if spec.b64_only => "b64_json",
         None => "url",
     };
@@ -338,20 +470,61 @@ fn draw(state: &AppState, fields: &Map<String, Value>, edit: bool) -> Result<Res
     Ok(Json(answer).into_response())
 }
 
-const GENERATION_FIELDS: [&str; 14] = ["prompt", "model", "n", "quality", "response_format", "size", "style", "user", "background", "moderation", "output_compression", "output_format", "partial_images", "stream"];
-const EDIT_FIELDS: [&str; 13] = ["image", "image[]", "mask", "prompt", "model", "n", "quality", "response_format", "size", "user", "background", "output_format", "input_fidelity"];
+const GENERATION_FIELDS: [&str; 14] = [
+    "prompt",
+    "model",
+    "n",
+    "quality",
+    "response_format",
+    "size",
+    "style",
+    "user",
+    "background",
+    "moderation",
+    "output_compression",
+    "output_format",
+    "partial_images",
+    "stream",
+];
+const EDIT_FIELDS: [&str; 13] = [
+    "image",
+    "image[]",
+    "mask",
+    "prompt",
+    "model",
+    "n",
+    "quality",
+    "response_format",
+    "size",
+    "user",
+    "background",
+    "output_format",
+    "input_fidelity",
+];
 
-async fn generations(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn generations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     generate(&state, &headers, body, None).await
 }
 
-async fn generate(state: &AppState, headers: &HeaderMap, body: Bytes, deployment: Option<String>) -> Response {
+async fn generate(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Bytes,
+    deployment: Option<String>,
+) -> Response {
     let result = async {
         preflight(state, headers, &body).await?;
         let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
             return Err(OpenAiError::invalid_json());
         };
-        if let Some(key) = fields.keys().find(|k| !GENERATION_FIELDS.contains(&k.as_str())) {
+        if let Some(key) = fields
+            .keys()
+            .find(|k| !GENERATION_FIELDS.contains(&k.as_str()))
+        {
             return Err(OpenAiError::unrecognized_argument(key));
         }
         if let Some(deployment) = deployment {
@@ -367,7 +540,12 @@ async fn edits(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     edit(&state, &headers, body, None).await
 }
 
-async fn edit(state: &AppState, headers: &HeaderMap, body: Bytes, deployment: Option<String>) -> Response {
+async fn edit(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Bytes,
+    deployment: Option<String>,
+) -> Response {
     let result = async {
         preflight(state, headers, &body).await?;
         let parts = form(headers, body).await?;
@@ -376,23 +554,42 @@ async fn edit(state: &AppState, headers: &HeaderMap, body: Bytes, deployment: Op
             fields.insert("model".into(), Value::String(deployment));
         }
         let model = text(&fields, "model").unwrap_or("dall-e-2");
-        let images: Vec<&(String, String, usize)> = files.iter().filter(|(f, ..)| f == "image" || f == "image[]").collect();
+        let images: Vec<&Upload> = files
+            .iter()
+            .filter(|f| f.field == "image" || f.field == "image[]")
+            .collect();
         if images.is_empty() {
             return Err(OpenAiError::missing_parameter("image"));
         }
         let many = if model == "gpt-image-1" { 16 } else { 1 };
         if images.len() > many {
-            return Err(OpenAiError::invalid_value("image", &format!("{model} takes at most {many} image(s).")));
+            return Err(OpenAiError::invalid_value(
+                "image",
+                &format!("{model} takes at most {many} image(s)."),
+            ));
         }
         let png_only = model != "gpt-image-1";
-        for (_, name, size) in &images {
-            let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-            let ok = if png_only { ext == "png" } else { ["png", "webp", "jpg", "jpeg"].contains(&ext.as_str()) };
+        for Upload { name, size, .. } in images.iter().copied() {
+            let ext = name
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase())
+                .unwrap_or_default();
+            let ok = if png_only {
+                ext == "png"
+            } else {
+                ["png", "webp", "jpg", "jpeg"].contains(&ext.as_str())
+            };
             if !ok {
-                return Err(OpenAiError::invalid_value("image", &format!("Invalid file '{name}': unsupported image format for {model}.")));
+                return Err(OpenAiError::invalid_value(
+                    "image",
+                    &format!("Invalid file '{name}': unsupported image format for {model}."),
+                ));
             }
             if *size > if png_only { 4 << 20 } else { 50 << 20 } {
-                return Err(OpenAiError::invalid_value("image", &format!("Invalid file '{name}': too large for {model}.")));
+                return Err(OpenAiError::invalid_value(
+                    "image",
+                    &format!("Invalid file '{name}': too large for {model}."),
+                ));
             }
         }
         draw(state, &fields, true)
@@ -416,7 +613,18 @@ async fn azure(
     };
     match action {
         "audio/transcriptions" => {
-            let allowed = ["file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]", "include[]", "chunking_strategy", "stream"];
+            let allowed = [
+                "file",
+                "model",
+                "language",
+                "prompt",
+                "response_format",
+                "temperature",
+                "timestamp_granularities[]",
+                "include[]",
+                "chunking_strategy",
+                "stream",
+            ];
             audio(&state, &headers, body, &allowed, false, Some(deployment)).await
         }
         "audio/translations" => {
@@ -425,6 +633,10 @@ async fn azure(
         }
         "images/generations" => generate(&state, &headers, body, Some(deployment)).await,
         "images/edits" => edit(&state, &headers, body, Some(deployment)).await,
-        _ => OpenAiError::invalid_url(&axum::http::Method::POST, &format!("/openai/deployments/{deployment}/{action}")).into_response(),
+        _ => OpenAiError::invalid_url(
+            &axum::http::Method::POST,
+            &format!("/openai/deployments/{deployment}/{action}"),
+        )
+        .into_response(),
     }
 }

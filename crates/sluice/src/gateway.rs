@@ -91,7 +91,10 @@ impl Runtime {
             token_pool,
             clients,
             config: Arc::new(config.clone()),
-            prices: Arc::new(PriceTable::new(&config.prices, config.default_price.clone())),
+            prices: Arc::new(PriceTable::new(
+                &config.prices,
+                config.default_price.clone(),
+            )),
             refresher,
         };
         // A reload gives disabled credentials another chance, but not accounts that need a

@@ -163,7 +163,12 @@ async fn images_are_counted_and_priced_by_model_quality_and_size() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["data"][0]["url"].as_str().unwrap().starts_with("https://"));
+    assert!(
+        body["data"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
     let (status, body) = post(
         &h,
         "/v1/images/generations",
@@ -212,7 +217,12 @@ async fn wrong_forms_capabilities_and_upstream_refusals_answer_in_openais_shape(
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["param"], "file");
     // JSON where a form is due.
-    let (status, body) = post(&h, "/v1/audio/transcriptions", json!({"model": "whisper-1"})).await;
+    let (status, body) = post(
+        &h,
+        "/v1/audio/transcriptions",
+        json!({"model": "whisper-1"}),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(
         body["error"]["message"]
@@ -264,7 +274,11 @@ async fn wrong_forms_capabilities_and_upstream_refusals_answer_in_openais_shape(
     assert!(body["error"]["message"].is_string());
     let records = h.records().await;
     assert_eq!(records.len(), 6);
-    assert!(records.iter().all(|r| r.units.is_empty() && r.cost_nanos == 0));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.units.is_empty() && r.cost_nanos == 0)
+    );
 }
 
 #[tokio::test]
@@ -335,6 +349,9 @@ async fn speech_counts_characters_and_rerank_documents() {
     assert_eq!(status, 200);
     let records = h.records().await;
     assert_eq!(records[0].units.characters, 6);
-    assert_eq!(records[0].cost_nanos, 90_000, "tts-1: $15 per million characters");
+    assert_eq!(
+        records[0].cost_nanos, 90_000,
+        "tts-1: $15 per million characters"
+    );
     assert_eq!(records[1].units.documents, 3);
 }

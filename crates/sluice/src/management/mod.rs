@@ -300,7 +300,10 @@ fn warn_restart_only(old: &Config, new: &Config) {
         ("listen", old.listen != new.listen),
         ("log-format", old.log_format != new.log_format),
         ("max-body-size", old.max_body_size != new.max_body_size),
-        ("max-upload-size", old.max_upload_size != new.max_upload_size),
+        (
+            "max-upload-size",
+            old.max_upload_size != new.max_upload_size,
+        ),
         (
             "max-concurrent-requests",
             old.max_concurrent_requests != new.max_concurrent_requests,

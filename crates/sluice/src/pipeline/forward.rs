@@ -255,7 +255,9 @@ pub(super) async fn handle(
         )?;
         prepared.headers.remove(header::ACCEPT);
         if let Some(form_type) = &form_type {
-            prepared.headers.insert(header::CONTENT_TYPE, form_type.clone());
+            prepared
+                .headers
+                .insert(header::CONTENT_TYPE, form_type.clone());
         }
         if path.starts_with("/images/") {
             prepared.first_byte = Some(provider.common().timeouts.image);
@@ -293,9 +295,13 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
         admitted,
     } = forwarded;
     let status = response.status();
-    let readable = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/event-stream")
-    });
+    let readable = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json")
+                || v.as_bytes().starts_with(b"text/event-stream")
+        });
     let cap = if asked.images.is_some() {
         IMAGE_WINDOW
     } else {
@@ -471,7 +477,8 @@ impl Reported {
         };
         // `usage` in tokens: OpenAI-style names, or rerank's `total_tokens`. Transcriptions
         // by the second say `"type": "duration"`.
-        let by_duration = usage.and_then(|u| u.get("type")).and_then(Value::as_str) == Some("duration");
+        let by_duration =
+            usage.and_then(|u| u.get("type")).and_then(Value::as_str) == Some("duration");
         let input = n(&["prompt_tokens", "input_tokens", "total_tokens"]);
         let output = n(&["completion_tokens", "output_tokens"]);
         let tokens = (!by_duration && input + output > 0).then(|| TokenUsage {

@@ -266,7 +266,10 @@ pub fn beyond_chat() -> axum::Router<Arc<AppState>> {
             "/v1/audio/translations",
             axum::routing::post(audio_translations),
         )
-        .route("/v1/images/generations", axum::routing::post(images_generations))
+        .route(
+            "/v1/images/generations",
+            axum::routing::post(images_generations),
+        )
         .route("/v1/images/edits", axum::routing::post(images_edits))
 }
 

@@ -181,6 +181,10 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(err.body.message.contains("malformed"), "{}", err.body.message);
+        assert!(
+            err.body.message.contains("malformed"),
+            "{}",
+            err.body.message
+        );
     }
 }

@@ -249,10 +249,8 @@ impl PriceTable {
         for (model, price) in overrides {
             exact.insert(model.clone(), price.clone());
         }
-        let mut by_length: Vec<(String, Price)> = exact
-            .iter()
-            .map(|(m, p)| (m.clone(), p.clone()))
-            .collect();
+        let mut by_length: Vec<(String, Price)> =
+            exact.iter().map(|(m, p)| (m.clone(), p.clone())).collect();
         by_length.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         Self {
             exact,
@@ -411,10 +409,7 @@ mod tests {
             t.units_cost("gpt-image-1", &images(1), Some("auto 1024x1024")),
             167_000_000
         );
-        assert_eq!(
-            t.units_cost("gpt-image-1", &images(1), None),
-            250_000_000
-        );
+        assert_eq!(t.units_cost("gpt-image-1", &images(1), None), 250_000_000);
         // dall-e-2 is priced by size alone; the override replaces dall-e-3's table.
         assert_eq!(
             t.units_cost("dall-e-2", &images(3), Some("standard 512x512")),

@@ -392,8 +392,8 @@ async fn attempt(
     let secrets = upstream::secrets_of(&request);
     let first_byte = request.first_byte.unwrap_or(common.timeouts.first_byte);
     let response = upstream::send(&pick.credential.http, provider.name(), request, first_byte)
-    .await
-    .map_err(|e| (Failure::Server, e))?;
+        .await
+        .map_err(|e| (Failure::Server, e))?;
     let status = response.status();
     if !status.is_success() {
         let retry_after = super::retry_after(response.headers());

@@ -92,7 +92,12 @@ impl CodeAssist {
         if call.stream && call.operation == Operation::Generate {
             url.set_query(Some("alt=sse"));
         }
-        Ok(UpstreamRequest { url, headers, body })
+        Ok(UpstreamRequest {
+            url,
+            headers,
+            body,
+            first_byte: None,
+        })
     }
 }
 

@@ -22,7 +22,9 @@ impl SseEvent {
         !self.data.is_empty()
     }
 
-    /// Encodes an event with an optional `event:` line.
+    /// Encodes an event with an optional `event:` line. `data` is split into `data:` lines at
+    /// every line ending the SSE spec knows (`\r\n`, `\n` and a lone `\r`), so no text inside
+    /// it can start a field or end the event for any client.
     pub fn encode(event: Option<&str>, data: &str) -> Bytes {
         let mut out = String::with_capacity(data.len() + 32);
         if let Some(name) = event {
@@ -30,10 +32,22 @@ impl SseEvent {
             out.push_str(name);
             out.push('\n');
         }
-        for line in data.split('\n') {
+        let mut rest = data;
+        loop {
             out.push_str("data: ");
-            out.push_str(line);
+            let Some(end) = memchr::memchr2(b'\r', b'\n', rest.as_bytes()) else {
+                out.push_str(rest);
+                out.push('\n');
+                break;
+            };
+            out.push_str(&rest[..end]);
             out.push('\n');
+            let ending = if rest[end..].starts_with("\r\n") {
+                2
+            } else {
+                1
+            };
+            rest = &rest[end + ending..];
         }
         out.push('\n');
         Bytes::from(out)
@@ -193,6 +207,22 @@ mod tests {
         assert_eq!(ev.event.as_deref(), Some("ping"));
         assert_eq!(&ev.data[..], b"{\"x\":\"y\"}");
         assert_eq!(ev.raw, raw);
+    }
+
+    #[test]
+    fn encode_splits_data_at_every_line_ending() {
+        let raw = SseEvent::encode(None, "a\revent: x\r\nb\nid: 7\r\rc\n");
+        assert_eq!(
+            &raw[..],
+            b"data: a\ndata: event: x\ndata: b\ndata: id: 7\ndata: \ndata: c\ndata: \n\n"
+        );
+        // What a spec-following client sees: every line (split at \r\n, \n and a lone \r)
+        // is a `data:` field until the blank line that ends the event.
+        let text = std::str::from_utf8(&raw).unwrap();
+        let lines: Vec<&str> = text.split(['\r', '\n']).collect();
+        let (body, tail) = lines.split_at(lines.len() - 2);
+        assert!(body.iter().all(|l| l.starts_with("data: ")), "{lines:?}");
+        assert_eq!(tail, ["", ""]);
     }
 
     proptest! {

@@ -68,16 +68,18 @@ pub struct Counts {
 
 impl Counts {
     pub fn add_row(&mut self, r: &UsageRow) {
-        self.requests += 1;
+        // Saturating: a hostile upstream can report counts near `i64::MAX`, and a sum that
+        // overflows would panic in debug builds and wrap to a negative total in release.
+        self.requests = self.requests.saturating_add(1);
         if r.status < 400 && r.attempts > 1 {
-            self.failover_saved += 1;
+            self.failover_saved = self.failover_saved.saturating_add(1);
         }
-        self.input_tokens += r.input_tokens;
-        self.output_tokens += r.output_tokens;
-        self.cache_read_tokens += r.cache_read_tokens;
-        self.cache_write_tokens += r.cache_write_tokens;
-        self.reasoning_tokens += r.reasoning_tokens;
-        self.cost_nanos += r.cost_nanos;
+        self.input_tokens = self.input_tokens.saturating_add(r.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(r.output_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(r.cache_read_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(r.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(r.reasoning_tokens);
+        self.cost_nanos = self.cost_nanos.saturating_add(r.cost_nanos);
         self.latency_sum_ms += r.latency_ms;
         self.latency[bucket_of(r.latency_ms)] += 1;
         if let Some(ttft) = r.ttft_ms {
@@ -87,24 +89,24 @@ impl Counts {
     }
 
     pub fn merge(&mut self, o: &Counts) {
-        self.requests += o.requests;
-        self.failover_saved += o.failover_saved;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cache_read_tokens += o.cache_read_tokens;
-        self.cache_write_tokens += o.cache_write_tokens;
-        self.reasoning_tokens += o.reasoning_tokens;
-        self.cost_nanos += o.cost_nanos;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.failover_saved = self.failover_saved.saturating_add(o.failover_saved);
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(o.cache_read_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(o.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
+        self.cost_nanos = self.cost_nanos.saturating_add(o.cost_nanos);
         self.latency_sum_ms += o.latency_sum_ms;
-        self.ttft_count += o.ttft_count;
+        self.ttft_count = self.ttft_count.saturating_add(o.ttft_count);
         for i in 0..BUCKETS {
-            self.latency[i] += o.latency[i];
-            self.ttft[i] += o.ttft[i];
+            self.latency[i] = self.latency[i].saturating_add(o.latency[i]);
+            self.ttft[i] = self.ttft[i].saturating_add(o.ttft[i]);
         }
     }
 
     pub fn tokens(&self) -> i64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }
 
@@ -355,5 +357,28 @@ mod tests {
         let sql = upsert_sql(Grain::Hour);
         assert!(sql.contains("$49)"), "{sql}");
         assert!(sql.contains("ttft_b15 = usage_rollup_hour.ttft_b15 + excluded.ttft_b15"));
+    }
+
+    #[test]
+    fn sums_of_hostile_counts_saturate() {
+        let row = UsageRow {
+            input_tokens: i64::MAX - 1,
+            output_tokens: i64::MAX,
+            cache_read_tokens: i64::MAX,
+            cost_nanos: i64::MAX,
+            ..UsageRow::default()
+        };
+        let mut c = Counts::default();
+        c.add_row(&row);
+        c.add_row(&row);
+        assert_eq!(c.input_tokens, i64::MAX);
+        assert_eq!(c.output_tokens, i64::MAX);
+        assert_eq!(c.cache_read_tokens, i64::MAX);
+        assert_eq!(c.cost_nanos, i64::MAX);
+        assert_eq!(c.tokens(), i64::MAX);
+        let mut merged = c.clone();
+        merged.merge(&c);
+        assert_eq!(merged.output_tokens, i64::MAX);
+        assert_eq!(merged.requests, 4);
     }
 }

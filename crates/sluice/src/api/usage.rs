@@ -32,7 +32,7 @@ pub fn totals_json(t: &UsageTotals) -> Value {
         "cache_read_tokens": t.cache_read_tokens,
         "cache_write_tokens": t.cache_write_tokens,
         "reasoning_tokens": t.reasoning_tokens,
-        "total_tokens": t.input_tokens + t.output_tokens,
+        "total_tokens": t.input_tokens.saturating_add(t.output_tokens),
         "cost": nanos_to_usd(t.cost_nanos),
         "audio_seconds": t.units.audio_seconds,
         "characters": t.units.characters,
@@ -254,4 +254,19 @@ pub async fn key_usage(
     data["models"] = grouped(&models, "model");
     data["records"] = Value::Array(recent.iter().map(record_json).collect());
     Ok(success("success", Some(data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_tokens_saturate_on_hostile_counts() {
+        let t = UsageTotals {
+            input_tokens: i64::MAX,
+            output_tokens: 5,
+            ..UsageTotals::default()
+        };
+        assert_eq!(totals_json(&t)["total_tokens"], json!(i64::MAX));
+    }
 }

@@ -38,6 +38,10 @@ pub(crate) struct Directives {
     /// mid-stream error event (OpenAI's error chunk, Responses' `response.failed`, Anthropic's
     /// `error`, Gemini's error object), then close it cleanly.
     pub(crate) fail_after: Option<usize>,
+    /// `fail_echo_key=1`: that error event's message echoes the key the request sent, whole
+    /// and masked as OpenAI masks keys (`sk-...WXYZ`), as a leaky upstream might (OpenAI Chat,
+    /// Anthropic and Gemini streams). Holds the key once [`arrive`] read it.
+    pub(crate) fail_echo_key: Option<String>,
     /// `stall_after=N`: send nothing more, forever, after N stream events.
     pub(crate) stall_after: Option<usize>,
     /// `words=N`: reply `w1 w2 … wN` instead of the default text.
@@ -91,14 +95,7 @@ impl Faults {
         if by_key.is_empty() {
             return None;
         }
-        let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let key = value("authorization")
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| sigv4_key_id(v)))
-            .or_else(|| value("x-api-key"))
-            .or_else(|| value("x-goog-api-key"))
-            .or_else(|| value("api-key"))?
-            .trim();
-        by_key.get(key).cloned()
+        by_key.get(sent_key(headers)?).cloned()
     }
 
     /// The status of a `cycle` pattern's next turn.
@@ -115,6 +112,18 @@ impl Faults {
             .ok()
             .filter(|s| (400..=599).contains(&s.as_u16()))
     }
+}
+
+/// The key a request authenticates with (`Authorization: Bearer`, a SigV4 access key id,
+/// `x-api-key`, `x-goog-api-key` or `api-key`).
+fn sent_key(headers: &HeaderMap) -> Option<&str> {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let key = value("authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| sigv4_key_id(v)))
+        .or_else(|| value("x-api-key"))
+        .or_else(|| value("x-goog-api-key"))
+        .or_else(|| value("api-key"))?;
+    Some(key.trim())
 }
 
 /// The access key id of a SigV4 `Authorization` value.
@@ -137,6 +146,9 @@ pub(crate) async fn arrive(faults: &Faults, headers: &HeaderMap, body: &[u8]) ->
     let mut directives = Directives::parse(None, &String::from_utf8_lossy(body));
     for extra in [keyed.as_deref(), header].into_iter().flatten() {
         directives.apply_header(extra);
+    }
+    if directives.fail_echo_key.is_some() {
+        directives.fail_echo_key = Some(sent_key(headers).unwrap_or_default().to_owned());
     }
     if let Some(pattern) = directives.cycle.clone() {
         directives.status = faults.next_in_cycle(&pattern);
@@ -190,6 +202,7 @@ impl Directives {
             "cut_after" => set(&mut self.cut_after, number(value)),
             "stall_after" => set(&mut self.stall_after, number(value)),
             "fail_after" => set(&mut self.fail_after, number(value)),
+            "fail_echo_key" => self.fail_echo_key = matches!(value, "1" | "true").then(String::new),
             "words" => set(
                 &mut self.words,
                 number::<usize>(value).map(|n| n.min(MAX_WORDS)),

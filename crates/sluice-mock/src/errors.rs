@@ -276,7 +276,7 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
 }
 
 /// Shows at most the first 3 and last 4 characters, and nothing of a short key.
-fn mask_key(key: &str) -> String {
+pub(crate) fn mask_key(key: &str) -> String {
     let chars: Vec<char> = key.chars().collect();
     if chars.len() < 12 {
         return "***".to_owned();

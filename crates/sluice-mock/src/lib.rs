@@ -36,6 +36,7 @@
 //! | `cut_after=N` | abort the connection after N stream events |
 //! | `stall_after=N` | send nothing more after N stream events, never end |
 //! | `fail_after=N` | after N stream events, the provider's own mid-stream error event (OpenAI error chunk, Responses `response.failed`, Anthropic `error`, Gemini error object), then a clean end |
+//! | `fail_echo_key=1` | with `fail_after`, the error event's message echoes the request's key, whole and masked (`sk-...WXYZ`), like a leaky upstream (OpenAI Chat, Anthropic, Gemini) |
 //! | `words=N` | reply `w1 w2 … wN` |
 //! | `cached=N` | report N cached prompt tokens |
 //! | `cycle=S1.S2…` | the Nth request with this pattern answers `S(N mod len)` (`200` = no fault) |

@@ -31,6 +31,18 @@ pub(crate) fn fail_after(
 pub(crate) const FAILURE_MESSAGE: &str =
     "sluice-mock: the model failed mid-stream (mock:fail_after)";
 
+/// The message of an injected mid-stream error: [`FAILURE_MESSAGE`], with `fail_echo_key` the
+/// request's key after it, whole and masked.
+pub(crate) fn failure_message(directives: &Directives) -> String {
+    match &directives.fail_echo_key {
+        Some(key) => format!(
+            "{FAILURE_MESSAGE}; key {} ({key})",
+            crate::errors::mask_key(key)
+        ),
+        None => FAILURE_MESSAGE.to_owned(),
+    }
+}
+
 /// Sends `events` one body chunk each; `guard` counts the stream as cancelled if the body is
 /// dropped before it reaches its planned end.
 pub(crate) fn body(events: Vec<Bytes>, directives: &Directives, guard: StreamGuard) -> Body {

@@ -138,6 +138,43 @@ async fn an_upstream_error_event_is_relayed_alone_on_same_dialect_streams() {
     }
 }
 
+/// Issue 9 leftover: an upstream's own mid-stream error event that echoes the gateway's
+/// provider key (whole, or masked as `sk-...WXYZ`) reaches the client without it, relayed on
+/// the same-dialect paths (OpenAI Chat's hot path, Anthropic's and Gemini's passthrough) and
+/// translated, like an error answer before the stream does.
+#[tokio::test]
+async fn mid_stream_upstream_errors_never_echo_the_gateway_key() {
+    let h = matrix().await;
+    let tail: String = UPSTREAM_KEY.chars().skip(UPSTREAM_KEY.len() - 4).collect();
+    let pairs = [
+        ("chat", "via-chat"),
+        ("anthropic", "via-anthropic"),
+        ("gemini", "via-gemini"),
+        ("anthropic", "via-chat"),
+        ("chat", "via-anthropic"),
+    ];
+    for (client, model) in pairs {
+        let text = "mock:words=20 mock:fail_after=4 mock:fail_echo_key=1";
+        let resp = stream_request(&h, client, model, text)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{client} via {model}");
+        let body = resp.text().await.unwrap();
+        let errors = error_events(client, &body);
+        assert_eq!(errors.len(), 1, "{client} via {model}: {body}");
+        let error = errors[0].to_string();
+        assert!(error.contains(MOCK_FAILURE), "{client} via {model}: {body}");
+        assert!(error.contains("[redacted]"), "{client} via {model}: {body}");
+        for leak in [UPSTREAM_KEY, tail.as_str()] {
+            assert!(
+                !body.contains(leak),
+                "{client} via {model}: {leak} in {body}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_cut_responses_relay_ends_the_same_response() {
     let h = matrix().await;

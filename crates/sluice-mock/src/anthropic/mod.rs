@@ -109,7 +109,8 @@ async fn create(
         .and_then(|events| {
             stream_body::fail_after(events, &directives, |_| {
                 let error = serde_json::json!({"type": "error", "error": {
-                    "type": "overloaded_error", "message": stream_body::FAILURE_MESSAGE,
+                    "type": "overloaded_error",
+                    "message": stream_body::failure_message(&directives),
                 }});
                 crate::sse::named("error", &error)
             })

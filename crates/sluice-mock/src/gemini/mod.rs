@@ -232,7 +232,7 @@ impl Call<'_> {
                 .and_then(|events| {
                     stream_body::fail_after(events, &self.directives, |_| {
                         let error = serde_json::json!({"error": {
-                            "code": 500, "message": stream_body::FAILURE_MESSAGE,
+                            "code": 500, "message": stream_body::failure_message(&self.directives),
                             "status": "INTERNAL",
                         }});
                         sse::data(&error, "\r\n\r\n")

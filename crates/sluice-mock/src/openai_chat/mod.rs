@@ -152,7 +152,7 @@ async fn complete(
             stream_body::fail_after(events, &directives, |_| {
                 // OpenAI reports a failure inside a stream as a chunk holding only `error`.
                 let error = serde_json::json!({"error": {
-                    "message": stream_body::FAILURE_MESSAGE,
+                    "message": stream_body::failure_message(&directives),
                     "type": "server_error", "param": null, "code": null,
                 }});
                 crate::sse::data(&error, "\n\n")

@@ -268,7 +268,7 @@ pub(super) async fn handle(
     let provider = served.pick.target.provider.name().to_string();
     let priced = served.pick.target.upstream_model.to_string();
     match served.answer {
-        Answer::Stream(response) => Ok(Handled::Forwarded(Box::new(Forwarded {
+        Answer::Stream { response, .. } => Ok(Handled::Forwarded(Box::new(Forwarded {
             response,
             provider,
             model: priced,

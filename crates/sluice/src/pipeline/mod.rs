@@ -578,7 +578,7 @@ async fn handle(
     let upstream_dialect = provider.dialect();
 
     let body = match served.answer {
-        Answer::Stream(response) => {
+        Answer::Stream { response, secrets } => {
             let transform = if client == upstream_dialect {
                 match client {
                     Dialect::OpenAiChat => Transform::ChatPassthrough {
@@ -601,6 +601,7 @@ async fn handle(
                 encode: encode_options(app, &probe.model, probe.include_usage),
                 transform,
                 idle: common.timeouts.idle,
+                secrets,
                 shutdown: app.hard_stop.subscribe(),
                 span: otel::phase(&server, "relay"),
                 admitted,

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::account::Ledger;
 use super::admit::Admitted;
-use super::upstream::describe;
+use super::upstream::{describe, redact_secrets, redact_text};
 use crate::pricing::estimate::{MAX_REPLY_TEXT, chat_chunk_text};
 
 /// An upstream response body: chunks of SSE bytes.
@@ -50,6 +50,8 @@ pub struct StreamRelay {
     pub encode: EncodeOptions,
     pub transform: Transform,
     pub idle: Duration,
+    /// The credentials the attempt sent: removed from the upstream's own error events.
+    pub secrets: Vec<String>,
     pub shutdown: watch::Receiver<bool>,
     pub admitted: Admitted,
     /// Called once if the upstream breaks, stalls or truncates the stream (not on shutdown):
@@ -65,6 +67,7 @@ struct RelayState {
     encode: EncodeOptions,
     transform: Transform,
     idle: Duration,
+    secrets: Vec<String>,
     shutdown: watch::Receiver<bool>,
     ledger: Option<Ledger>,
     _admitted: Admitted,
@@ -118,6 +121,19 @@ impl ReplyText {
     }
 }
 
+/// Relays an upstream's own error event with every echo of the attempt's credentials removed
+/// (as [`super::upstream::error_from_response`] does for error answers before the stream):
+/// re-encoded only when something was removed, as received otherwise.
+fn relay_error_event(event: &SseEvent, secrets: &[String], out: &mut Vec<u8>) {
+    let clean = redact_secrets(event.data.clone(), secrets);
+    if clean == event.data {
+        out.extend_from_slice(&event.raw);
+    } else {
+        let data = String::from_utf8_lossy(&clean);
+        out.extend_from_slice(&SseEvent::encode(event.event.as_deref(), &data));
+    }
+}
+
 /// Headers of every relayed stream.
 pub fn sse_response(body: Body, provider: &str) -> Response {
     let mut response = Response::new(body);
@@ -161,6 +177,7 @@ impl StreamRelay {
             encode,
             transform,
             idle,
+            secrets,
             shutdown,
             admitted,
             on_upstream_fault,
@@ -172,6 +189,7 @@ impl StreamRelay {
             encode,
             transform,
             idle,
+            secrets,
             shutdown,
             ledger: Some(ledger),
             _admitted: admitted,
@@ -347,8 +365,16 @@ impl RelayState {
                 }
                 self.upstream_error |= inspection.is_error;
                 match inspection.action {
+                    ChunkAction::Forward if inspection.is_error => {
+                        relay_error_event(event, &self.secrets, out)
+                    }
                     ChunkAction::Forward => out.extend_from_slice(&event.raw),
                     ChunkAction::Rewrite(json) => {
+                        let json = if inspection.is_error {
+                            redact_text(&json, &self.secrets).unwrap_or(json)
+                        } else {
+                            json
+                        };
                         out.extend_from_slice(&SseEvent::encode(None, &json))
                     }
                     ChunkAction::Drop => {}
@@ -356,13 +382,27 @@ impl RelayState {
             }
             Transform::Passthrough { decoder } => {
                 let events = decoder.push(event);
-                out.extend_from_slice(&event.raw);
+                if events
+                    .iter()
+                    .any(|e| matches!(e, StreamEvent::Error { .. }))
+                {
+                    relay_error_event(event, &self.secrets, out);
+                } else {
+                    out.extend_from_slice(&event.raw);
+                }
                 for e in &events {
                     self.observe(e);
                 }
             }
             Transform::Translate { decoder, .. } => {
-                let events = decoder.push(event);
+                let mut events = decoder.push(event);
+                for e in &mut events {
+                    if let StreamEvent::Error { error } = e
+                        && let Some(clean) = redact_text(&error.message, &self.secrets)
+                    {
+                        error.message = clean;
+                    }
+                }
                 for e in &events {
                     self.handle_canonical(e, out);
                     if self.done {

@@ -33,8 +33,12 @@ use crate::providers::{Origin, UpstreamRequest};
 /// What the upstream answered, once an attempt succeeded.
 #[derive(Debug)]
 pub enum Answer {
-    /// A 2xx stream, headers received, body not read.
-    Stream(reqwest::Response),
+    /// A 2xx stream, headers received, body not read; with the credentials the attempt sent
+    /// ([`upstream::secrets_of`]), for redacting the upstream's own error events in it.
+    Stream {
+        response: reqwest::Response,
+        secrets: Vec<String>,
+    },
     /// A complete 2xx body.
     Complete(Bytes),
 }
@@ -415,7 +419,7 @@ async fn attempt(
     }
     crate::otel::attempt_succeeded(span, status.as_u16());
     if stream {
-        return Ok(Answer::Stream(response));
+        return Ok(Answer::Stream { response, secrets });
     }
     let body = upstream::read_body(provider.name(), response, common.timeouts.idle)
         .await

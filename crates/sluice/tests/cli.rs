@@ -15,14 +15,6 @@ fn write_config(text: &str) -> tempfile::NamedTempFile {
     file
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn invalid_config_refuses_to_start_and_names_the_key() {
     let file = write_config(
@@ -146,10 +138,11 @@ async fn sigterm_drains_streams_and_flushes_usage() {
     let mock = sluice_mock::MockServer::start(Default::default())
         .await
         .unwrap();
-    let port = free_port();
     let data = tempfile::tempdir().unwrap();
+    // Port 0: the address comes from the server's own "listening" line, so no other process
+    // can take a port picked in advance.
     let file = write_config(&format!(
-        "listen: 127.0.0.1:{port}
+        "listen: 127.0.0.1:0
 api-keys: [sk-cli-test]
 log-format: json
 data-dir: {data}
@@ -170,22 +163,46 @@ providers:
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
+    // Read the log as it comes (a full pipe would block the server), and hand over the
+    // listening address as soon as it is logged.
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut text = String::new();
+        let mut addr_tx = Some(addr_tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["fields"]["message"] == "sluice listening"
+                && let (Some(tx), Some(addr)) = (addr_tx.take(), v["fields"]["addr"].as_str())
+            {
+                let _ = tx.send(addr.to_string());
+            }
+            text.push_str(&line);
+            text.push('\n');
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        text
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(60), addr_rx)
+        .await
+        .expect("sluice did not start listening within 60 s")
+        .expect("sluice exited before listening");
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sluice did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(ready, "sluice did not become ready");
 
     let resp = http
         .post(format!("{base}/v1/chat/completions"))
@@ -211,16 +228,13 @@ providers:
         body.trim_end().ends_with("data: [DONE]"),
         "stream cut by SIGTERM: {body}"
     );
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
-        .unwrap()
+        .expect("sluice did not exit within 60 s of SIGTERM")
         .unwrap();
     assert!(status.success(), "exit status {status}");
 
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-        .await
-        .unwrap();
+    let stderr = log.await.unwrap();
     let usage: Vec<Value> = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

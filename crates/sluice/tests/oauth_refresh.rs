@@ -148,34 +148,44 @@ impl Accounts {
             .unwrap()
     }
 
-    /// Waits until the credential of `file` reaches `status`.
-    async fn wait_status(&self, file: &str, status: &str) -> Value {
-        for _ in 0..100 {
+    /// Waits until the credential of `file` satisfies `done` (a generous deadline: the
+    /// refresh scheduler and the routing update that follows it run on a loaded machine).
+    async fn wait_credential(
+        &self,
+        file: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
             let c = self.credential_of(file).await;
-            if c["status"] == status {
+            if done(&c) {
                 return c;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{file} never {what}: {c}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!(
-            "{file} never became {status}: {}",
-            self.credential_of(file).await
-        );
+    }
+
+    /// Waits until the credential of `file` reaches `status`; for `needs_relogin`, until it
+    /// is also out of rotation (the scheduler disables it in routing just after the refusal
+    /// is recorded on the account).
+    async fn wait_status(&self, file: &str, status: &str) -> Value {
+        self.wait_credential(file, &format!("became {status}"), |c| {
+            c["status"] == status && (status != "needs_relogin" || c["disabled"].is_string())
+        })
+        .await
     }
 
     /// Waits until the account of `file` reaches refresh state `state`.
     async fn wait_account_state(&self, file: &str, state: &str) -> Value {
-        for _ in 0..100 {
-            let c = self.credential_of(file).await;
-            if c["account"]["state"] == state {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "{file} never reached {state}: {}",
-            self.credential_of(file).await
-        );
+        self.wait_credential(file, &format!("reached {state}"), |c| {
+            c["account"]["state"] == state
+        })
+        .await
     }
 
     /// Bearer tokens the fake's Anthropic upstream received, in order.

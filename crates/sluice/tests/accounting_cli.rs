@@ -1,8 +1,11 @@
 //! The `sluice` binary's store as an operator meets it: users created by the CLI, usage
-//! exported by the CLI, and no usage record lost when SIGTERM arrives mid-load.
+//! exported by the CLI, no usage record lost when SIGTERM arrives mid-load, and `/metrics`
+//! telling the same story as the store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashSet;
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -448,5 +451,139 @@ providers:
     assert!(
         log.contains("usage record(s) could not be written"),
         "{log}"
+    );
+}
+
+/// Issue 12's "done when": Prometheus scraping the running binary shows the traffic, tokens
+/// and cost that the usage store recorded for the same traffic (successes, streams, a failover
+/// after a 429, an upstream 5xx, a request refused before routing).
+#[tokio::test]
+async fn metrics_scraped_from_the_binary_match_the_usage_store() {
+    use common::openmetrics::{parse, total};
+
+    let mock = sluice_mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let port = free_port();
+    let data = tempfile::tempdir().unwrap();
+    let config = write_config(&format!(
+        "listen: 127.0.0.1:{port}
+api-keys: [sk-metrics-store]
+data-dir: {data}
+cooldown: {{server-error-threshold: 100}}
+prices: {{mock-model: {{input: 1, output: 2}}}}
+providers:
+  - name: mock
+    kind: openai-compatible
+    base-url: {}
+    api-keys: [upstream-a, upstream-b]
+    models: [{{name: mock-model}}]
+",
+        mock.base_url(),
+        data = data.path().display()
+    ));
+    let (mut child, http, base) = serve(&config, port, Stdio::null()).await;
+    let traffic = [
+        ("mock-model", false, "mock:words=7"),
+        ("mock-model", false, "mock:words=30 mock:cached=4"),
+        ("mock-model", true, "mock:words=12"),
+        ("mock-model", true, "mock:words=3"),
+        ("mock-model", false, "mock:cycle=429.200 mock:words=5"),
+        ("mock-model", false, "mock:status=500"),
+        ("no-such-model", false, "hello"),
+    ];
+    for (model, stream, text) in traffic {
+        let resp = http
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth("sk-metrics-store")
+            .json(&json!({"model": model, "stream": stream,
+                "messages": [{"role": "user", "content": text}]}))
+            .send()
+            .await
+            .unwrap();
+        resp.bytes().await.unwrap();
+    }
+    // Metrics of finished requests are observed by the usage writer: wait until it saw all.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let m = parse(&text);
+        if total(&m, "sluice_requests", &[], false) >= traffic.len() as f64 {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the metrics never counted {} requests:\n{text}",
+            traffic.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    sigterm(&child);
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+
+    let records = exported(&config);
+    assert_eq!(records.len(), traffic.len(), "{records:?}");
+    let requests = total(&metrics, "sluice_requests", &[], false);
+    assert_eq!(requests, records.len() as f64);
+    // Request counts by status, as the store and the metrics see them.
+    let mut by_status = BTreeMap::<String, f64>::new();
+    for r in &records {
+        *by_status.entry(r["status"].to_string()).or_default() += 1.0;
+    }
+    assert!(by_status.len() >= 3, "{by_status:?}");
+    for (status, n) in &by_status {
+        let scraped = total(
+            &metrics,
+            "sluice_requests",
+            &[("status_code", status)],
+            false,
+        );
+        assert_eq!(scraped, *n, "status {status}");
+    }
+    // Token sums by type and the money.
+    for (column, token_type) in [
+        ("input_tokens", "input"),
+        ("output_tokens", "output"),
+        ("cache_read_tokens", "cache_read_input"),
+    ] {
+        let stored: u64 = records.iter().map(|r| r[column].as_u64().unwrap()).sum();
+        assert!(stored > 0, "{column}: {records:?}");
+        let scraped = total(
+            &metrics,
+            "gen_ai_client_token_usage",
+            &[("gen_ai_token_type", token_type)],
+            true,
+        );
+        assert_eq!(scraped, stored as f64, "{column}");
+    }
+    let stored_cost: f64 = records.iter().map(|r| r["cost"].as_f64().unwrap()).sum();
+    assert!(stored_cost > 0.0);
+    let scraped_cost = total(&metrics, "sluice_cost_usd", &[], false);
+    assert!(
+        (scraped_cost - stored_cost).abs() < 1e-9,
+        "metrics ${scraped_cost}, store ${stored_cost}"
+    );
+    // Upstream attempts: the failover's 429 and the 5xx are attempts too.
+    let attempts = total(&metrics, "sluice_upstream_attempts", &[], false);
+    assert_eq!(attempts, mock.requests().len() as f64);
+    assert_eq!(
+        total(
+            &metrics,
+            "sluice_upstream_attempts",
+            &[("outcome", "429")],
+            false
+        ),
+        1.0
     );
 }

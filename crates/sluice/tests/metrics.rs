@@ -9,12 +9,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::openmetrics::{Exposition, total};
 use common::*;
-use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use serde_json::json;
 use sluice_mock::{MockConfig, MockServer};
-
-type Exposition = MetricsExposition<OpenMetricsType, OpenMetricsValue>;
 
 /// The `/metrics` text as a local scraper sees it.
 async fn metrics_text(h: &Harness) -> String {
@@ -32,33 +30,7 @@ async fn scrape(h: &Harness) -> Exposition {
         resp.headers()["content-type"],
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
-    let text = resp.text().await.unwrap();
-    openmetrics_parser::openmetrics::parse_openmetrics(&text)
-        .unwrap_or_else(|e| panic!("invalid OpenMetrics: {e:?}\n{text}"))
-}
-
-/// The sum over the samples of `family` whose labels include `labels`: counter and gauge
-/// values, histogram counts (or sums, with `sum`).
-fn total(exp: &Exposition, family: &str, labels: &[(&str, &str)], sum: bool) -> f64 {
-    let Some(f) = exp.families.get(family) else {
-        return 0.0;
-    };
-    f.iter_samples()
-        .filter(|s| {
-            let set = s.get_labelset().unwrap();
-            labels
-                .iter()
-                .all(|(k, v)| set.get_label_value(k) == Some(*v))
-        })
-        .map(|s| match &s.value {
-            OpenMetricsValue::Counter(c) => c.value.as_f64(),
-            OpenMetricsValue::Gauge(n) | OpenMetricsValue::Unknown(n) => n.as_f64(),
-            OpenMetricsValue::Histogram(h) if sum => h.sum.as_ref().unwrap().as_f64(),
-            OpenMetricsValue::Histogram(h) => h.count.unwrap() as f64,
-            OpenMetricsValue::Info => 1.0,
-            other => panic!("unexpected {other:?}"),
-        })
-        .sum()
+    common::openmetrics::parse(&resp.text().await.unwrap())
 }
 
 fn count(exp: &Exposition, family: &str, labels: &[(&str, &str)]) -> f64 {

@@ -1,6 +1,8 @@
 //! Shared harness: a fake upstream and a real Sluice server on ephemeral ports.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod openmetrics;
+
 use std::time::Duration;
 
 use sluice::config::Config;

@@ -14,6 +14,7 @@
 
 pub mod buckets;
 pub mod labels;
+mod series;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -74,14 +75,23 @@ pub struct Overhead {
     pub translate_response: Option<Duration>,
 }
 
+/// The names of [`Overhead`]'s phases, in [`Overhead::phases`]' order.
+const PHASES: [&str; 5] = [
+    "authenticate",
+    "admit",
+    "route",
+    "translate_request",
+    "translate_response",
+];
+
 impl Overhead {
-    fn phases(&self) -> [(&'static str, Option<Duration>); 5] {
+    fn phases(&self) -> [Option<Duration>; 5] {
         [
-            ("authenticate", self.authenticate),
-            ("admit", self.admit),
-            ("route", self.route),
-            ("translate_request", self.translate_request),
-            ("translate_response", self.translate_response),
+            self.authenticate,
+            self.admit,
+            self.route,
+            self.translate_request,
+            self.translate_response,
         ]
     }
 
@@ -199,6 +209,16 @@ pub struct Telemetry {
     credential_cap: SeriesCap,
     /// Serialises scrapes: a credential snapshot clears and refills its gauges.
     scrape: Mutex<()>,
+    /// The series of the request and attempt label tuples seen so far (only the usage
+    /// writer's task records requests, so the lock is uncontended).
+    resolved: Mutex<Resolved>,
+}
+
+/// [`Telemetry::request`]'s resolved series.
+#[derive(Default)]
+struct Resolved {
+    requests: series::Cache<RequestKey, RequestSeries>,
+    attempts: series::Cache<AttemptKey, AttemptSeries>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -393,6 +413,7 @@ impl Telemetry {
             store_query,
             series_dropped,
             scrape: Mutex::new(()),
+            resolved: Mutex::default(),
         }
     }
 
@@ -433,77 +454,90 @@ impl Telemetry {
         if !self.settings.enabled {
             return;
         }
-        let provider = r.provider.unwrap_or("none").to_string();
-        let model = r.model.unwrap_or(OTHER).to_string();
-        let key_id = self.key_label(r.key_id);
-        let stream = if r.stream { "true" } else { "false" };
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: r.route,
-                dialect: r.dialect,
-                provider: provider.clone(),
-                model: model.clone(),
-                status_code: r.status.to_string(),
-                stream,
-                key_id: key_id.clone(),
-            })
-            .inc();
-        let provider_name = r.platform.map_or("none", provider_name).to_string();
-        let genai = GenAi {
-            operation: r.operation,
-            provider_name: provider_name.clone(),
-            model: model.clone(),
-            dialect: r.dialect,
-            provider: provider.clone(),
+        let Ok(mut resolved) = self.resolved.lock() else {
+            return;
         };
-        let error_type = server_error_type(r.status, r.error);
-        let ok = error_type.is_none();
-        self.server_duration
-            .get_or_create(&DurationLabels {
-                genai: genai.clone(),
-                stream,
-                error_type,
-            })
-            .observe(r.duration.as_secs_f64());
+        let resolved = &mut *resolved;
+        let key = RequestTuple::of(r, self.settings.per_key);
+        let series = resolved.requests.get(
+            &key,
+            |owned| owned.borrowed() == key,
+            || (key.owned(), self.request_series(r, &key)),
+        );
+        if series.key_dropped {
+            self.dropped("per_key");
+        }
+        series.requests.inc();
+        series.duration.observe(r.duration.as_secs_f64());
         if r.stream
-            && ok
+            && key.error.is_none()
             && let Some(ttft) = r.ttft
         {
-            self.server_ttft
-                .get_or_create(&genai)
+            let genai = || self.genai(r);
+            series
+                .ttft
+                .get_or_insert_with(|| self.server_ttft.get_or_create_owned(&genai()))
                 .observe(ttft.as_secs_f64());
             if r.tokens.output > 1 {
                 let decoding = r.duration.saturating_sub(ttft).as_secs_f64();
-                self.server_tpot
-                    .get_or_create(&genai)
+                series
+                    .tpot
+                    .get_or_insert_with(|| self.server_tpot.get_or_create_owned(&genai()))
                     .observe(decoding / (r.tokens.output - 1) as f64);
             }
         }
-        self.token_usage(&genai, &r.tokens, key_id.as_ref());
+        if r.tokens.input > 0 || r.tokens.output > 0 {
+            let t = &r.tokens;
+            let counts = [
+                (t.input, true),
+                (t.output, true),
+                (t.cache_read, false),
+                (t.cache_write, false),
+                (t.reasoning, false),
+            ];
+            for (i, (count, always)) in counts.into_iter().enumerate() {
+                if always || count > 0 {
+                    series.tokens[i]
+                        .get_or_insert_with(|| {
+                            self.tokens.get_or_create_owned(&TokenLabels {
+                                genai: self.genai(r),
+                                token_type: TOKEN_TYPES[i],
+                                key_id: series.key_label.clone(),
+                            })
+                        })
+                        .observe(count as f64);
+                }
+            }
+        }
         if r.cost_usd > 0.0 {
-            self.cost
-                .get_or_create(&CostLabels {
-                    provider_name,
-                    provider,
-                    model,
-                    estimated: if r.estimated { "true" } else { "false" },
-                    key_id,
+            series
+                .cost
+                .get_or_insert_with(|| {
+                    self.cost.get_or_create_owned(&CostLabels {
+                        provider_name: r.platform.map_or("none", provider_name).to_string(),
+                        provider: r.provider.unwrap_or("none").to_string(),
+                        model: r.model.unwrap_or(OTHER).to_string(),
+                        estimated: if r.estimated { "true" } else { "false" },
+                        key_id: series.key_label.clone(),
+                    })
                 })
                 .inc_by(r.cost_usd);
         }
-        for attempt in &r.attempts {
-            self.attempt(r, attempt);
-        }
-        for (phase, spent) in r.overhead.phases() {
+        for (i, spent) in r.overhead.phases().into_iter().enumerate() {
             if let Some(spent) = spent {
-                self.overhead
-                    .get_or_create(&OverheadLabels {
-                        route: r.route,
-                        dialect: r.dialect,
-                        phase,
+                series.overhead[i]
+                    .get_or_insert_with(|| {
+                        self.overhead.get_or_create_owned(&OverheadLabels {
+                            route: r.route,
+                            dialect: r.dialect,
+                            phase: PHASES[i],
+                        })
                     })
                     .observe(spent.as_secs_f64());
             }
+        }
+        for attempt in &r.attempts {
+            self.attempt(&mut resolved.attempts, r, attempt);
         }
         for (provider, reason) in r.cooldowns {
             self.cooldowns
@@ -522,90 +556,135 @@ impl Telemetry {
         }
     }
 
-    fn token_usage(&self, genai: &GenAi, tokens: &Tokens, key_id: Option<&String>) {
-        let counts = [
-            ("input", tokens.input, true),
-            ("output", tokens.output, true),
-            ("cache_read_input", tokens.cache_read, false),
-            ("cache_creation_input", tokens.cache_write, false),
-            ("reasoning_output", tokens.reasoning, false),
-        ];
-        if tokens.input == 0 && tokens.output == 0 {
-            return;
-        }
-        for (token_type, count, always) in counts {
-            if always || count > 0 {
-                self.tokens
-                    .get_or_create(&TokenLabels {
-                        genai: genai.clone(),
-                        token_type,
-                        key_id: key_id.cloned(),
-                    })
-                    .observe(count as f64);
+    /// The series every record of `key` observes; the optional ones are resolved when first
+    /// observed.
+    fn request_series(&self, r: &RequestDone<'_>, key: &RequestTuple<'_>) -> RequestSeries {
+        let (key_label, key_dropped) = match key.key_id {
+            Some(id) => {
+                let mut dropped = false;
+                let label = self.per_key.label(id, || dropped = true);
+                (Some(label), dropped)
             }
+            None => (None, false),
+        };
+        let requests = self.requests.get_or_create_owned(&RequestLabels {
+            route: r.route,
+            dialect: r.dialect,
+            provider: r.provider.unwrap_or("none").to_string(),
+            model: r.model.unwrap_or(OTHER).to_string(),
+            status_code: r.status.to_string(),
+            stream: if r.stream { "true" } else { "false" },
+            key_id: key_label.clone(),
+        });
+        let duration = self.server_duration.get_or_create_owned(&DurationLabels {
+            genai: self.genai(r),
+            stream: if r.stream { "true" } else { "false" },
+            error_type: key.error.map(ErrorType::label),
+        });
+        RequestSeries {
+            requests,
+            duration,
+            ttft: None,
+            tpot: None,
+            tokens: Default::default(),
+            cost: None,
+            overhead: Default::default(),
+            key_label,
+            key_dropped,
         }
     }
 
-    fn attempt(&self, r: &RequestDone<'_>, a: &Attempt<'_>) {
-        let outcome = attempt_outcome(a.status, a.error);
-        let credential = self.credential_cap.label(a.credential, || {
-            self.dropped("credential");
-        });
-        self.attempts
-            .get_or_create(&ProviderLabels {
-                provider: a.provider.to_string(),
-                credential: Some(credential),
-                kind: "outcome",
-                value: outcome,
-            })
-            .inc();
-        if a.failed_over {
-            self.failovers
-                .get_or_create(&ProviderLabels {
-                    provider: a.provider.to_string(),
-                    credential: None,
-                    kind: "reason",
-                    value: outcome,
-                })
-                .inc();
-        }
-        let genai = GenAi {
+    /// The GenAI labels of a request.
+    fn genai(&self, r: &RequestDone<'_>) -> GenAi {
+        GenAi {
             operation: r.operation,
-            provider_name: provider_name(a.platform).to_string(),
-            model: a.model.to_string(),
+            provider_name: r.platform.map_or("none", provider_name).to_string(),
+            model: r.model.unwrap_or(OTHER).to_string(),
             dialect: r.dialect,
-            provider: a.provider.to_string(),
-        };
-        let error_type = if outcome == "ok" {
+            provider: r.provider.unwrap_or("none").to_string(),
+        }
+    }
+
+    fn attempt(
+        &self,
+        cache: &mut series::Cache<AttemptKey, AttemptSeries>,
+        r: &RequestDone<'_>,
+        a: &Attempt<'_>,
+    ) {
+        let outcome = attempt_outcome(a.status, a.error);
+        let error = if outcome == "ok" {
             // A stream that broke after the upstream's 2xx is an error of the attempt too.
             r.error
                 .filter(|_| r.stream && a.first_chunk.is_some() && !a.failed_over)
-                .and_then(|e| server_error_type(r.status, Some(e)))
+                .and_then(|e| error_type(r.status, Some(e)))
         } else {
-            Some(outcome.to_string())
+            Some(ErrorType::Outcome(outcome))
         };
+        let key = AttemptTuple {
+            operation: r.operation,
+            dialect: r.dialect,
+            stream: r.stream,
+            provider: a.provider,
+            platform: a.platform,
+            credential: a.credential,
+            model: a.model,
+            outcome,
+            error,
+        };
+        let series = cache.get(
+            &key,
+            |owned| owned.borrowed() == key,
+            || (key.owned(), self.attempt_series(&key)),
+        );
+        if series.credential_dropped {
+            self.dropped("credential");
+        }
+        series.attempts.inc();
+        if a.failed_over {
+            series
+                .failovers
+                .get_or_insert_with(|| {
+                    self.failovers.get_or_create_owned(&ProviderLabels {
+                        provider: a.provider.to_string(),
+                        credential: None,
+                        kind: "reason",
+                        value: outcome,
+                    })
+                })
+                .inc();
+        }
         if let Some(first) = a.first_chunk {
-            self.client_ttfc
-                .get_or_create(&genai)
+            series
+                .ttfc
+                .get_or_insert_with(|| self.client_ttfc.get_or_create_owned(&key.genai()))
                 .observe(first.as_secs_f64());
         }
-        self.client_duration
-            .get_or_create(&DurationLabels {
-                genai,
-                stream: if r.stream { "true" } else { "false" },
-                error_type,
-            })
-            .observe(a.duration.as_secs_f64());
+        series.duration.observe(a.duration.as_secs_f64());
     }
 
-    fn key_label(&self, key_id: Option<&str>) -> Option<String> {
-        if !self.settings.per_key {
-            return None;
+    fn attempt_series(&self, key: &AttemptTuple<'_>) -> AttemptSeries {
+        let mut credential_dropped = false;
+        let credential = self
+            .credential_cap
+            .label(key.credential, || credential_dropped = true);
+        let attempts = self.attempts.get_or_create_owned(&ProviderLabels {
+            provider: key.provider.to_string(),
+            credential: Some(credential),
+            kind: "outcome",
+            value: key.outcome,
+        });
+        let duration = self.client_duration.get_or_create_owned(&DurationLabels {
+            genai: key.genai(),
+            stream: if key.stream { "true" } else { "false" },
+            error_type: key.error.map(ErrorType::label),
+        });
+        AttemptSeries {
+            attempts,
+            failovers: None,
+            ttfc: None,
+            duration,
+            credential_dropped,
         }
-        Some(
-            self.per_key
-                .label(key_id.unwrap_or("none"), || self.dropped("per_key")),
-        )
     }
 
     fn dropped(&self, cap: &'static str) {
@@ -781,15 +860,220 @@ pub fn provider_name(platform: &str) -> &str {
 /// `error_type` of a request: the status for errors, a small vocabulary for streams that broke
 /// after their 2xx; `None` for success.
 pub fn server_error_type(status: u16, error: Option<&str>) -> Option<String> {
-    match (status, error) {
-        (499, _) => Some("client_disconnect".into()),
-        (s, _) if s >= 400 => Some(s.to_string()),
-        (_, None) => None,
-        (_, Some("upstream_stream_broken")) => Some("stream_broken".into()),
-        (_, Some("upstream_idle_timeout")) => Some("timeout".into()),
-        (_, Some("shutdown")) => Some("shutdown".into()),
-        (_, Some(_)) => Some("_OTHER".into()),
+    error_type(status, error).map(ErrorType::label)
+}
+
+/// An `error_type` label's value, without allocating: a status, or a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ErrorType {
+    Status(u16),
+    Word(&'static str),
+    /// An attempt's outcome (`429`, `5xx`, `timeout`, …).
+    Outcome(&'static str),
+}
+
+impl ErrorType {
+    fn label(self) -> String {
+        match self {
+            Self::Status(status) => status.to_string(),
+            Self::Word(word) | Self::Outcome(word) => word.to_string(),
+        }
     }
+}
+
+fn error_type(status: u16, error: Option<&str>) -> Option<ErrorType> {
+    Some(match (status, error) {
+        (499, _) => ErrorType::Word("client_disconnect"),
+        (s, _) if s >= 400 => ErrorType::Status(s),
+        (_, None) => return None,
+        (_, Some("upstream_stream_broken")) => ErrorType::Word("stream_broken"),
+        (_, Some("upstream_idle_timeout")) => ErrorType::Word("timeout"),
+        (_, Some("shutdown")) => ErrorType::Word("shutdown"),
+        (_, Some(_)) => ErrorType::Word("_OTHER"),
+    })
+}
+
+/// `gen_ai_token_type` of each of [`Tokens`]' counts, in [`Telemetry::request`]'s order.
+const TOKEN_TYPES: [&str; 5] = [
+    "input",
+    "output",
+    "cache_read_input",
+    "cache_creation_input",
+    "reasoning_output",
+];
+
+/// What decides a request's series (besides the optional ones, resolved lazily): its labels,
+/// borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RequestTuple<'a> {
+    route: &'static str,
+    dialect: &'static str,
+    operation: &'static str,
+    stream: bool,
+    provider: Option<&'a str>,
+    platform: Option<&'a str>,
+    model: Option<&'a str>,
+    status: u16,
+    error: Option<ErrorType>,
+    estimated: bool,
+    /// The raw key id, with `metrics.per-key` only.
+    key_id: Option<&'a str>,
+}
+
+impl<'a> RequestTuple<'a> {
+    fn of(r: &RequestDone<'a>, per_key: bool) -> Self {
+        Self {
+            route: r.route,
+            dialect: r.dialect,
+            operation: r.operation,
+            stream: r.stream,
+            provider: r.provider,
+            platform: r.platform,
+            model: r.model,
+            status: r.status,
+            error: error_type(r.status, r.error),
+            estimated: r.estimated,
+            key_id: per_key.then(|| r.key_id.unwrap_or("none")),
+        }
+    }
+
+    fn owned(&self) -> RequestKey {
+        RequestKey {
+            tuple: RequestTuple {
+                route: self.route,
+                dialect: self.dialect,
+                operation: self.operation,
+                stream: self.stream,
+                provider: None,
+                platform: None,
+                model: None,
+                status: self.status,
+                error: self.error,
+                estimated: self.estimated,
+                key_id: None,
+            },
+            provider: self.provider.map(str::to_owned),
+            platform: self.platform.map(str::to_owned),
+            model: self.model.map(str::to_owned),
+            key_id: self.key_id.map(str::to_owned),
+        }
+    }
+}
+
+/// A [`RequestTuple`] kept in the cache.
+struct RequestKey {
+    /// The `'static` fields (the borrowed ones `None`).
+    tuple: RequestTuple<'static>,
+    provider: Option<String>,
+    platform: Option<String>,
+    model: Option<String>,
+    key_id: Option<String>,
+}
+
+impl RequestKey {
+    fn borrowed(&self) -> RequestTuple<'_> {
+        RequestTuple {
+            provider: self.provider.as_deref(),
+            platform: self.platform.as_deref(),
+            model: self.model.as_deref(),
+            key_id: self.key_id.as_deref(),
+            ..self.tuple
+        }
+    }
+}
+
+/// The handles of one [`RequestTuple`].
+struct RequestSeries {
+    requests: Counter,
+    duration: Histogram,
+    ttft: Option<Histogram>,
+    tpot: Option<Histogram>,
+    /// By [`TOKEN_TYPES`].
+    tokens: [Option<Histogram>; 5],
+    cost: Option<Counter<f64, AtomicU64>>,
+    /// By [`PHASES`].
+    overhead: [Option<Histogram>; 5],
+    /// The `key_id` label (capped), with `metrics.per-key`.
+    key_label: Option<String>,
+    /// The key id was folded into `other`: each observation counts as dropped.
+    key_dropped: bool,
+}
+
+/// What decides an attempt's series, borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct AttemptTuple<'a> {
+    operation: &'static str,
+    dialect: &'static str,
+    stream: bool,
+    provider: &'a str,
+    platform: &'a str,
+    credential: &'a str,
+    model: &'a str,
+    outcome: &'static str,
+    error: Option<ErrorType>,
+}
+
+impl AttemptTuple<'_> {
+    fn owned(&self) -> AttemptKey {
+        AttemptKey {
+            tuple: AttemptTuple {
+                operation: self.operation,
+                dialect: self.dialect,
+                stream: self.stream,
+                provider: "",
+                platform: "",
+                credential: "",
+                model: "",
+                outcome: self.outcome,
+                error: self.error,
+            },
+            provider: self.provider.to_owned(),
+            platform: self.platform.to_owned(),
+            credential: self.credential.to_owned(),
+            model: self.model.to_owned(),
+        }
+    }
+
+    fn genai(&self) -> GenAi {
+        GenAi {
+            operation: self.operation,
+            provider_name: provider_name(self.platform).to_string(),
+            model: self.model.to_string(),
+            dialect: self.dialect,
+            provider: self.provider.to_string(),
+        }
+    }
+}
+
+/// An [`AttemptTuple`] kept in the cache.
+struct AttemptKey {
+    tuple: AttemptTuple<'static>,
+    provider: String,
+    platform: String,
+    credential: String,
+    model: String,
+}
+
+impl AttemptKey {
+    fn borrowed(&self) -> AttemptTuple<'_> {
+        AttemptTuple {
+            provider: &self.provider,
+            platform: &self.platform,
+            credential: &self.credential,
+            model: &self.model,
+            ..self.tuple
+        }
+    }
+}
+
+/// The handles of one [`AttemptTuple`].
+struct AttemptSeries {
+    attempts: Counter,
+    failovers: Option<Counter>,
+    ttfc: Option<Histogram>,
+    duration: Histogram,
+    /// The credential was folded into `other`: each observation counts as dropped.
+    credential_dropped: bool,
 }
 
 /// An attempt's outcome: `ok`, `429`, `auth`, `timeout`, `connect`, `5xx`, `4xx`.

@@ -64,6 +64,115 @@ pub trait Gateway: Send + Sync + 'static {
     async fn write_user(&self, actor: &Actor, write: UserWrite) -> Result<User, WriteError>;
     /// How many keys one user may have (`user-keys.max-per-user`; 0: no cap).
     fn max_keys_per_user(&self) -> i64;
+    /// Hears every credential state change (cooling, probing, recovered, disabled, enabled)
+    /// from where it happens; live pages wait on it instead of polling the health table.
+    fn credential_changes(&self) -> tokio::sync::broadcast::Receiver<CredentialChange>;
+    /// The credentials the real router would try now for `model` (as a client names it),
+    /// restricted by key `key_id`'s allowed platforms and models, in order.
+    async fn route_preview(&self, model: &str, key_id: Option<i64>)
+    -> Result<RoutePreview, String>;
+    /// Clears a cooldown, disables or enables a credential, through the routing code the
+    /// management plane uses. `actor` is an admin.
+    async fn credential_action(
+        &self,
+        actor: &Actor,
+        credential: &str,
+        action: CredentialAction,
+    ) -> Result<(), WriteError>;
+    /// "Test now": one tiny real request with `credential` (for `model`, else its provider's
+    /// first chat model). Never a usage record; the dashboard stores it as a probe.
+    async fn test_credential(
+        &self,
+        actor: &Actor,
+        credential: &str,
+        model: Option<&str>,
+    ) -> Result<sluice_store::rollup::ProbeRow, WriteError>;
+}
+
+/// A credential's state changed (`kind`: `cooling`, `probing`, `probe_due`, `recovered`,
+/// `disabled`, `enabled`); `model` is `None` for changes of the whole credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialChange {
+    pub credential: String,
+    pub model: Option<String>,
+    pub kind: String,
+}
+
+impl CredentialChange {
+    /// Changes were missed (a listener fell behind): every credential may have changed.
+    pub fn missed() -> CredentialChange {
+        CredentialChange {
+            credential: String::new(),
+            model: None,
+            kind: "missed".into(),
+        }
+    }
+
+    pub fn is_missed(&self) -> bool {
+        self.credential.is_empty()
+    }
+}
+
+/// An operator's change to a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialAction {
+    /// End the cooldowns of one model, or of all.
+    Clear {
+        model: Option<String>,
+    },
+    /// Out of rotation, with the operator's reason.
+    Disable {
+        reason: String,
+    },
+    Enable,
+}
+
+/// What the router would do now for one model ([`Gateway::route_preview`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RoutePreview {
+    pub model: String,
+    /// In the order attempts would take them.
+    pub steps: Vec<RouteStep>,
+    /// Credentials of the model that cannot take it now.
+    pub unavailable: Vec<RouteBlocked>,
+    /// Why nothing can take it now (when `steps` is empty).
+    pub blocked: Option<RouteBlocked>,
+    /// How many attempts one request may make (`request-retry` + 1).
+    pub attempts: u32,
+}
+
+impl RoutePreview {
+    /// Whether the `index`th step (from 1) lies beyond what one request may try.
+    pub fn beyond_budget(&self, index: impl std::borrow::Borrow<usize>) -> bool {
+        let index = *index.borrow();
+        index > usize::try_from(self.attempts).unwrap_or(usize::MAX)
+    }
+}
+
+/// One credential in a routing preview.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RouteStep {
+    /// The client-facing model it would serve (the preview model's after a fallback).
+    pub model: String,
+    pub provider: String,
+    pub credential: String,
+    pub upstream_model: String,
+    pub priority: i32,
+    /// This attempt would be the probe after a cooldown.
+    pub probe: bool,
+}
+
+/// A credential that cannot take a model now, or why none can.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RouteBlocked {
+    pub provider: String,
+    pub credential: String,
+    pub upstream_model: String,
+    /// `cooling`, `probing`, `disabled` or `none` (no credential left at all).
+    pub status: String,
+    /// `quota` / `server_error`, or a disabled credential's reason.
+    pub reason: Option<String>,
+    pub remaining_ms: Option<u64>,
 }
 
 /// Who is making a change from the dashboard.
@@ -114,8 +223,17 @@ pub struct WriteError {
 pub struct CredentialHealth {
     pub id: String,
     pub provider: String,
+    pub platform: String,
     /// `config`, `pool` or `caller`.
     pub origin: String,
+    /// The OAuth token file behind it, if any.
+    pub token_file: Option<String>,
+    /// RFC 3339.
+    pub last_used: Option<String>,
+    /// The upstream's words for the last failure.
+    pub last_error_detail: Option<String>,
+    /// The chat models its provider serves (what "test now" may ask).
+    pub chat_models: Vec<String>,
     /// `active`, `cooling`, `disabled` or `needs_relogin`.
     pub status: String,
     /// Why it is disabled.
@@ -234,6 +352,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(web: Arc<Web>) -> Router<S> {
             "/ui/users/{id}",
             get(pages::users::detail).post(pages::users::update),
         )
+        .route("/ui/credentials", get(pages::credentials::page))
+        .route("/ui/credentials/row", get(pages::credentials::row))
+        .route("/ui/credentials/models", get(pages::credentials::models))
+        .route("/ui/credentials/test", post(pages::credentials::test))
+        .route("/ui/credentials/act", post(pages::credentials::act))
+        .route("/ui/live/credentials", get(live::credentials))
         .route("/ui/system", get(pages::system))
         .route("/ui/me", get(pages::me::page))
         .route("/ui/me/keys", post(pages::me::create))

@@ -1,12 +1,20 @@
-//! Live pages without polling: `GET /ui/live/overview` is a Server-Sent Events stream that
-//! pushes the Overview's live part, freshly rendered, each time the store writer commits a
-//! batch of usage records (`Gateway::usage_written`) or a credential's state changes
-//! (cooling, probing, recovered, disabled: checked in memory once a second, never in the
-//! store). `GET /ui/live/requests` is the Requests page's live tail: the new rows matching
-//! the page's filter, pushed the same way (the browser holds them while the user reads). Bursts
-//! are coalesced; the session is re-checked before every push, and a stream whose session ended
-//! says so (`event: signedout`) and closes.
+//! Live pages without polling. Each stream waits on what changes its page and pushes it
+//! freshly rendered:
+//!
+//! - `GET /ui/live/overview`: the Overview's live part, when the store writer commits a batch
+//!   of usage records (`Gateway::usage_written`), when a credential's state changes
+//!   (`Gateway::credential_changes`: cooling, probing, recovered, disabled, enabled, published
+//!   by the routing table where they happen) and when the earliest cooldown it shows ends.
+//! - `GET /ui/live/keys`: the Keys table with fresh meters, when usage is written.
+//! - `GET /ui/live/requests`: the Requests page's live tail: the new rows matching the page's
+//!   filter (the browser holds them while the user reads).
+//! - `GET /ui/live/credentials`: the rows of the credentials whose state changed, and the
+//!   "routable now?" table (`event: swap`: an element that replaces the one with its id).
+//!
+//! Bursts are coalesced; the session is re-checked before every push, and a stream whose
+//! session ended says so (`event: signedout`) and closes. Countdowns tick in the browser.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -17,72 +25,133 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
 
+use crate::pages::credentials::{ModelsFragment, model_lines, render_row};
 use crate::pages::keys::{KeyFilter, KeysTable, filtered_rows};
 use crate::pages::overview::{LiveFragment, gather};
 use crate::pages::requests::{RequestFilter, RequestRow, RowsFragment};
 use crate::pages::{Need, viewer};
 use crate::session::Viewer;
 use crate::view::Layout;
-use crate::{CredentialHealth, Web};
+use crate::{CredentialChange, Web};
 
 /// Changes closer together than this are pushed once.
 const COALESCE: Duration = Duration::from_millis(300);
 
-/// What a credential change means to the page (not the countdowns, which tick in the browser).
-fn fingerprint(credentials: &[CredentialHealth]) -> String {
-    let mut out = String::new();
-    for c in credentials {
-        out.push_str(&c.id);
-        out.push('=');
-        out.push_str(&c.status);
-        for m in &c.models {
-            out.push(' ');
-            out.push_str(&m.model);
-            out.push(':');
-            out.push_str(&m.status);
-        }
-        out.push('\n');
+/// The next change, with whatever else arrived within [`COALESCE`] folded in.
+async fn coalesce(
+    first: Option<CredentialChange>,
+    changes: &mut tokio::sync::broadcast::Receiver<CredentialChange>,
+) -> Option<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    let mut all = first.as_ref().is_none_or(CredentialChange::is_missed);
+    if let Some(c) = first {
+        ids.insert(c.credential);
     }
-    out
+    tokio::time::sleep(COALESCE).await;
+    loop {
+        match changes.try_recv() {
+            Ok(c) => {
+                all |= c.is_missed();
+                ids.insert(c.credential);
+            }
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => all = true,
+            Err(_) => break,
+        }
+    }
+    (!all).then_some(ids)
+}
+
+/// An SSE response fed by `rx`.
+fn stream(rx: mpsc::Receiver<Event>) -> Response {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// Whether the viewer's session still stands; tells the browser when it does not.
+async fn still_signed_in(web: &Web, v: &Viewer, tx: &mpsc::Sender<Event>) -> bool {
+    if matches!(
+        web.gateway.store().ui().ui_session(&v.id_hash).await,
+        Ok(Some(_))
+    ) {
+        return true;
+    }
+    let _ = tx.send(Event::default().event("signedout").data("")).await;
+    false
+}
+
+/// When the earliest cooldown window the gateway reports now ends.
+fn next_window_end(web: &Web) -> Option<tokio::time::Instant> {
+    web.gateway
+        .credentials()
+        .iter()
+        .flat_map(|c| c.models.iter())
+        .filter_map(|m| m.remaining_ms)
+        .min()
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms + 50))
+}
+
+/// The next credential change, or never (streams that do not follow credentials).
+async fn next_change(
+    changes: &mut Option<broadcast::Receiver<CredentialChange>>,
+) -> Result<CredentialChange, RecvError> {
+    match changes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs a live stream for `v`: waits for a usage batch to be written (and, with
-/// `credentials`, for a credential to change state), coalesces bursts, re-checks the session,
-/// and sends what `next` renders (`Ok(None)`: nothing new; `Err`: end the stream).
+/// `credentials`, for a credential to change state or the earliest cooldown to end), coalesces
+/// bursts, re-checks the session, and sends what `next` renders (`Ok(None)`: nothing new;
+/// `Err`: end the stream).
 fn run<F, Fut>(web: Arc<Web>, v: Viewer, credentials: bool, mut next: F) -> Response
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = Result<Option<Event>, ()>> + Send,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(4);
+    let (tx, rx) = mpsc::channel::<Event>(4);
     let mut written = web.gateway.usage_written();
+    let mut changes = credentials.then(|| web.gateway.credential_changes());
     tokio::spawn(async move {
-        let mut health = fingerprint(&web.gateway.credentials());
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut deadline = if credentials {
+            next_window_end(&web)
+        } else {
+            None
+        };
         loop {
             tokio::select! {
                 changed = written.changed() => if changed.is_err() { break },
-                _ = tick.tick() => {
-                    if tx.is_closed() {
+                change = next_change(&mut changes) => {
+                    if let Err(RecvError::Closed) = change {
                         break;
                     }
-                    if !credentials || fingerprint(&web.gateway.credentials()) == health {
-                        continue;
-                    }
                 }
+                _ = async {
+                    match deadline {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 _ = tx.closed() => break,
             }
             tokio::time::sleep(COALESCE).await;
             written.borrow_and_update();
-            if credentials {
-                health = fingerprint(&web.gateway.credentials());
+            if let Some(rx) = changes.as_mut() {
+                while !matches!(
+                    rx.try_recv(),
+                    Err(broadcast::error::TryRecvError::Empty
+                        | broadcast::error::TryRecvError::Closed)
+                ) {}
+                deadline = next_window_end(&web);
             }
-            if !matches!(
-                web.gateway.store().ui().ui_session(&v.id_hash).await,
-                Ok(Some(_))
-            ) {
-                let _ = tx.send(Event::default().event("signedout").data("")).await;
+            if !still_signed_in(&web, &v, &tx).await {
                 break;
             }
             match next().await {
@@ -96,12 +165,7 @@ where
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+    stream(rx)
 }
 
 /// `GET /ui/live/overview` (admins).
@@ -264,3 +328,62 @@ pub struct After {
 
 /// Rows one push of the live tail carries at most.
 const TAIL_ROWS: i64 = 100;
+
+/// `GET /ui/live/credentials` (admins): the rows of credentials whose state changed, then the
+/// "routable now?" table.
+pub async fn credentials(State(web): State<Arc<Web>>, parts: Parts) -> Response {
+    let v = match viewer(&web, &parts, Need::Admin).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let headers = parts.headers.clone();
+    let (tx, rx) = mpsc::channel::<Event>(16);
+    let mut changes = web.gateway.credential_changes();
+    tokio::spawn(async move {
+        loop {
+            let changed = tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(c) => coalesce(Some(c), &mut changes).await,
+                    Err(RecvError::Lagged(_)) => coalesce(None, &mut changes).await,
+                    Err(RecvError::Closed) => break,
+                },
+                _ = tx.closed() => break,
+            };
+            if !still_signed_in(&web, &v, &tx).await {
+                break;
+            }
+            let layout = Layout::new(&headers, Some(v.clone()), "cred.title", "/ui/credentials");
+            let ids: Vec<String> = match changed {
+                Some(ids) => ids.into_iter().collect(),
+                None => web
+                    .gateway
+                    .credentials()
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect(),
+            };
+            let mut events = Vec::new();
+            for id in ids {
+                if let Some(Ok(html)) = render_row(&web, &layout, &id).await {
+                    events.push(Event::default().event("swap").data(html));
+                }
+            }
+            let models = model_lines(&web).await;
+            match (ModelsFragment {
+                l: &layout,
+                models: &models,
+            })
+            .render()
+            {
+                Ok(html) => events.push(Event::default().event("swap").data(html)),
+                Err(e) => tracing::error!(error = %e, "rendering the models table failed"),
+            }
+            for event in events {
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    stream(rx)
+}

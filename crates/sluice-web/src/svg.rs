@@ -32,9 +32,57 @@ pub fn sparkline(values: &[f64]) -> String {
     out
 }
 
+/// One bucket of a health strip: a `<rect>` at `x` in a `0 0 100 12` viewBox, coloured by
+/// its class (`idle`: no requests, `ok`, `warn`: some failed, `bad`: most failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripCell {
+    pub x: u32,
+    pub class: &'static str,
+    /// `12:05 UTC · 14 requests, 2 failed` (the rect's `<title>`).
+    pub title: String,
+}
+
+/// A health strip from (requests, failures) per bucket, oldest first, the first bucket
+/// starting at `first_ms` and each `step_ms` wide.
+pub fn health_strip(buckets: &[(i64, i64)], first_ms: i64, step_ms: i64) -> Vec<StripCell> {
+    buckets
+        .iter()
+        .enumerate()
+        .map(|(i, &(requests, failures))| {
+            let class = if requests == 0 {
+                "idle"
+            } else if failures * 2 > requests {
+                "bad"
+            } else if failures > 0 {
+                "warn"
+            } else {
+                "ok"
+            };
+            let start = first_ms + i as i64 * step_ms;
+            let time = chrono::DateTime::from_timestamp_millis(start)
+                .map(|t| t.format("%H:%M UTC").to_string())
+                .unwrap_or_default();
+            StripCell {
+                x: u32::try_from(i * 5).unwrap_or(0),
+                class,
+                title: format!("{time} · {requests} / {failures}"),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_strips_colour_each_bucket_by_its_failures() {
+        let cells = health_strip(&[(0, 0), (10, 0), (10, 1), (10, 6)], 0, 300_000);
+        let classes: Vec<&str> = cells.iter().map(|c| c.class).collect();
+        assert_eq!(classes, ["idle", "ok", "warn", "bad"]);
+        assert_eq!(cells[3].x, 15);
+        assert_eq!(cells[1].title, "00:05 UTC · 10 / 0");
+    }
 
     #[test]
     fn sparklines_scale_to_the_largest() {

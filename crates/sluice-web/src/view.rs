@@ -54,6 +54,7 @@ impl Layout {
                 let items: &[(&'static str, &'static str)] = if v.is_admin() {
                     &[
                         ("/ui/overview", "nav.overview"),
+                        ("/ui/credentials", "nav.credentials"),
                         ("/ui/keys", "nav.keys"),
                         ("/ui/requests", "nav.requests"),
                         ("/ui/usage", "nav.usage"),

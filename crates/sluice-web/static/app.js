@@ -72,9 +72,10 @@ setInterval(() => {
   }
 }, 250);
 
-// Live parts: <div data-live="/ui/live/…" data-live-event="…"> is replaced by what its
-// Server-Sent Events stream pushes (server-rendered HTML from the dashboard's own origin); the
-// charts refresh with it.
+// Live parts: <div data-live="/ui/live/…" data-live-event="…"> takes what its Server-Sent
+// Events stream pushes (server-rendered HTML from the dashboard's own origin): the named event
+// (default `overview`) replaces its content (the charts refresh with it), `swap` replaces one
+// element by id; countdowns in it restart.
 function live(root) {
   for (const el of root.querySelectorAll("[data-live]")) {
     if (el.dataset.bound) continue;
@@ -94,6 +95,19 @@ function live(root) {
     source.addEventListener(el.dataset.liveEvent || "overview", (event) => {
       if (el.querySelector("details[open]")) { held = event.data; return; }
       apply(event.data);
+    });
+    // `swap`: an element (a credential's row, a table) that replaces the one with its id.
+    source.addEventListener("swap", (event) => {
+      const template = document.createElement("template");
+      template.innerHTML = event.data.trim();
+      const fresh = template.content.firstElementChild;
+      const old = fresh && fresh.id ? document.getElementById(fresh.id) : null;
+      // Not under the user's hands: an open confirmation stays; the row refreshes later.
+      if (!old || old.querySelector("details[open]")) return;
+      old.replaceWith(fresh);
+      if (window.htmx) window.htmx.process(fresh);
+      init(fresh);
+      el.dataset.updated = String(Date.now());
     });
     source.addEventListener("signedout", () => {
       source.close();

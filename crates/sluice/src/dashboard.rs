@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice_web::{
-    Actor, CredentialHealth, Gateway, KeyWrite, KeyWritten, ModelHealth, SystemInfo, UserWrite,
-    Web, WebConfig, WriteError,
+    Actor, CredentialAction, CredentialChange, CredentialHealth, Gateway, KeyWrite, KeyWritten,
+    ModelHealth, RouteBlocked, RoutePreview, RouteStep, SystemInfo, UserWrite, Web, WebConfig,
+    WriteError,
 };
+use tokio::sync::broadcast;
 
 use crate::gateway::AppState;
 use crate::store::{Store, User};
@@ -16,6 +18,9 @@ use crate::store::{Store, User};
 /// The dashboard's view of the gateway.
 pub struct DashboardGateway {
     app: Arc<AppState>,
+    /// The routing table's changes in the dashboard's words, fed by one task started on the
+    /// first subscription (the table's channel outlives config reloads).
+    changes: std::sync::OnceLock<broadcast::Sender<CredentialChange>>,
 }
 
 /// The `/ui` routes (none when `dashboard.enabled` is false).
@@ -25,7 +30,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: &Arc<AppState>) -> Option<a
         return None;
     }
     let web = Web::new(
-        Arc::new(DashboardGateway { app: app.clone() }),
+        Arc::new(DashboardGateway {
+            app: app.clone(),
+            changes: std::sync::OnceLock::new(),
+        }),
         WebConfig {
             secure_cookie: config.secure_cookie,
             session_idle: config.session_idle,
@@ -33,6 +41,43 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: &Arc<AppState>) -> Option<a
         },
     );
     Some(sluice_web::router(web))
+}
+
+/// A cooldown reason in the dashboard's words.
+fn reason_name(reason: crate::routing::health::CooldownReason) -> &'static str {
+    match reason {
+        crate::routing::health::CooldownReason::Quota => "quota",
+        crate::routing::health::CooldownReason::ServerError => "server_error",
+    }
+}
+
+/// A credential that cannot take a model now, in the dashboard's words.
+fn blocked(
+    target: &crate::routing::Target,
+    credential: &str,
+    availability: &crate::routing::health::Availability,
+    now: std::time::Instant,
+) -> RouteBlocked {
+    use crate::routing::health::Availability as A;
+    let left = |until: std::time::Instant| {
+        Some(u64::try_from(until.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX))
+    };
+    let (status, reason, remaining_ms) = match availability {
+        A::Cooling { until, reason } => {
+            ("cooling", Some(reason_name(*reason).into()), left(*until))
+        }
+        A::Probing { until } => ("probing", None, left(*until)),
+        A::Disabled { reason } => ("disabled", Some(reason.clone()), None),
+        A::ProbeDue | A::Available => ("active", None, None),
+    };
+    RouteBlocked {
+        provider: target.provider.common().name.to_string(),
+        credential: credential.to_string(),
+        upstream_model: target.upstream_model.to_string(),
+        status: status.into(),
+        reason,
+        remaining_ms,
+    }
 }
 
 fn session_of(actor: &Actor) -> crate::api::session::Session {
@@ -81,6 +126,11 @@ impl Gateway for DashboardGateway {
             .into_iter()
             .map(|c| CredentialHealth {
                 status: c.status.to_string(),
+                platform: c.platform,
+                token_file: c.account.map(|a| a.file),
+                last_used: c.health.last_used,
+                last_error_detail: c.health.last_error_detail,
+                chat_models: crate::routing::probe::models_of(&runtime, &c.id),
                 disabled: c.health.disabled,
                 models: c
                     .health
@@ -89,15 +139,7 @@ impl Gateway for DashboardGateway {
                     .map(|m| ModelHealth {
                         model: m.model,
                         status: m.status.to_string(),
-                        reason: m.reason.map(|r| {
-                            match r {
-                                crate::routing::health::CooldownReason::Quota => "quota",
-                                crate::routing::health::CooldownReason::ServerError => {
-                                    "server_error"
-                                }
-                            }
-                            .to_string()
-                        }),
+                        reason: m.reason.map(|r| reason_name(r).to_string()),
                         remaining_ms: m.remaining_ms,
                     })
                     .collect(),
@@ -205,6 +247,188 @@ impl Gateway for DashboardGateway {
 
     fn max_keys_per_user(&self) -> i64 {
         self.app.accounts.max_keys_per_user
+    }
+
+    fn credential_changes(&self) -> broadcast::Receiver<CredentialChange> {
+        self.changes
+            .get_or_init(|| {
+                let (tx, _) = broadcast::channel(256);
+                let mut health = self.app.runtime.load().router.health.subscribe();
+                let out = tx.clone();
+                tokio::spawn(async move {
+                    use crate::routing::health::ChangeKind;
+                    loop {
+                        let change = match health.recv().await {
+                            Ok(c) => c,
+                            // Missed changes still mean "look again": at everything.
+                            Err(broadcast::error::RecvError::Lagged(_)) => {
+                                let _ = out.send(CredentialChange::missed());
+                                continue;
+                            }
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        };
+                        let kind = match change.kind {
+                            ChangeKind::Cooling => "cooling",
+                            ChangeKind::Probing => "probing",
+                            ChangeKind::ProbeDue => "probe_due",
+                            ChangeKind::Recovered => "recovered",
+                            ChangeKind::Disabled => "disabled",
+                            ChangeKind::Enabled => "enabled",
+                        };
+                        let _ = out.send(CredentialChange {
+                            credential: change.credential.to_string(),
+                            model: change.model.map(|m| m.to_string()),
+                            kind: kind.into(),
+                        });
+                    }
+                });
+                tx
+            })
+            .subscribe()
+    }
+
+    async fn route_preview(
+        &self,
+        model: &str,
+        key_id: Option<i64>,
+    ) -> Result<RoutePreview, String> {
+        let key = match key_id {
+            Some(id) => match self.app.accounts.store.key_by_id(id).await {
+                Ok(k) if k.deleted_at.is_none() => Some(crate::keys::CachedKey::from_row(&k)),
+                Ok(_) | Err(crate::store::StoreError::NotFound) => {
+                    return Err(format!("no key has id {id}"));
+                }
+                Err(e) => return Err(format!("the store is unavailable: {e}")),
+            },
+            None => None,
+        };
+        let runtime = self.app.runtime.load();
+        let router = &runtime.router;
+        let mut plan = router.plan(model, None, None).map_err(|e| e.body.message)?;
+        crate::keys::policy::restrict_plan(&mut plan, model, None, key.as_ref())
+            .map_err(|e| e.body.message)?;
+        let preview = plan.preview();
+        let now = router.clock.now();
+        Ok(RoutePreview {
+            model: model.to_string(),
+            steps: preview
+                .steps
+                .iter()
+                .map(|s| RouteStep {
+                    model: s.model.clone(),
+                    provider: s.target.provider.common().name.to_string(),
+                    credential: s.credential.id.to_string(),
+                    upstream_model: s.target.upstream_model.to_string(),
+                    priority: s.target.priority,
+                    probe: s.probe,
+                })
+                .collect(),
+            unavailable: preview
+                .unavailable
+                .iter()
+                .map(|(t, c, a)| blocked(t, &c.id, a, now))
+                .collect(),
+            blocked: preview.exhausted.map(|e| {
+                use crate::routing::Exhausted;
+                let (status, reason, remaining_ms) = match e {
+                    Exhausted::Cooling { until } => (
+                        "cooling",
+                        None,
+                        Some(
+                            u64::try_from(until.saturating_duration_since(now).as_millis())
+                                .unwrap_or(u64::MAX),
+                        ),
+                    ),
+                    Exhausted::Disabled { reason } => ("disabled", Some(reason), None),
+                    Exhausted::NoneLeft => ("none", None, None),
+                };
+                RouteBlocked {
+                    status: status.into(),
+                    reason,
+                    remaining_ms,
+                    ..RouteBlocked::default()
+                }
+            }),
+            attempts: router.retry.request_retry.saturating_add(1),
+        })
+    }
+
+    async fn credential_action(
+        &self,
+        actor: &Actor,
+        credential: &str,
+        action: CredentialAction,
+    ) -> Result<(), WriteError> {
+        use crate::routing::status::{Action, apply};
+        if actor.role != crate::store::Role::Admin {
+            return Err(WriteError {
+                status: 403,
+                message: "only admins change credentials".into(),
+            });
+        }
+        let action = match action {
+            CredentialAction::Clear { model } => Action::Clear { model },
+            CredentialAction::Disable { reason } => Action::Disable {
+                reason: format!(
+                    "disabled by {} from the dashboard: {reason}",
+                    actor.username
+                ),
+            },
+            CredentialAction::Enable => Action::Enable,
+        };
+        let runtime = self.app.runtime.load();
+        if !apply(&runtime.router, credential, &action) {
+            return Err(WriteError {
+                status: 404,
+                message: format!("no credential is named {credential}"),
+            });
+        }
+        tracing::info!(user_id = actor.user_id, %credential, ?action, "credential changed from the dashboard");
+        Ok(())
+    }
+
+    async fn test_credential(
+        &self,
+        actor: &Actor,
+        credential: &str,
+        model: Option<&str>,
+    ) -> Result<crate::store::rollup::ProbeRow, WriteError> {
+        use crate::routing::probe::{ProbeError, probe};
+        if actor.role != crate::store::Role::Admin {
+            return Err(WriteError {
+                status: 403,
+                message: "only admins test credentials".into(),
+            });
+        }
+        let runtime = self.app.runtime.load_full();
+        let id = format!("probe-{:016x}", rand::random::<u64>());
+        let started_ms = self.app.accounts.now_ms();
+        match probe(&runtime, credential, model, &id).await {
+            Ok(o) => Ok(crate::store::rollup::ProbeRow {
+                id,
+                time_ms: started_ms,
+                user_id: Some(actor.user_id),
+                provider: o.provider,
+                credential: o.credential,
+                model: o.model,
+                status: i64::from(o.status),
+                error: o.error,
+                latency_ms: o.latency_ms,
+                ttft_ms: o.ttft_ms,
+            }),
+            Err(ProbeError::UnknownCredential) => Err(WriteError {
+                status: 404,
+                message: format!("no credential is named {credential}"),
+            }),
+            Err(ProbeError::UnknownModel(m)) => Err(WriteError {
+                status: 400,
+                message: if m.is_empty() {
+                    format!("{credential}'s provider serves no chat model to test")
+                } else {
+                    format!("{credential}'s provider does not serve `{m}`")
+                },
+            }),
+        }
     }
 
     fn models(&self) -> Vec<String> {

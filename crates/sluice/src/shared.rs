@@ -48,10 +48,13 @@ async fn apply(app: &AppState, event: Event) {
             remaining_ms,
             reason,
         } => {
-            let until = runtime.router.clock.now() + Duration::from_millis(remaining_ms);
-            health.cool_until(&credential, &model, until, reason_of(&reason));
+            let now = runtime.router.clock.now();
+            let until = now + Duration::from_millis(remaining_ms);
+            health.cool_until(&credential, &model, until, reason_of(&reason), now);
         }
-        Event::Cleared { credential, model } => health.clear(&credential, &model),
+        Event::Cleared { credential, model } => {
+            health.clear(&credential, &model, runtime.router.clock.now())
+        }
         Event::Disabled { credential, reason } => {
             tracing::warn!(%credential, %reason, "credential disabled by another instance");
             health.disable(&credential, &reason);
@@ -79,7 +82,7 @@ fn apply_snapshot(app: &AppState, snapshot: &RoutingSnapshot) {
         runtime
             .router
             .health
-            .cool_until(credential, model, until, reason_of(reason));
+            .cool_until(credential, model, until, reason_of(reason), now);
     }
     for (credential, reason) in &snapshot.disabled {
         runtime.router.health.disable(credential, reason);

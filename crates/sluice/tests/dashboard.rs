@@ -1277,3 +1277,304 @@ async fn requests_filters_and_live_tail() {
     let (_, _, csv) = ui.get(&mut admin, "/ui/requests.csv?user=999").await;
     assert_eq!(csv.lines().count(), 1, "{csv}");
 }
+
+/// Reads an SSE response until `done` holds for what arrived (or fails after 10 s).
+async fn read_until(live: &mut reqwest::Response, done: impl Fn(&str) -> bool) -> String {
+    let mut pushed = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done(&pushed) {
+        let chunk = tokio::time::timeout_at(deadline, live.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("pushed within 10 s; got {pushed}"))
+            .unwrap()
+            .expect("the stream stays open");
+        pushed.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    pushed
+}
+
+/// The credentials page and every fragment and action of it: admins only; the actions need
+/// this origin and the session's token.
+#[tokio::test]
+async fn credentials_pages_and_actions_are_for_admins_and_guarded() {
+    let ui = Ui::start("").await;
+    ui.make_user("bob", "bob password 1").await;
+    let mut bob = ui.sign_in("bob", "bob password 1").await;
+    let pages = [
+        "/ui/credentials",
+        "/ui/credentials?model=mock-model",
+        "/ui/credentials/row?id=mock%230",
+        "/ui/credentials/models",
+        "/ui/live/credentials",
+    ];
+    for path in pages {
+        let (status, _, body) = ui.get(&mut bob, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(!body.contains("mock#0"), "{path}");
+    }
+    for (path, form) in [
+        ("/ui/credentials/test", vec![("id", "mock#0")]),
+        (
+            "/ui/credentials/act",
+            vec![("id", "mock#0"), ("action", "clear")],
+        ),
+        (
+            "/ui/credentials/act",
+            vec![("id", "mock#0"), ("action", "disable"), ("reason", "x")],
+        ),
+    ] {
+        let (status, _, _) = ui.post(&mut bob, path, &form).await;
+        assert_eq!(status, 403, "{path} {form:?}");
+    }
+    let mut anon = Browser::default();
+    for path in pages {
+        let (status, headers, _) = ui.get(&mut anon, path).await;
+        assert_eq!(status, 303, "{path}");
+        assert_eq!(headers[LOCATION], "/ui/login");
+    }
+
+    let admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    for (origin, token, what) in [
+        (
+            Some("http://evil.example"),
+            Some(admin.csrf.as_str()),
+            "foreign origin",
+        ),
+        (Some(ui.origin()).as_deref(), None, "missing token"),
+        (None, Some(admin.csrf.as_str()), "no origin"),
+    ] {
+        for path in ["/ui/credentials/test", "/ui/credentials/act"] {
+            let mut r = ui
+                .http
+                .post(ui.h.url(path))
+                .header("cookie", admin.cookie_header());
+            if let Some(o) = origin {
+                r = r.header("origin", o);
+            }
+            let mut form = vec![("id", "mock#0"), ("action", "disable"), ("reason", "x")];
+            if let Some(t) = token {
+                form.push(("csrf", t));
+            }
+            let r = r.form(&form).send().await.unwrap();
+            assert_eq!(r.status(), 403, "{what} {path}");
+        }
+    }
+    assert_eq!(ui.h.mock.requests().len(), 0, "nothing was sent upstream");
+    let (_, _, body) = ui.get(&mut admin.clone(), "/ui/credentials").await;
+    assert!(
+        body.contains("data-status=\"active\""),
+        "nothing was disabled: {body}"
+    );
+}
+
+/// An htmx form post from the page (the header form of the CSRF token).
+async fn hx_post(ui: &Ui, b: &Browser, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let r = ui
+        .http
+        .post(ui.h.url(path))
+        .header("cookie", b.cookie_header())
+        .header("origin", ui.origin())
+        .header("x-csrf-token", &b.csrf)
+        .header("hx-request", "true")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// A 429 cools the credential: the live stream pushes its row (no polling) with a countdown
+/// and the upstream's words, the models table says why the model is not routable, the preview
+/// shows it out; "test now" reaches the upstream but is never billed; clear, disable and enable
+/// act on the router itself.
+#[tokio::test]
+async fn a_cooldown_is_pushed_live_and_test_now_is_never_billed() {
+    let ui = Ui::start("").await;
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let (status, headers, body) = ui.get(&mut admin, "/ui/credentials").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(body.contains("data-credential=\"mock#0\""), "{body}");
+    assert!(body.contains("data-credential=\"dead#0\""), "{body}");
+    assert!(body.contains("config file"), "{body}");
+    assert!(
+        body.contains("data-model=\"mock-model\" data-routable=\"true\""),
+        "{body}"
+    );
+
+    // The preview is the router's own plan.
+    let (_, _, body) = ui
+        .get(&mut admin, "/ui/credentials?model=gpt-4o-mini")
+        .await;
+    assert!(
+        body.contains(
+            "<li data-credential=\"mock#0\"><strong>mock#0</strong> → <code>mock-model</code>"
+        ),
+        "{body}"
+    );
+
+    // "Test now": a real request, recorded as a probe, not as usage.
+    let upstream_before = ui.h.mock.requests_with_key(common::UPSTREAM_KEY);
+    let records_before = ui.h.records().await.len();
+    let (status, fragment) = hx_post(
+        &ui,
+        &admin,
+        "/ui/credentials/test",
+        &[("id", "mock#0"), ("model", "mock-model")],
+    )
+    .await;
+    assert_eq!(status, 200, "{fragment}");
+    assert!(fragment.contains("data-probe-status=\"200\""), "{fragment}");
+    assert!(fragment.contains("first byte"), "{fragment}");
+    assert_eq!(
+        ui.h.mock.requests_with_key(common::UPSTREAM_KEY),
+        upstream_before + 1,
+        "the probe reached the upstream with the credential"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        ui.h.records().await.len(),
+        records_before,
+        "no usage record"
+    );
+    let (_, _, overview) = ui.get(&mut admin, "/ui/overview").await;
+    assert!(
+        overview.contains("data-figure=\"requests\">0<"),
+        "no rollup: {overview}"
+    );
+    let (_, _, body) = ui.get(&mut admin, "/ui/credentials").await;
+    assert!(
+        body.contains("data-probe-status=\"200\""),
+        "the probe is kept: {body}"
+    );
+    let (status, text) = hx_post(&ui, &admin, "/ui/credentials/test", &[("id", "nope#9")]).await;
+    assert_eq!(status, 404, "{text}");
+    let (status, text) = hx_post(
+        &ui,
+        &admin,
+        "/ui/credentials/test",
+        &[("id", "mock#0"), ("model", "other")],
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+
+    // The live stream hears the cooldown from the router (no request reads the page).
+    let mut live = ui
+        .http
+        .get(ui.h.url("/ui/live/credentials"))
+        .header("cookie", admin.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    ui.h.mock
+        .faults()
+        .set_for_key(common::UPSTREAM_KEY, "status=429 retry_after=120");
+    let r =
+        ui.h.chat(serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 429);
+    let pushed = read_until(&mut live, |p| p.contains("id=\"route-models\"")).await;
+    assert!(pushed.starts_with("event: swap\n"), "{pushed}");
+    assert!(pushed.contains("data-credential=\"mock#0\""), "{pushed}");
+    assert!(pushed.contains("data-status=\"cooling\""), "{pushed}");
+    assert!(
+        pushed.contains("<time class=\"countdown\" data-remaining-ms=\""),
+        "{pushed}"
+    );
+    assert!(
+        pushed.contains("HTTP 429"),
+        "the upstream's words: {pushed}"
+    );
+    assert!(
+        !pushed.contains("data-credential=\"dead#0\""),
+        "only the row that changed"
+    );
+    assert!(pushed.contains("data-routable=\"false\""), "{pushed}");
+
+    let (_, _, body) = ui.get(&mut admin, "/ui/credentials?model=mock-model").await;
+    assert!(body.contains("every credential is cooling"), "{body}");
+    assert!(body.contains("Cannot take it now"), "{body}");
+
+    // Test now while cooling: the upstream's refusal, shown, still not billed.
+    let (_, fragment) = hx_post(&ui, &admin, "/ui/credentials/test", &[("id", "mock#0")]).await;
+    assert!(fragment.contains("data-probe-status=\"429\""), "{fragment}");
+    ui.h.mock.faults().set_for_key(common::UPSTREAM_KEY, "");
+
+    // Clear the cooldown: routable at once, and pushed.
+    let (status, row) = hx_post(
+        &ui,
+        &admin,
+        "/ui/credentials/act",
+        &[
+            ("id", "mock#0"),
+            ("action", "clear"),
+            ("model", "mock-model"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{row}");
+    assert!(row.starts_with("<tr id=\"cred-"), "{row}");
+    assert!(row.contains("data-status=\"active\""), "{row}");
+    read_until(&mut live, |p| {
+        p.matches("data-status=\"active\"").count() >= 1
+    })
+    .await;
+    let r =
+        ui.h.chat(serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Disable needs a reason; then the router refuses the credential until it is enabled.
+    let (status, _) = hx_post(
+        &ui,
+        &admin,
+        "/ui/credentials/act",
+        &[("id", "mock#0"), ("action", "disable"), ("reason", " ")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, row) = hx_post(
+        &ui,
+        &admin,
+        "/ui/credentials/act",
+        &[
+            ("id", "mock#0"),
+            ("action", "disable"),
+            ("reason", "rotating the key"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(row.contains("data-status=\"disabled\""), "{row}");
+    assert!(
+        row.contains("disabled by admin from the dashboard: rotating the key"),
+        "{row}"
+    );
+    let r =
+        ui.h.chat(serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 503);
+    let (_, row) = hx_post(
+        &ui,
+        &admin,
+        "/ui/credentials/act",
+        &[("id", "mock#0"), ("action", "enable")],
+    )
+    .await;
+    assert!(row.contains("data-status=\"active\""), "{row}");
+    let (status, _) = hx_post(
+        &ui,
+        &admin,
+        "/ui/credentials/act",
+        &[("id", "nope#9"), ("action", "enable")],
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -302,6 +302,7 @@ pub(crate) struct KeyEditPage<'a> {
     pub notice: String,
 }
 
+/// The viewer as the gateway's writes name them.
 pub(crate) fn actor(v: &Viewer) -> Actor {
     Actor {
         user_id: v.user_id,

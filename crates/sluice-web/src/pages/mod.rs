@@ -15,6 +15,7 @@ use crate::i18n::{LANG_COOKIE, Lang};
 use crate::session::{self, LOGIN_COOKIE, SESSION_COOKIE, Viewer};
 use crate::view::{self, Layout, THEME_COOKIE};
 
+pub(crate) mod credentials;
 pub(crate) mod keys;
 pub(crate) mod me;
 pub(crate) mod overview;

@@ -179,6 +179,7 @@ pub(crate) fn unavailable(e: StoreError) -> Response {
         .into_response()
 }
 
+/// `850 ms`, `1.2 s`, `14 s`, or `—`.
 pub(crate) fn ms(v: Option<f64>) -> String {
     match v {
         Some(ms) if ms >= 10_000.0 => format!("{:.0} s", ms / 1000.0),
@@ -188,6 +189,7 @@ pub(crate) fn ms(v: Option<f64>) -> String {
     }
 }
 
+/// `97.5 %`, or `—` of nothing.
 pub(crate) fn percent(part: i64, whole: i64) -> String {
     if whole == 0 {
         "—".into()

@@ -485,3 +485,217 @@ fn users_page_in_chinese() {
     );
     insta::assert_snapshot!(html);
 }
+
+fn credentials_fixture() -> Vec<credentials::ProviderGroup> {
+    use crate::{CredentialHealth, ModelHealth};
+    use credentials::{Cooldown, CredRow, ProbeView};
+    let strip = crate::svg::health_strip(
+        &[
+            (0, 0),
+            (0, 0),
+            (3, 0),
+            (5, 1),
+            (4, 4),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (2, 0),
+            (9, 0),
+        ],
+        1_780_000_000_000,
+        300_000,
+    );
+    let cooling = CredentialHealth {
+        id: "openai#0".into(),
+        provider: "openai".into(),
+        platform: "openai".into(),
+        origin: "config".into(),
+        status: "cooling".into(),
+        models: vec![ModelHealth {
+            model: "gpt-4o-mini".into(),
+            status: "cooling".into(),
+            reason: Some("quota".into()),
+            remaining_ms: Some(251_000),
+        }],
+        requests: 24,
+        failures: 5,
+        last_error: Some("quota".into()),
+        last_error_detail: Some("HTTP 429: Rate limit reached for gpt-4o-mini".into()),
+        last_used: Some("2026-12-02T11:47:51Z".into()),
+        chat_models: vec!["gpt-4o-mini".into(), "gpt-4o".into()],
+        ..CredentialHealth::default()
+    };
+    let disabled = CredentialHealth {
+        id: "claude#0".into(),
+        provider: "claude".into(),
+        platform: "claude-official".into(),
+        origin: "config".into(),
+        token_file: Some("claude-alice.json".into()),
+        status: "disabled".into(),
+        disabled: Some("upstream answered HTTP 401 (authentication_error)".into()),
+        requests: 3,
+        failures: 1,
+        last_error: Some("unauthorized".into()),
+        chat_models: vec!["claude-sonnet-4-5".into()],
+        ..CredentialHealth::default()
+    };
+    let row = |h: CredentialHealth, probe: Option<ProbeView>| CredRow {
+        dom: credentials::dom_id(&h.id),
+        q: h.id.replace('#', "%23"),
+        cooldowns: h
+            .models
+            .iter()
+            .map(|m| Cooldown {
+                model: m.model.clone(),
+                status: m.status.clone(),
+                remaining_ms: m.remaining_ms,
+                left: "4m 11s".into(),
+                reason_key: "reason.quota",
+            })
+            .collect(),
+        strip: strip.clone(),
+        ttft_p95: "750 ms".into(),
+        success_24h: "79.2 %".into(),
+        probe,
+        h,
+    };
+    vec![
+        credentials::ProviderGroup {
+            provider: "openai".into(),
+            platform: "openai".into(),
+            rows: vec![row(
+                cooling,
+                Some(ProbeView {
+                    ok: false,
+                    status: "429".into(),
+                    model: "gpt-4o-mini".into(),
+                    latency: "120 ms".into(),
+                    ttft: "—".into(),
+                    error: "Rate limit reached".into(),
+                    when: "2026-12-02 11:50:00 UTC".into(),
+                }),
+            )],
+        },
+        credentials::ProviderGroup {
+            provider: "claude".into(),
+            platform: "claude-official".into(),
+            rows: vec![row(disabled, None)],
+        },
+    ]
+}
+
+#[test]
+fn credentials_page_with_a_cooldown_a_disabled_account_and_a_preview() {
+    use crate::{RouteBlocked, RoutePreview, RouteStep};
+    let layout = Layout::new(
+        &headers("en"),
+        Some(admin()),
+        "cred.title",
+        "/ui/credentials",
+    );
+    let groups = credentials_fixture();
+    let models = vec![
+        credentials::ModelLine {
+            model: "gpt-4o-mini".into(),
+            q: "gpt-4o-mini".into(),
+            route: vec![],
+            blocked: Some(RouteBlocked {
+                status: "cooling".into(),
+                remaining_ms: Some(251_000),
+                ..RouteBlocked::default()
+            }),
+            left: "4m 11s".into(),
+        },
+        credentials::ModelLine {
+            model: "gpt-4o".into(),
+            q: "gpt-4o".into(),
+            route: vec!["openai#1 → gpt-4o".into(), "openai#0 → gpt-4o".into()],
+            blocked: None,
+            left: String::new(),
+        },
+    ];
+    let preview = RoutePreview {
+        model: "gpt-4o".into(),
+        steps: vec![
+            RouteStep {
+                model: "gpt-4o".into(),
+                provider: "openai".into(),
+                credential: "openai#1".into(),
+                upstream_model: "gpt-4o".into(),
+                priority: 0,
+                probe: false,
+            },
+            RouteStep {
+                model: "gpt-4o".into(),
+                provider: "openai".into(),
+                credential: "openai#0".into(),
+                upstream_model: "gpt-4o".into(),
+                priority: 0,
+                probe: true,
+            },
+        ],
+        unavailable: vec![RouteBlocked {
+            provider: "claude".into(),
+            credential: "claude#0".into(),
+            upstream_model: "claude-sonnet-4-5".into(),
+            status: "disabled".into(),
+            reason: Some("upstream answered HTTP 401".into()),
+            remaining_ms: None,
+        }],
+        blocked: None,
+        attempts: 1,
+    };
+    let all_models = vec!["gpt-4o".to_string(), "gpt-4o-mini".to_string()];
+    let keys = vec![key_fixture()];
+    let query = credentials::PreviewQuery {
+        model: "gpt-4o".into(),
+        key: "7".into(),
+    };
+    let page = credentials::CredentialsPage {
+        l: &layout,
+        groups: &groups,
+        models: &models,
+        all_models: &all_models,
+        keys: &keys,
+        query: &query,
+        preview: Some(preview),
+        preview_error: String::new(),
+    };
+    let html = stable(page.render().unwrap());
+    assert!(html.contains("<time class=\"countdown\" data-remaining-ms=\"251000\">4m 11s</time>"));
+    assert!(html.contains("hx-trigger=\"expired\""));
+    assert!(html.contains("<rect x=\"95\" y=\"0\" width=\"4\" height=\"12\" class=\"ok\">"));
+    assert!(html.contains("HTTP 429: Rate limit reached for gpt-4o-mini"));
+    assert!(html.contains("beyond one request"));
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn credential_row_in_chinese() {
+    let layout = Layout::new(
+        &headers("zh-CN"),
+        Some(admin()),
+        "cred.title",
+        "/ui/credentials",
+    );
+    let groups = credentials_fixture();
+    let html = credentials::RowFragment {
+        l: &layout,
+        r: &groups[1].rows[0],
+    }
+    .render()
+    .unwrap();
+    assert!(html.starts_with("<tr id=\"cred-636c61756465233"), "{html}");
+    assert!(html.contains("令牌文件"), "{html}");
+    insta::assert_snapshot!(html);
+}

@@ -44,7 +44,7 @@ impl Entry {
 }
 
 /// Rotation state of one model.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Rotation {
     /// Round-robin counter over the tier's credentials.
     pub turn: usize,

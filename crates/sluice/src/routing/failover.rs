@@ -260,6 +260,11 @@ pub async fn run(
             }
             let cools = matches!(outcome, Outcome::Quota { .. } | Outcome::ServerError);
             guard.report(outcome);
+            if failure != Failure::Caller {
+                router
+                    .health
+                    .note_error(&pick.credential.id, &upstream_words(&error));
+            }
             if cools
                 && let super::health::Availability::Cooling { reason, .. } =
                     router.health.availability(
@@ -595,6 +600,12 @@ fn qwen_free_tier_ended(error: &GatewayError) -> Option<String> {
         let words: String = error.body.message.chars().take(300).collect();
         format!("Qwen's OAuth free tier was discontinued (2026-04-15): {words}; sign in with a Coding Plan or ModelStudio API key instead")
     })
+}
+
+/// An upstream failure in the upstream's words (its status and message; secrets were redacted
+/// when the body was read), as the dashboard shows a credential's last error.
+pub fn upstream_words(error: &GatewayError) -> String {
+    format!("HTTP {}: {}", error.status.as_u16(), error.body.message)
 }
 
 fn disable_reason(error: &GatewayError) -> String {

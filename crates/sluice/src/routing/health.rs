@@ -15,6 +15,11 @@
 //! - A probe (the first pick after a window) holds a lease so concurrent requests do not all
 //!   rush a credential that may still be failing; the lease is itself a window, and the probe's
 //!   outcome (or its abandonment) ends it early.
+//!
+//! Every change of a credential's state (cooling, probing, recovered, disabled, enabled) is
+//! published on a broadcast channel ([`Health::subscribe`]) from the place it happens, so the
+//! dashboard's live pages hear of it without polling the table. A window that simply ends is
+//! no event: listeners know its deadline from the `Cooling` change.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,6 +187,89 @@ struct CredentialState {
     failures: u64,
     last_used: Option<SystemTime>,
     last_error: Option<String>,
+    /// The upstream's words for the last failure (secrets already redacted).
+    last_error_detail: Option<String>,
+}
+
+/// What became of a credential (for one model, or for all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A cooldown window opened (or moved).
+    Cooling,
+    /// A probe took the credential after its window ended.
+    Probing,
+    /// A window ended and nobody has probed yet.
+    ProbeDue,
+    /// Healthy again: a probe succeeded, or an operator cleared the cooldown.
+    Recovered,
+    /// Disabled for every model (401/403, a token that needs a new sign-in, an operator).
+    Disabled,
+    /// Re-enabled (a refresh, an operator).
+    Enabled,
+}
+
+/// A change in a credential's state, as published to listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub credential: Arc<str>,
+    /// `None`: the change concerns every model (disabled, enabled).
+    pub model: Option<Arc<str>>,
+    pub kind: ChangeKind,
+}
+
+/// How many changes a slow listener may fall behind before it is told it lagged.
+const CHANGES_BUFFER: usize = 256;
+
+/// The channel changes are published on; kept across config reloads, so a listener that
+/// subscribed before a reload keeps hearing.
+#[derive(Debug)]
+struct Changes(Mutex<tokio::sync::broadcast::Sender<Change>>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes(Mutex::new(
+            tokio::sync::broadcast::channel(CHANGES_BUFFER).0,
+        ))
+    }
+}
+
+impl Changes {
+    fn sender(&self) -> MutexGuard<'_, tokio::sync::broadcast::Sender<Change>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish(&self, credential: &str, model: Option<&str>, kind: ChangeKind) {
+        let tx = self.sender();
+        if tx.receiver_count() > 0 {
+            // No listener is no error: nobody has a live page open.
+            let _ = tx.send(Change {
+                credential: credential.into(),
+                model: model.map(Into::into),
+                kind,
+            });
+        }
+    }
+}
+
+/// The kind of change between two availabilities, if they differ in a way listeners see.
+fn change_between(before: &Availability, after: &Availability) -> Option<ChangeKind> {
+    use Availability as A;
+    match (before, after) {
+        (A::Cooling { until: a, .. }, A::Cooling { until: b, .. }) if a == b => None,
+        (_, A::Cooling { .. }) => Some(ChangeKind::Cooling),
+        (A::Probing { .. }, A::Probing { .. }) => None,
+        (_, A::Probing { .. }) => Some(ChangeKind::Probing),
+        (A::ProbeDue, A::ProbeDue) => None,
+        (_, A::ProbeDue) => Some(ChangeKind::ProbeDue),
+        (A::Disabled { .. }, A::Disabled { .. }) => None,
+        (_, A::Disabled { .. }) => Some(ChangeKind::Disabled),
+        (A::Disabled { .. }, A::Available) => Some(ChangeKind::Enabled),
+        (A::Cooling { .. } | A::Probing { .. } | A::ProbeDue, A::Available) => {
+            Some(ChangeKind::Recovered)
+        }
+        (A::Available, A::Available) => None,
+    }
 }
 
 /// Every credential's health. One short lock per routing decision and per outcome.
@@ -189,6 +277,7 @@ struct CredentialState {
 pub struct Health {
     policy: Policy,
     table: Mutex<HashMap<Arc<str>, CredentialState>>,
+    changes: Changes,
 }
 
 impl Health {
@@ -196,6 +285,22 @@ impl Health {
         Self {
             policy,
             table: Mutex::default(),
+            changes: Changes::default(),
+        }
+    }
+
+    /// Hears every change of state from now on (cooling, probing, recovered, disabled,
+    /// enabled), across config reloads.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.sender().subscribe()
+    }
+
+    /// Records the upstream's words for a credential's last failure (already free of secrets;
+    /// cut to 300 characters).
+    pub fn note_error(&self, credential: &str, words: &str) {
+        let words: String = words.chars().take(300).collect();
+        if let Some(state) = self.lock().table.get_mut(credential) {
+            state.last_error_detail = Some(words);
         }
     }
 
@@ -208,12 +313,55 @@ impl Health {
         HealthGuard {
             // Every update leaves the table consistent, so a poisoned lock is still usable.
             table: self.table.lock().unwrap_or_else(PoisonError::into_inner),
+            changes: &self.changes,
         }
+    }
+
+    /// Runs `update` on the locked table and publishes what it changed for (credential, model).
+    fn changing<T>(
+        &self,
+        credential: &str,
+        model: Option<&str>,
+        now: Instant,
+        update: impl FnOnce(&mut HealthGuard<'_>) -> T,
+    ) -> T {
+        let mut guard = self.lock();
+        let look = |g: &HealthGuard<'_>| match model {
+            Some(m) => g.availability(credential, m, now),
+            None => g.disabled_state(credential),
+        };
+        let before = look(&guard);
+        let out = update(&mut guard);
+        let after = look(&guard);
+        drop(guard);
+        if let Some(kind) = change_between(&before, &after) {
+            self.changes.publish(credential, model, kind);
+        }
+        out
     }
 
     /// Records what an attempt told us.
     pub fn report(&self, credential: &str, model: &str, outcome: &Outcome, now: Instant) {
-        let mut guard = self.lock();
+        if let Outcome::Unauthorized { .. } = outcome {
+            // Disabling concerns every model: published as the credential's change.
+            self.changing(credential, None, now, |g| {
+                self.report_locked(g, credential, model, outcome, now)
+            });
+        } else {
+            self.changing(credential, Some(model), now, |g| {
+                self.report_locked(g, credential, model, outcome, now)
+            });
+        }
+    }
+
+    fn report_locked(
+        &self,
+        guard: &mut HealthGuard<'_>,
+        credential: &str,
+        model: &str,
+        outcome: &Outcome,
+        now: Instant,
+    ) {
         let state = guard.table.entry(credential.into()).or_default();
         state.requests += u64::from(!matches!(outcome, Outcome::Abandoned));
         state.last_used = Some(SystemTime::now());
@@ -282,6 +430,8 @@ impl Health {
             })
             .collect();
         self.lock().table.extend(carried);
+        let listeners = previous.changes.sender().clone();
+        *self.changes.sender() = listeners;
     }
 
     /// Credentials disabled now (a reload gives them another chance on every instance).
@@ -304,27 +454,34 @@ impl Health {
         model: &str,
         until: Instant,
         reason: CooldownReason,
+        now: Instant,
     ) {
-        let mut guard = self.lock();
-        let state = guard.table.entry(credential.into()).or_default();
-        let m = state.models.entry(model.into()).or_default();
-        if m.cooldown_until.is_none_or(|current| current < until) {
-            m.cooldown_until = Some(until);
-            m.reason = Some(reason);
-        }
+        self.changing(credential, Some(model), now, |guard| {
+            let state = guard.table.entry(credential.into()).or_default();
+            let m = state.models.entry(model.into()).or_default();
+            if m.cooldown_until.is_none_or(|current| current < until) {
+                m.cooldown_until = Some(until);
+                m.reason = Some(reason);
+            }
+        });
     }
 
-    /// Ends a credential's cooldown for a model (another instance's probe succeeded).
-    pub fn clear(&self, credential: &str, model: &str) {
-        if let Some(state) = self.lock().table.get_mut(credential) {
-            state.models.remove(model);
-        }
+    /// Ends a credential's cooldown for a model (another instance's probe succeeded, or an
+    /// operator cleared it).
+    pub fn clear(&self, credential: &str, model: &str, now: Instant) {
+        self.changing(credential, Some(model), now, |guard| {
+            if let Some(state) = guard.table.get_mut(credential) {
+                state.models.remove(model);
+            }
+        });
     }
 
-    /// Disables a credential (another instance was refused with it).
+    /// Disables a credential (another instance was refused with it, an OAuth account needs a
+    /// new sign-in, or an operator turned it off).
     pub fn disable(&self, credential: &str, reason: &str) {
-        let mut guard = self.lock();
-        guard.table.entry(credential.into()).or_default().disabled = Some(reason.to_string());
+        self.changing(credential, None, Instant::now(), |guard| {
+            guard.table.entry(credential.into()).or_default().disabled = Some(reason.to_string());
+        });
     }
 
     /// Another instance holds the probe of this credential: skip it here until `until`, then
@@ -340,11 +497,22 @@ impl Health {
         }
     }
 
-    /// Re-enables a disabled credential (after a successful token refresh).
+    /// Re-enables a disabled credential (after a successful token refresh, or by an operator).
     pub fn enable(&self, credential: &str) {
-        if let Some(state) = self.lock().table.get_mut(credential) {
-            state.disabled = None;
-        }
+        self.changing(credential, None, Instant::now(), |guard| {
+            if let Some(state) = guard.table.get_mut(credential) {
+                state.disabled = None;
+            }
+        });
+    }
+
+    /// Models of a credential that have a cooldown window or probe (ended or not).
+    pub fn windows_of(&self, credential: &str) -> Vec<Arc<str>> {
+        self.lock()
+            .table
+            .get(credential)
+            .map(|s| s.models.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Availability of one credential for one model.
@@ -391,6 +559,7 @@ impl Health {
                 .last_used
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             last_error: state.last_error.clone(),
+            last_error_detail: state.last_error_detail.clone(),
         }
     }
 }
@@ -398,9 +567,18 @@ impl Health {
 /// The locked table.
 pub struct HealthGuard<'a> {
     table: MutexGuard<'a, HashMap<Arc<str>, CredentialState>>,
+    changes: &'a Changes,
 }
 
 impl HealthGuard<'_> {
+    /// `Disabled` or `Available`: the credential-wide part of its state.
+    fn disabled_state(&self, credential: &str) -> Availability {
+        match self.table.get(credential).and_then(|s| s.disabled.clone()) {
+            Some(reason) => Availability::Disabled { reason },
+            None => Availability::Available,
+        }
+    }
+
     /// Availability of one credential for one model.
     pub fn availability(&self, credential: &str, model: &str, now: Instant) -> Availability {
         let Some(state) = self.table.get(credential) else {
@@ -437,6 +615,8 @@ impl HealthGuard<'_> {
                 {
                     m.probe_until = Some(now + lease);
                 }
+                self.changes
+                    .publish(credential, Some(model), ChangeKind::Probing);
                 true
             }
             _ => false,
@@ -459,6 +639,9 @@ pub struct CredentialReport {
     pub last_used: Option<String>,
     /// Kind of the last failure: `quota`, `server_error`, `unauthorized`.
     pub last_error: Option<String>,
+    /// The upstream's words for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_detail: Option<String>,
 }
 
 impl CredentialReport {
@@ -613,6 +796,64 @@ mod tests {
         assert!(take(&h, t1));
         h.report("c", "m", &Outcome::Abandoned, t1);
         assert!(take(&h, t1), "probe due again");
+    }
+
+    #[test]
+    fn every_change_of_state_is_published_once_where_it_happens() {
+        let h = Health::new(policy());
+        let mut heard = h.subscribe();
+        let mut next = || {
+            heard
+                .try_recv()
+                .map(|c| {
+                    (
+                        c.credential.to_string(),
+                        c.model.map(|m| m.to_string()),
+                        c.kind,
+                    )
+                })
+                .ok()
+        };
+        let t0 = Instant::now();
+        let m = || Some("m".to_string());
+        let quota = Outcome::Quota {
+            retry_after: Some(Duration::from_secs(5)),
+        };
+        h.report("c", "m", &quota, t0);
+        assert_eq!(next(), Some(("c".into(), m(), ChangeKind::Cooling)));
+        h.report("c", "m", &Outcome::Success, t0);
+        assert_eq!(next(), Some(("c".into(), m(), ChangeKind::Recovered)));
+        h.report("c", "m", &Outcome::Success, t0);
+        assert_eq!(next(), None, "no change, no event");
+        h.report("c", "m", &quota, t0);
+        next();
+        let t1 = t0 + Duration::from_secs(6);
+        assert!(take(&h, t1));
+        assert_eq!(next(), Some(("c".into(), m(), ChangeKind::Probing)));
+        h.report("c", "m", &Outcome::Success, t1);
+        assert_eq!(next(), Some(("c".into(), m(), ChangeKind::Recovered)));
+        let refused = Outcome::Unauthorized {
+            reason: "401".into(),
+        };
+        h.report("c", "m", &refused, t1);
+        assert_eq!(next(), Some(("c".into(), None, ChangeKind::Disabled)));
+        h.enable("c");
+        assert_eq!(next(), Some(("c".into(), None, ChangeKind::Enabled)));
+        h.cool_until(
+            "c",
+            "m",
+            t1 + Duration::from_secs(9),
+            CooldownReason::Quota,
+            t1,
+        );
+        assert_eq!(next(), Some(("c".into(), m(), ChangeKind::Cooling)));
+        h.clear("c", "m", t1);
+        assert_eq!(next(), Some(("c".into(), m(), ChangeKind::Recovered)));
+        // A reload's table keeps the listeners.
+        let reloaded = Health::new(policy());
+        reloaded.inherit(&h);
+        reloaded.report("d", "m", &quota, t1);
+        assert_eq!(next(), Some(("d".into(), m(), ChangeKind::Cooling)));
     }
 
     #[test]

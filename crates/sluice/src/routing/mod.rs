@@ -16,6 +16,7 @@
 pub mod catalog;
 pub mod failover;
 pub mod health;
+pub mod probe;
 pub mod status;
 pub mod sticky;
 pub mod validate;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Strategy};
 use crate::error::GatewayError;
 use crate::providers::{Credential, Origin};
-pub use catalog::{Catalog, Entry, Target};
+pub use catalog::{Catalog, Entry, Rotation, Target};
 use health::{Availability, Clock, Health, Policy};
 use sticky::{SessionKey, Sticky};
 
@@ -166,6 +167,7 @@ impl Router {
             fell_back: false,
             caller: None,
             only: Vec::new(),
+            dry_run: false,
         })
     }
 
@@ -229,6 +231,30 @@ pub struct Plan<'r> {
     /// Only targets passing every test (token counting: providers that count; a stored key's
     /// allowed platforms and models).
     only: Vec<TargetTest<'r>>,
+    /// A preview: nothing is taken, moved or logged.
+    dry_run: bool,
+}
+
+/// One credential a routing preview would try.
+#[derive(Debug, Clone)]
+pub struct PreviewStep {
+    /// The client-facing model it would serve (the preview model's after a fallback).
+    pub model: String,
+    pub target: Target,
+    pub credential: Arc<Credential>,
+    /// Whether that attempt would be the probe of a credential whose window ended.
+    pub probe: bool,
+}
+
+/// What a plan would do now ([`Plan::preview`]).
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The credentials in the order the attempts would take them.
+    pub steps: Vec<PreviewStep>,
+    /// Credentials of the model that cannot take it now, with their state.
+    pub unavailable: Vec<(Target, Arc<Credential>, Availability)>,
+    /// Why no credential at all can take it now (when `steps` is empty).
+    pub exhausted: Option<Exhausted>,
 }
 
 /// A condition a target must meet to serve a plan.
@@ -297,7 +323,11 @@ impl<'r> Plan<'r> {
                 }
                 return Err(exhausted(&candidates));
             }
-            let chosen = self.choose(&eligible, now);
+            let chosen = {
+                let entry = self.entry;
+                let mut rotation = entry.rotation();
+                self.choose(&eligible, now, &mut rotation)
+            };
             let (ti, credential, _) = chosen;
             let target = &self.entry.targets[*ti];
             let lease = target.provider.common().timeouts.first_byte;
@@ -355,7 +385,63 @@ impl<'r> Plan<'r> {
         out
     }
 
-    fn choose<'c>(&mut self, eligible: &[&'c Candidate], now: Instant) -> &'c Candidate {
+    /// The credentials this plan would try now, in order, as [`Plan::next_pick`] chooses them
+    /// after each failure (the same code, on a copy of the rotation), without taking a probe
+    /// lease, moving the real rotation or binding a session.
+    pub fn preview(mut self) -> Preview {
+        self.dry_run = true;
+        let mut rotation = self.entry.rotation().clone();
+        let mut preview = Preview {
+            steps: Vec::new(),
+            unavailable: Vec::new(),
+            exhausted: None,
+        };
+        loop {
+            let now = self.router.clock.now();
+            let candidates = self.candidates(now);
+            for (ti, credential, availability) in &candidates {
+                let target = &self.entry.targets[*ti];
+                if !availability.eligible()
+                    && !preview.unavailable.iter().any(|(t, c, _)| {
+                        c.id == credential.id && t.upstream_model == target.upstream_model
+                    })
+                {
+                    preview.unavailable.push((
+                        target.clone(),
+                        credential.clone(),
+                        availability.clone(),
+                    ));
+                }
+            }
+            let eligible: Vec<&Candidate> = candidates.iter().filter(|c| c.2.eligible()).collect();
+            if eligible.is_empty() {
+                if self.try_preview() {
+                    rotation = self.entry.rotation().clone();
+                    continue;
+                }
+                if preview.steps.is_empty() {
+                    preview.exhausted = Some(exhausted(&candidates));
+                }
+                return preview;
+            }
+            let (ti, credential, availability) = self.choose(&eligible, now, &mut rotation);
+            self.tried.push(credential.id.clone());
+            self.last_target = Some(*ti);
+            preview.steps.push(PreviewStep {
+                model: self.entry.name.clone(),
+                target: self.entry.targets[*ti].clone(),
+                credential: credential.clone(),
+                probe: matches!(availability, Availability::ProbeDue),
+            });
+        }
+    }
+
+    fn choose<'c>(
+        &mut self,
+        eligible: &[&'c Candidate],
+        now: Instant,
+        rotation: &mut Rotation,
+    ) -> &'c Candidate {
         let router = self.router;
         // 1. A session's binding, on its first attempt; released when its credential is out.
         if self.tried.is_empty()
@@ -364,10 +450,10 @@ impl<'r> Plan<'r> {
         {
             match eligible.iter().find(|c| c.1.id == bound) {
                 Some(found) => return found,
+                None if self.dry_run => {}
                 None => sticky.release(key),
             }
         }
-        let mut rotation = self.entry.rotation();
         // 2. After a failure: another credential of the same provider.
         if let Some(last) = self.last_target {
             let same: Vec<&&Candidate> = eligible.iter().filter(|c| c.0 == last).collect();
@@ -432,11 +518,13 @@ impl<'r> Plan<'r> {
         else {
             return false;
         };
-        tracing::info!(
-            model = %self.entry.name,
-            preview = %preview.name,
-            "no credential of the model can take the request: falling back to its preview model"
-        );
+        if !self.dry_run {
+            tracing::info!(
+                model = %self.entry.name,
+                preview = %preview.name,
+                "no credential of the model can take the request: falling back to its preview model"
+            );
+        }
         self.entry = preview;
         self.fell_back = true;
         self.last_target = None;

@@ -97,3 +97,66 @@ pub async fn handler(State(app): State<Arc<AppState>>) -> Response {
     let runtime = app.runtime.load();
     axum::Json(credentials(&runtime.router)).into_response()
 }
+
+/// An operator's change to a credential's health (the dashboard's buttons).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// End the cooldown windows of one model, or of every model, now.
+    Clear { model: Option<String> },
+    /// Take the credential out of rotation, with the operator's reason. A config reload gives
+    /// it back, as for credentials the upstream refused.
+    Disable { reason: String },
+    /// Put a disabled credential back.
+    Enable,
+}
+
+/// Applies an operator's action here and, when instances share routing, on every instance
+/// (off the caller's path). `false`: no credential has that id.
+pub fn apply(router: &Router, credential: &str, action: &Action) -> bool {
+    let known = router.catalog.providers().iter().any(|p| {
+        p.common()
+            .credentials()
+            .iter()
+            .any(|c| &*c.id == credential && c.origin != Origin::Caller)
+    });
+    if !known {
+        return false;
+    }
+    let shared = router.shared().cloned();
+    let spawn = |work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(work);
+        }
+    };
+    let now = router.clock.now();
+    match action {
+        Action::Clear { model } => {
+            let models: Vec<Arc<str>> = match model {
+                Some(m) => vec![m.as_str().into()],
+                None => router.health.windows_of(credential),
+            };
+            for m in models {
+                router.health.clear(credential, &m, now);
+                if let Some(shared) = shared.clone() {
+                    let (c, m) = (credential.to_string(), m.to_string());
+                    spawn(Box::pin(async move { shared.clear(&c, &m).await }));
+                }
+            }
+        }
+        Action::Disable { reason } => {
+            router.health.disable(credential, reason);
+            if let Some(shared) = shared {
+                let (c, r) = (credential.to_string(), reason.clone());
+                spawn(Box::pin(async move { shared.disable(&c, &r).await }));
+            }
+        }
+        Action::Enable => {
+            router.health.enable(credential);
+            if let Some(shared) = shared {
+                let c = credential.to_string();
+                spawn(Box::pin(async move { shared.enable(&c).await }));
+            }
+        }
+    }
+    true
+}

@@ -265,3 +265,49 @@ fn a_reload_keeps_cooldowns_and_sessions_but_re_enables_disabled_credentials() {
             .eligible()
     );
 }
+
+#[test]
+fn a_preview_is_the_plans_order_and_takes_nothing() {
+    let r = router(TWO_PROVIDERS);
+    let order = |r: &Router| -> Vec<String> {
+        r.plan("shared", None, None)
+            .unwrap()
+            .preview()
+            .steps
+            .iter()
+            .map(|s| s.credential.id.to_string())
+            .collect()
+    };
+    let first_look = order(&r);
+    assert_eq!(first_look.len(), 3);
+    assert_eq!(order(&r), first_look, "previewing moved nothing");
+    // The real plan takes them in the previewed order.
+    let mut plan = r.plan("shared", None, None).unwrap();
+    let taken: Vec<String> = (0..3)
+        .map(|_| plan.next_pick().unwrap().credential.id.to_string())
+        .collect();
+    assert_eq!(taken, first_look);
+    // A cooling credential is out, with its window; the next look at it is the probe.
+    cool(&r, "b#0", "shared", 30);
+    let p = r.plan("shared", None, None).unwrap().preview();
+    assert!(p.steps.iter().all(|s| &*s.credential.id != "b#0"));
+    assert_eq!(p.unavailable.len(), 1);
+    assert!(matches!(
+        p.unavailable[0].2,
+        health::Availability::Cooling { .. }
+    ));
+    r.clock.advance(Duration::from_secs(31));
+    let p = r.plan("shared", None, None).unwrap().preview();
+    let b = p.steps.iter().find(|s| &*s.credential.id == "b#0").unwrap();
+    assert!(b.probe);
+    assert_eq!(
+        first(&r, "qwen,shared"),
+        "b#0",
+        "the preview took no probe lease"
+    );
+    // Nothing left: why.
+    cool(&r, "b#0", "shared", 30);
+    let p = r.plan("qwen,shared", None, None).unwrap().preview();
+    assert!(p.steps.is_empty());
+    assert!(matches!(p.exhausted, Some(Exhausted::Cooling { .. })));
+}

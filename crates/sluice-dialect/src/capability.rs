@@ -21,17 +21,22 @@ pub enum Capability {
     Audio,
     /// Classify content.
     Moderation,
+    /// Continue a prompt through the upstream's own legacy `/v1/completions` (OpenAI's
+    /// `gpt-3.5-turbo-instruct`, `davinci-002`, `babbage-002`; many vLLM models): such a model
+    /// is forwarded there as-is. Chat models serve `/v1/completions` through chat instead.
+    Completion,
 }
 
 impl Capability {
     /// Every capability, in listing order.
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::Chat,
         Capability::Embedding,
         Capability::Image,
         Capability::Rerank,
         Capability::Audio,
         Capability::Moderation,
+        Capability::Completion,
     ];
 
     /// The config spelling.
@@ -43,6 +48,7 @@ impl Capability {
             Capability::Rerank => "rerank",
             Capability::Audio => "audio",
             Capability::Moderation => "moderation",
+            Capability::Completion => "completion",
         }
     }
 
@@ -106,7 +112,9 @@ impl Capabilities {
     }
 
     /// What a model of this name can do when the config does not say: embedding, image,
-    /// audio, moderation and rerank models by their well-known names, chat otherwise.
+    /// audio, moderation, rerank and completion-only models (OpenAI's `gpt-*-instruct`,
+    /// `davinci-002`, `babbage-002`, the retired `text-davinci-*`) by their well-known names,
+    /// chat otherwise. Open models named `*-Instruct` (Llama, Qwen, Mistral) are chat models.
     pub fn infer(model: &str) -> Self {
         let name = model
             .rsplit('/')
@@ -134,6 +142,10 @@ impl Capabilities {
             Capabilities::only(Capability::Audio)
         } else if starts(&["omni-moderation-", "text-moderation-"]) {
             Capabilities::only(Capability::Moderation)
+        } else if (name.starts_with("gpt-") && name.contains("-instruct"))
+            || starts(&["davinci-002", "babbage-002", "text-davinci-"])
+        {
+            Capabilities::only(Capability::Completion)
         } else {
             Capabilities::only(Capability::Chat)
         }
@@ -182,6 +194,14 @@ mod tests {
             ("gemini-2.5-flash", Capability::Chat),
             ("claude-sonnet-4-5", Capability::Chat),
             ("gpt-4o-audio-preview", Capability::Chat),
+            ("gpt-3.5-turbo-instruct", Capability::Completion),
+            ("gpt-3.5-turbo-instruct-0914", Capability::Completion),
+            ("davinci-002", Capability::Completion),
+            ("babbage-002", Capability::Completion),
+            ("text-davinci-003", Capability::Completion),
+            ("gpt-3.5-turbo", Capability::Chat),
+            ("meta-llama/Llama-3.1-8B-Instruct", Capability::Chat),
+            ("Qwen2.5-7B-Instruct", Capability::Chat),
         ];
         for (name, expected) in cases {
             assert_eq!(

@@ -50,17 +50,11 @@ async fn azure(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let headers = match crate::openai_chat::azure_gate(&state, query.as_deref(), headers) {
-        Ok(headers) => headers,
+    let request =
+        crate::openai_chat::azure_json(&state, deployment, query.as_deref(), headers, body);
+    let (headers, body) = match request {
+        Ok(request) => request,
         Err(refused) => return *refused,
-    };
-    // Azure takes the model from the deployment; a body may still name one.
-    let body = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(mut fields)) if !fields.contains_key("model") => {
-            fields.insert("model".into(), Value::String(deployment));
-            Bytes::from(Value::Object(fields).to_string())
-        }
-        _ => body,
     };
     embed_openai(&state, &headers, &body)
         .await

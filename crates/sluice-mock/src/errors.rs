@@ -188,6 +188,29 @@ impl OpenAiError {
         .with_code("model_not_found")
     }
 
+    /// 404 (`/v1/completions`): a chat model, which only `/v1/chat/completions` serves.
+    pub(crate) fn chat_model_on_completions() -> Self {
+        Self::invalid_request(
+            StatusCode::NOT_FOUND,
+            "This is a chat model and not supported in the v1/completions endpoint. Did you mean \
+             to use v1/chat/completions?"
+                .to_owned(),
+        )
+        .with_param("model")
+    }
+
+    /// 404 (`/v1/chat/completions`): a completions model (`gpt-3.5-turbo-instruct`), which
+    /// only `/v1/completions` serves.
+    pub(crate) fn completion_model_on_chat() -> Self {
+        Self::invalid_request(
+            StatusCode::NOT_FOUND,
+            "This is not a chat model and thus not supported in the v1/chat/completions \
+             endpoint. Did you mean to use v1/completions?"
+                .to_owned(),
+        )
+        .with_param("model")
+    }
+
     /// 404: no such endpoint.
     pub(crate) fn invalid_url(method: &Method, path: &str) -> Self {
         Self::invalid_request(

@@ -43,6 +43,11 @@ pub(crate) fn completion_id() -> String {
     format!("chatcmpl-{}", alphanumeric(29))
 }
 
+/// A legacy completion's id: `cmpl-` + 29 alphanumerics.
+pub(crate) fn text_completion_id() -> String {
+    format!("cmpl-{}", alphanumeric(29))
+}
+
 /// `call_` + 24 alphanumerics.
 pub(crate) fn tool_call_id() -> String {
     format!("call_{}", alphanumeric(24))

@@ -15,6 +15,7 @@
 //! | Claude / Codex / Google OAuth (`oauth`) | `POST /v1/oauth/token`, `/oauth/token`, `/token` (rotating refresh grants, scripted faults) |
 //! | Gemini (`gemini`) | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models`, all also under `/v1/` |
 //! | Gemini Code Assist (`gemini::code_assist`) | `POST /v1internal:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens` (wrapped bodies, the account's project, Bearer tokens the Google fake issued) |
+//! | Legacy completions (`completions`) | `POST /v1/completions` and Azure's `/openai/deployments/{d}/completions` (completions models only: a chat model is OpenAI's 404; `text_completion` objects, SSE chunks ending in `[DONE]`, the usage chunk with `stream_options.include_usage`) |
 //! | Forwarded endpoints (`forwarded`) | `POST /v1/moderations`, `POST /v1/audio/speech` (binary audio), `POST /v1/rerank` |
 //! | Audio in and images (`media`) | `POST /v1/audio/transcriptions`, `/v1/audio/translations` (multipart), `/v1/images/generations`, `/v1/images/edits` (multipart), and Azure's deployments of each |
 //! | Embeddings (`embeddings`) | `POST /v1/embeddings`, Azure's `/openai/deployments/{d}/embeddings`, Gemini's `:embedContent` / `:batchEmbedContents`, Bedrock's `amazon.titan-embed-*` / `cohere.embed-*` invoke bodies |
@@ -54,6 +55,7 @@
 mod anthropic;
 mod assistant;
 mod codex_backend;
+mod completions;
 mod directives;
 mod embeddings;
 mod errors;
@@ -271,6 +273,7 @@ fn router_with(
     });
     let mut app = Router::new()
         .merge(openai_chat::routes())
+        .merge(completions::routes())
         .merge(embeddings::routes())
         .merge(forwarded::routes())
         .merge(media::routes())

@@ -1017,8 +1017,9 @@ pub struct ModelConfig {
     /// (`quota-exceeded.switch-preview-model`); any model name or alias the gateway serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_model: Option<String>,
-    /// What the model can do (`chat`, `embedding`, `image`, `rerank`, `audio`, `moderation`);
-    /// inferred from well-known names when absent (`text-embedding-*` → embedding, …, else chat).
+    /// What the model can do (`chat`, `embedding`, `image`, `rerank`, `audio`, `moderation`,
+    /// `completion`); inferred from well-known names when absent (`text-embedding-*` →
+    /// embedding, `gpt-3.5-turbo-instruct` → completion, …, else chat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Vec<sluice_dialect::Capability>>,
 }
@@ -1344,7 +1345,7 @@ impl Config {
                 if model.capabilities.as_ref().is_some_and(Vec::is_empty) {
                     err(
                         at(&format!("models[{m}].capabilities")),
-                        "list at least one of chat, embedding, image, rerank, audio, moderation (or leave it out to infer from the name)",
+                        "list at least one of chat, embedding, image, rerank, audio, moderation, completion (or leave it out to infer from the name)",
                     );
                 }
                 if model

@@ -47,10 +47,25 @@ async fn azure_chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let headers = match azure_gate(&state, query.as_deref(), headers) {
-        Ok(headers) => headers,
+    let (headers, body) = match azure_json(&state, deployment, query.as_deref(), headers, body) {
+        Ok(request) => request,
         Err(refused) => return *refused,
     };
+    complete(&state, &headers, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// An Azure OpenAI JSON request as OpenAI's: [`azure_gate`]'s checks, then the deployment as
+/// the body's model when the body names none (Azure takes the model from the deployment).
+pub(crate) fn azure_json(
+    state: &AppState,
+    deployment: String,
+    query: Option<&str>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(HeaderMap, Bytes), Box<Response>> {
+    let headers = azure_gate(state, query, headers)?;
     let body = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(mut fields)) if !fields.contains_key("model") => {
             fields.insert("model".into(), Value::String(deployment));
@@ -58,9 +73,7 @@ async fn azure_chat_completions(
         }
         _ => body,
     };
-    complete(&state, &headers, &body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    Ok((headers, body))
 }
 
 /// What every Azure OpenAI path checks first: `api-version` (400 without), the `api-key`
@@ -132,6 +145,9 @@ async fn complete(
     let request = ChatRequest::from_json(&json)?;
     if !state.config.serves(request.model) {
         return Err(OpenAiError::model_not_found(request.model));
+    }
+    if crate::completions::is_completion_model(request.model) {
+        return Err(OpenAiError::completion_model_on_chat());
     }
     let (reply, usage) = reply::answer(&request, &directives);
     let meta = Meta {

@@ -1,8 +1,19 @@
-//! Legacy completions (`POST /v1/completions`), served through chat: [`super::handle`] turns
-//! the prompt into an OpenAI Chat request (`sluice_dialect::openai_completions`), which then
-//! takes the chat path to any upstream dialect — keys, limits, routing, failover and the usage
-//! record included — and [`reshape`] writes the chat answer back in the completions shape,
-//! whole or event by event.
+//! Legacy completions (`POST /v1/completions`) take one of two paths, chosen by [`forwards`]
+//! from the model's providers:
+//!
+//! - **Forwarded as-is** when the model has the endpoint upstream (the `completion`
+//!   capability — `gpt-3.5-turbo-instruct`, `davinci-002`, `babbage-002` by default — under an
+//!   OpenAI-compatible or Azure provider): [`super::forward`] sends the client's body to the
+//!   upstream's `/completions` and relays its answer unchanged, so everything the real
+//!   endpoint accepts works, `echo`, `n`, `best_of`, `logprobs`, `suffix` and token-id
+//!   prompts included (the upstream refuses what its model cannot do, in OpenAI's words).
+//! - **Through chat** otherwise: [`super::handle`] turns the prompt into an OpenAI Chat request
+//!   (`sluice_dialect::openai_completions`, which refuses what chat cannot do: `echo`, `n` > 1,
+//!   several prompts…), which then takes the chat path to any upstream dialect — keys, limits,
+//!   routing, failover and the usage record included — and [`reshape`] writes the chat answer
+//!   back in the completions shape, whole or event by event.
+
+use std::borrow::Cow;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -10,7 +21,44 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header;
 use http_body_util::BodyExt;
-use sluice_dialect::{SseParser, openai_completions};
+use serde::Deserialize;
+use sluice_dialect::{Capability, SseParser, openai_completions};
+
+use crate::gateway::Runtime;
+use crate::routing::catalog::serves_platform;
+
+/// Whether a completions request is forwarded as-is: its model has the endpoint at one of its
+/// providers, or cannot be served through chat at all (a `completion`-only model), so the
+/// forward path's routing refuses it naming the missing API rather than sending it to a chat
+/// upstream that would refuse it. A model that is not known takes the chat path, whose
+/// routing answers 404.
+pub(super) fn forwards(runtime: &Runtime, body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        model: Option<Cow<'a, str>>,
+    }
+    let Ok(Named { model: Some(model) }) = serde_json::from_slice(body) else {
+        return false;
+    };
+    let Ok(resolved) = runtime.catalog().resolve(&model, None) else {
+        return false;
+    };
+    let operation = super::OPENAI_COMPLETIONS_FORWARDED.operation;
+    let (mut native, mut chat, mut completion) = (false, false, false);
+    for target in resolved
+        .entry
+        .targets
+        .iter()
+        .filter(|t| serves_platform(t, resolved.platform))
+    {
+        let can = target.capabilities;
+        chat |= can.has(Capability::Chat);
+        completion |= can.has(Capability::Completion);
+        native |= can.has(Capability::Completion) && target.provider.supports(operation);
+    }
+    native || (completion && !chat)
+}
 
 /// A successful chat answer (JSON or SSE) as a completions answer; errors are already in
 /// OpenAI's shape, which completions share, and pass unchanged.

@@ -1,15 +1,19 @@
 //! Forward with accounting: OpenAI endpoints whose answers Sluice does not translate
-//! (`/v1/moderations`, `/v1/audio/speech`, `/v1/rerank`, `/v1/images/generations`, and the
-//! multipart `/v1/audio/transcriptions`, `/v1/audio/translations`, `/v1/images/edits`, read
-//! by [`super::multipart`] and forwarded as they came). The key is checked, limits and
+//! (`/v1/moderations`, `/v1/audio/speech`, `/v1/rerank`, `/v1/images/generations`, legacy
+//! `/v1/completions` for models that have the endpoint upstream (see [`super::completions`]),
+//! and the multipart `/v1/audio/transcriptions`, `/v1/audio/translations`, `/v1/images/edits`,
+//! read by [`super::multipart`] and forwarded as they came). The key is checked, limits and
 //! quotas apply, the route picks a provider whose model has the endpoint's capability and that
 //! has the API (OpenAI-compatible, Azure deployments), failover runs before the first byte,
 //! and the upstream's answer is streamed back unchanged — status, content type and bytes. The
 //! usage record takes what the upstream reports (`usage` in a JSON answer or the last SSE
-//! event, a transcription's seconds, the images made and their tier, rerank's search units)
-//! and the units the request itself names (characters spoken, documents ranked), else input
-//! tokens counted locally from the request's text and marked estimated. Image requests wait
-//! for their answer as long as the provider's `timeouts.image`.
+//! event that carries one — a completions stream's final chunk when the client asked for
+//! `stream_options.include_usage` —, a transcription's seconds, the images made and their
+//! tier, rerank's search units) and the units the request itself names (characters spoken,
+//! documents ranked), else tokens counted locally — the request's text in, the answer's
+//! `choices[].text` out — and marked estimated. A completion's quota reservation is priced
+//! from its `max_tokens` (OpenAI's default 16) per choice. Image requests wait for their
+//! answer as long as the provider's `timeouts.image`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderMap, header};
 use serde_json::Value;
-use sluice_dialect::{ErrorBody, ErrorKind, TokenUsage};
+use sluice_dialect::{ErrorBody, ErrorKind, SseParser, TokenUsage};
 
 use crate::store::UsageUnits;
 
@@ -32,7 +36,8 @@ use crate::gateway::{AppState, Runtime};
 use crate::providers::{Operation, UpstreamCall};
 use crate::routing::{self, failover::Answer};
 
-/// The most of an answer kept to read its `usage`.
+/// The most of a JSON answer kept to read its `usage`, and of an answer's text kept to count
+/// it locally.
 const USAGE_WINDOW: usize = 1 << 20;
 /// Image answers carry their images inline (`b64_json`): the count and the tier they were
 /// priced at are read from the whole answer, up to this size.
@@ -59,6 +64,25 @@ struct Asked {
     images: Option<(i64, String)>,
 }
 
+/// OpenAI's `max_tokens` when a completions request leaves it out.
+const COMPLETION_DEFAULT_MAX_TOKENS: u64 = 16;
+
+/// The most a legacy completion can write: `max_tokens` for each of the `best_of` (or `n`)
+/// choices of each prompt.
+fn completion_output_cap(fields: &Value) -> u64 {
+    let number = |key: &str| fields.get(key).and_then(Value::as_u64);
+    let per_choice = number("max_tokens").unwrap_or(COMPLETION_DEFAULT_MAX_TOKENS);
+    let choices = number("best_of").max(number("n")).unwrap_or(1).max(1);
+    // A list of prompts (texts or token lists); one list of token ids is one prompt.
+    let prompts = match fields.get("prompt") {
+        Some(Value::Array(items)) if items.first().is_some_and(|i| !i.is_number()) => {
+            u64::try_from(items.len()).unwrap_or(u64::MAX)
+        }
+        _ => 1,
+    };
+    per_choice.saturating_mul(choices).saturating_mul(prompts)
+}
+
 /// The request's body as the gateway read it.
 enum Shape {
     Json(Value),
@@ -73,6 +97,8 @@ struct Read {
     /// What accounting prices and counts: the JSON body, or a form's text fields as JSON.
     accounting: Bytes,
     asked: Asked,
+    /// The output the quota reservation is priced for (completions), in tokens.
+    output_cap: u64,
 }
 
 /// Reads what routing and accounting need of a forwarded request of `path`.
@@ -137,7 +163,9 @@ async fn read(path: &str, content_type: Option<&str>, body: &Bytes) -> Result<Re
         text: request_text(&fields),
         ..Asked::default()
     };
+    let mut output_cap = 0;
     match path {
+        "/completions" => output_cap = completion_output_cap(&fields),
         "/audio/speech" => {
             let spoken = text_of("input").map_or(0, |t| t.chars().count());
             asked.units.characters = i64::try_from(spoken).unwrap_or(i64::MAX);
@@ -163,6 +191,7 @@ async fn read(path: &str, content_type: Option<&str>, body: &Bytes) -> Result<Re
         shape,
         accounting,
         asked,
+        output_cap,
     })
 }
 
@@ -216,7 +245,7 @@ pub(super) async fn handle(
             session: None,
         },
         ledger,
-        |_| Some(0),
+        |_| Some(request.output_cap),
     )
     .await?;
     let (router, mut plan, admitted) = (&runtime.router, routed.plan, routed.admitted);
@@ -295,17 +324,21 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
         admitted,
     } = forwarded;
     let status = response.status();
-    let readable = response
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| {
-            v.as_bytes().starts_with(b"application/json")
-                || v.as_bytes().starts_with(b"text/event-stream")
-        });
-    let cap = if asked.images.is_some() {
-        IMAGE_WINDOW
+        .map_or(&b""[..], http::HeaderValue::as_bytes);
+    let meter = if content_type.starts_with(b"text/event-stream") {
+        Meter::Sse(SseParser::default(), Reported::default())
+    } else if content_type.starts_with(b"application/json") {
+        let cap = if asked.images.is_some() {
+            IMAGE_WINDOW
+        } else {
+            USAGE_WINDOW
+        };
+        Meter::Json(BytesMut::new(), cap)
     } else {
-        USAGE_WINDOW
+        Meter::Blind
     };
     let mut headers = HeaderMap::new();
     for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH] {
@@ -315,8 +348,7 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
     }
     let body = Relay {
         upstream: Box::pin(response.bytes_stream()),
-        window: readable.then(BytesMut::new),
-        cap,
+        meter,
         close: Some(Close {
             ledger,
             status: status.as_u16(),
@@ -341,8 +373,8 @@ struct Close {
 }
 
 impl Close {
-    /// `answer`: the answer read so far, `None` when it outgrew its window.
-    fn finish(self, answer: Option<&[u8]>, cut: bool) {
+    /// `reported`: what the answer read so far reports.
+    fn finish(self, reported: Reported, cut: bool) {
         let Close {
             mut ledger,
             status,
@@ -350,7 +382,6 @@ impl Close {
             asked,
             ..
         } = self;
-        let reported = answer.map(Reported::read).unwrap_or_default();
         let mut units = asked.units;
         if let Some(seconds) = reported.audio_seconds {
             units.audio_seconds = seconds;
@@ -371,8 +402,9 @@ impl Close {
                 // Billed by unit: no tokens to make up.
                 None if !units.is_empty() => {}
                 None => {
-                    r.usage.input_tokens =
-                        crate::pricing::estimate::count_tokens(&model, &asked.text);
+                    let count = |text: &str| crate::pricing::estimate::count_tokens(&model, text);
+                    r.usage.input_tokens = count(&asked.text);
+                    r.usage.output_tokens = count(&reported.text);
                     r.estimated = true;
                 }
             }
@@ -385,13 +417,50 @@ impl Close {
     }
 }
 
-/// The upstream body, passed through as it arrives, keeping the start of a JSON answer.
+/// The upstream body, passed through as it arrives, read on the way for what it reports.
 struct Relay {
     upstream: respond::UpstreamBody,
-    /// The answer so far (JSON or SSE), `None` once it outgrew `cap` (or was neither).
-    window: Option<BytesMut>,
-    cap: usize,
+    meter: Meter,
     close: Option<Close>,
+}
+
+/// What the relay reads of an answer as it passes.
+enum Meter {
+    /// A JSON answer so far (read whole at the end), up to the cap.
+    Json(BytesMut, usize),
+    /// An SSE answer, read event by event: its last usage report and its text so far.
+    Sse(SseParser, Reported),
+    /// Neither, or a JSON answer that outgrew its window.
+    Blind,
+}
+
+impl Meter {
+    fn push(&mut self, chunk: &[u8]) {
+        match self {
+            Meter::Json(window, cap) if window.len() + chunk.len() <= *cap => {
+                window.extend_from_slice(chunk);
+            }
+            Meter::Json(..) => *self = Meter::Blind,
+            Meter::Sse(parser, found) => {
+                parser.push(chunk);
+                while let Some(event) = parser.next_event() {
+                    found.event(&event.data);
+                }
+            }
+            Meter::Blind => {}
+        }
+    }
+
+    /// What the answer read so far reports.
+    fn reported(&mut self) -> Reported {
+        match std::mem::replace(self, Meter::Blind) {
+            Meter::Json(window, _) => serde_json::from_slice::<Value>(&window)
+                .map(|value| Reported::of(&value))
+                .unwrap_or_default(),
+            Meter::Sse(_, found) => found,
+            Meter::Blind => Reported::default(),
+        }
+    }
 }
 
 impl Stream for Relay {
@@ -402,24 +471,18 @@ impl Stream for Relay {
         match this.upstream.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
-                if let Some(window) = this.window.as_mut() {
-                    if window.len() + chunk.len() <= this.cap {
-                        window.extend_from_slice(&chunk);
-                    } else {
-                        this.window = None;
-                    }
-                }
+                this.meter.push(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Some(close) = this.close.take() {
-                    close.finish(None, true);
+                    close.finish(this.meter.reported(), true);
                 }
                 Poll::Ready(Some(Err(std::io::Error::other(e))))
             }
             Poll::Ready(None) => {
                 if let Some(close) = this.close.take() {
-                    close.finish(this.window.as_deref(), false);
+                    close.finish(this.meter.reported(), false);
                 }
                 Poll::Ready(None)
             }
@@ -432,7 +495,7 @@ impl Drop for Relay {
         // The server stops polling once a sized body is out (or the client went away): the
         // answer read so far still says what the upstream reported.
         if let Some(close) = self.close.take() {
-            close.finish(self.window.as_deref(), false);
+            close.finish(self.meter.reported(), false);
         }
     }
 }
@@ -446,26 +509,27 @@ struct Reported {
     /// The tier the images were made at (`quality size`), when the answer says.
     tier: Option<String>,
     search_units: Option<i64>,
+    /// The text generated (completions' `choices[].text`), up to [`USAGE_WINDOW`] bytes, for
+    /// counting output when no usage is reported.
+    text: String,
 }
 
 impl Reported {
-    /// Reads a JSON answer, or the last event of an SSE answer that reports usage
-    /// (`transcript.text.done`).
-    fn read(answer: &[u8]) -> Self {
-        if let Ok(value) = serde_json::from_slice::<Value>(answer) {
-            return Self::of(&value);
+    /// One SSE event: its text is added to the answer's; an event that reports usage
+    /// (`transcript.text.done`, a completions stream's usage chunk) is what the answer
+    /// reports, the last one winning.
+    fn event(&mut self, data: &[u8]) {
+        let Ok(value) = serde_json::from_slice::<Value>(data) else {
+            return; // `[DONE]`
+        };
+        let event = Self::of(&value);
+        if self.text.len() < USAGE_WINDOW {
+            self.text.push_str(&event.text);
         }
-        let mut parser = sluice_dialect::SseParser::default();
-        parser.push(answer);
-        let mut found = Self::default();
-        while let Some(event) = parser.next_event() {
-            if let Ok(value) = serde_json::from_slice::<Value>(&event.data)
-                && value.get("usage").is_some()
-            {
-                found = Self::of(&value);
-            }
+        if value.get("usage").is_some_and(|u| !u.is_null()) {
+            let text = std::mem::take(&mut self.text);
+            *self = Self { text, ..event };
         }
-        found
     }
 
     fn of(value: &Value) -> Self {
@@ -508,12 +572,20 @@ impl Reported {
             .pointer("/meta/billed_units/search_units")
             .or_else(|| usage.and_then(|u| u.get("search_units")))
             .and_then(Value::as_i64);
+        let text = value
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("text").and_then(Value::as_str))
+            .collect();
         Self {
             usage: tokens,
             audio_seconds: seconds,
             images,
             tier,
             search_units,
+            text,
         }
     }
 }

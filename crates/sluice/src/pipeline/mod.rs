@@ -90,6 +90,7 @@ impl Endpoint {
                     b"/moderations" => Capability::Moderation,
                     b"/rerank" => Capability::Rerank,
                     b"/images/generations" | b"/images/edits" => Capability::Image,
+                    b"/completions" => Capability::Completion,
                     _ => Capability::Audio,
                 }),
             },
@@ -121,10 +122,20 @@ pub const GEMINI_COUNT: Endpoint = Endpoint::new(
     Operation::CountTokens,
     "gemini.count_tokens",
 );
-/// Legacy completions, served through chat (see [`completions`]).
+/// Legacy completions, served through chat (see [`completions`]) — or, for a model that has
+/// the endpoint upstream, forwarded as [`OPENAI_COMPLETIONS_FORWARDED`].
 pub const OPENAI_COMPLETIONS: Endpoint = Endpoint::new(
     Dialect::OpenAiChat,
     Operation::Generate,
+    "openai.completions",
+);
+/// Legacy completions forwarded as-is to the upstream's own `/completions` (a `completion`
+/// model under an OpenAI-compatible or Azure provider); recorded under the same label.
+pub const OPENAI_COMPLETIONS_FORWARDED: Endpoint = Endpoint::new(
+    Dialect::OpenAiChat,
+    Operation::Forward {
+        path: "/completions",
+    },
     "openai.completions",
 );
 pub const OPENAI_MODERATIONS: Endpoint = Endpoint::new(
@@ -342,6 +353,10 @@ pub async fn proxy(
     };
     let mut attempts = 0;
     ledger.with(|r| attempts = r.attempts);
+    // A completions request served through chat is answered in the completions shape; a
+    // forwarded one already is.
+    let through_chat =
+        endpoint.label == OPENAI_COMPLETIONS.label && !matches!(handled, Ok(Handled::Forwarded(_)));
     let mut response = match handled {
         Ok(Handled::Streaming { relay, upstream }) => {
             let provider = relay.provider.clone();
@@ -377,7 +392,7 @@ pub async fn proxy(
             }
         }
     };
-    if endpoint.label == OPENAI_COMPLETIONS.label {
+    if through_chat {
         response = completions::reshape(response).await;
     }
     routing::failover::tag_attempts(&mut response, attempts);
@@ -447,14 +462,18 @@ async fn handle(
             capture.body = bytes.clone();
         }
     });
-    // Legacy completions continue as the chat request their prompt becomes.
-    let bytes = if endpoint.label == OPENAI_COMPLETIONS.label {
-        Bytes::from(
-            sluice_dialect::openai_completions::chat_request(&bytes)
-                .map_err(GatewayError::bad_request)?,
-        )
+    // Legacy completions are forwarded as they came to a model that has the endpoint
+    // upstream, and otherwise continue as the chat request their prompt becomes.
+    let (endpoint, bytes) = if endpoint.label == OPENAI_COMPLETIONS.label {
+        if completions::forwards(&runtime, &bytes) {
+            (OPENAI_COMPLETIONS_FORWARDED, bytes)
+        } else {
+            let chat = sluice_dialect::openai_completions::chat_request(&bytes)
+                .map_err(GatewayError::bad_request)?;
+            (endpoint, Bytes::from(chat))
+        }
     } else {
-        bytes
+        (endpoint, bytes)
     };
     let (path_model, path_stream) = path.map_or((None, false), |p| (Some(p.model), p.stream));
     if forward::is_forward(endpoint.operation) {

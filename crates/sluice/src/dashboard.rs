@@ -393,42 +393,26 @@ impl Gateway for DashboardGateway {
         credential: &str,
         model: Option<&str>,
     ) -> Result<crate::store::rollup::ProbeRow, WriteError> {
-        use crate::routing::probe::{ProbeError, probe};
+        use crate::management::credentials::{test_now, unserved};
+        use crate::routing::probe::ProbeError;
         if actor.role != crate::store::Role::Admin {
             return Err(WriteError {
                 status: 403,
                 message: "only admins test credentials".into(),
             });
         }
-        let runtime = self.app.runtime.load_full();
-        let id = format!("probe-{:016x}", rand::random::<u64>());
-        let started_ms = self.app.accounts.now_ms();
-        match probe(&runtime, credential, model, &id).await {
-            Ok(o) => Ok(crate::store::rollup::ProbeRow {
-                id,
-                time_ms: started_ms,
-                user_id: Some(actor.user_id),
-                provider: o.provider,
-                credential: o.credential,
-                model: o.model,
-                status: i64::from(o.status),
-                error: o.error,
-                latency_ms: o.latency_ms,
-                ttft_ms: o.ttft_ms,
-            }),
-            Err(ProbeError::UnknownCredential) => Err(WriteError {
-                status: 404,
-                message: format!("no credential is named {credential}"),
-            }),
-            Err(ProbeError::UnknownModel(m)) => Err(WriteError {
-                status: 400,
-                message: if m.is_empty() {
-                    format!("{credential}'s provider serves no chat model to test")
-                } else {
-                    format!("{credential}'s provider does not serve `{m}`")
+        test_now(&self.app, credential, model, Some(actor.user_id))
+            .await
+            .map_err(|e| match e {
+                ProbeError::UnknownCredential => WriteError {
+                    status: 404,
+                    message: format!("no credential is named {credential}"),
                 },
-            }),
-        }
+                ProbeError::UnknownModel(m) => WriteError {
+                    status: 400,
+                    message: unserved(credential, &m),
+                },
+            })
     }
 
     fn models(&self) -> Vec<String> {

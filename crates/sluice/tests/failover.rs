@@ -510,3 +510,134 @@ async fn a_stream_that_stalls_counts_against_its_credential() {
     }
     assert_eq!(h.mock.requests_with_key("key-a"), 1);
 }
+
+async fn manage(h: &Harness, action: &str, body: Value) -> (u16, Value) {
+    let resp = h
+        .http
+        .post(h.url(&format!("/v0/management/credentials/{action}")))
+        .header("x-management-key", MGMT_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// The management plane's credential actions (the dashboard's buttons, for remote operators):
+/// clear a cooldown, disable with a reason, enable, and test now — a real request to the
+/// upstream that is recorded as a probe and never as usage.
+#[tokio::test]
+async fn the_management_api_clears_disables_enables_and_tests_credentials() {
+    let h = pool("", "").await;
+    h.mock
+        .faults()
+        .set_for_key("key-a", "status=429 retry_after=30");
+    assert_eq!(ask(&h, "m").await.status(), 200);
+    assert_eq!(
+        credential(&credentials(&h).await, "p#0")["status"],
+        "cooling"
+    );
+    h.mock.faults().clear_key("key-a");
+
+    // Clear: the window ends now, without waiting for the clock.
+    let (status, body) = manage(&h, "clear", json!({"credential": "p#0"})).await;
+    assert_eq!((status, &body), (200, &json!({"status": "ok"})));
+    assert_eq!(
+        credential(&credentials(&h).await, "p#0")["status"],
+        "active"
+    );
+
+    // Disable: out of rotation with the operator's words; no request reaches key-a.
+    let (status, _) = manage(
+        &h,
+        "disable",
+        json!({"credential": "p#0", "reason": "rotating the key"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let a = credential(&credentials(&h).await, "p#0").clone();
+    assert_eq!(a["status"], "disabled");
+    assert!(
+        a["disabled"].as_str().unwrap().contains("rotating the key"),
+        "{a}"
+    );
+    let before = h.mock.requests_with_key("key-a");
+    for _ in 0..4 {
+        assert_eq!(ask(&h, "m").await.status(), 200);
+    }
+    assert_eq!(h.mock.requests_with_key("key-a"), before);
+
+    // Enable: back in rotation.
+    let (status, _) = manage(&h, "enable", json!({"credential": "p#0"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        credential(&credentials(&h).await, "p#0")["status"],
+        "active"
+    );
+
+    // Test now: the upstream's answer, latency and first byte; a probe, not a usage record.
+    let records = h.records().await.len();
+    let to_b = h.mock.requests_with_key("key-b");
+    let (status, probe) = manage(&h, "test", json!({"credential": "p#1"})).await;
+    assert_eq!(status, 200, "{probe}");
+    assert_eq!(probe["credential"], "p#1");
+    assert_eq!(probe["provider"], "p");
+    assert_eq!(probe["model"], "m");
+    assert_eq!(probe["status"], 200);
+    assert!(probe["latency_ms"].as_f64().unwrap() > 0.0, "{probe}");
+    assert!(probe["id"].as_str().unwrap().starts_with("probe-"));
+    assert_eq!(h.mock.requests_with_key("key-b"), to_b + 1);
+    assert_eq!(h.records().await.len(), records, "a probe is never usage");
+    let probes = h
+        .server
+        .state
+        .accounts
+        .store
+        .ui()
+        .probes_of("p#1", 10)
+        .await
+        .unwrap();
+    assert!(probes.iter().any(|p| p.id == probe["id"]), "{probes:?}");
+
+    // The upstream's refusal is reported in its words, still not billed.
+    h.mock.faults().set_for_key("key-b", "status=401");
+    let (status, probe) = manage(&h, "test", json!({"credential": "p#1", "model": "m"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(probe["status"], 401);
+    assert!(probe["error"].is_string(), "{probe}");
+    assert_eq!(h.records().await.len(), records);
+
+    // Mistakes: unknown credential, unserved model, bad bodies, no key.
+    let (status, body) = manage(&h, "disable", json!({"credential": "q#9", "reason": "x"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("item not found"))
+    );
+    let (status, body) = manage(&h, "test", json!({"credential": "p#1", "model": "other"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid body"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("`other`"),
+        "{body}"
+    );
+    let (status, body) = manage(&h, "disable", json!({"credential": "p#0"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid body"))
+    );
+    let (status, _) = manage(&h, "clear", json!({"credential": " "})).await;
+    assert_eq!(status, 400);
+    let (status, _) = manage(&h, "enable", json!({"credential": "p#0", "extra": 1})).await;
+    assert_eq!(status, 400);
+    let anonymous = h
+        .http
+        .post(h.url("/v0/management/credentials/enable"))
+        .json(&json!({"credential": "p#0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

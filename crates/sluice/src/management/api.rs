@@ -327,19 +327,6 @@ impl Api {
         )
     }
 
-    /// Live credential health (cooldowns, probes, disabled credentials, sticky sessions).
-    fn credentials(self) -> Self {
-        self.route(
-            "/credentials",
-            get(crate::routing::status::handler),
-            vec![Op::get(
-                "/credentials",
-                "Health of every credential: cooling, probing, disabled (with reason), sticky sessions",
-                Reply::json(serde_json::Value::schema()),
-            )],
-        )
-    }
-
     fn config(self) -> Self {
         self.route(
             "/config",

@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod api;
+pub(crate) mod credentials;
 mod error;
 mod logins;
 pub mod openapi;

@@ -280,24 +280,29 @@ fn hear(
     })
 }
 
+/// The form fields `/audio/transcriptions` takes.
+const TRANSCRIPTION_FIELDS: [&str; 10] = [
+    "file",
+    "model",
+    "language",
+    "prompt",
+    "response_format",
+    "temperature",
+    "timestamp_granularities[]",
+    "include[]",
+    "chunking_strategy",
+    "stream",
+];
+
+/// The form fields `/audio/translations` takes.
+const TRANSLATION_FIELDS: [&str; 5] = ["file", "model", "prompt", "response_format", "temperature"];
+
 async fn transcriptions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let allowed = [
-        "file",
-        "model",
-        "language",
-        "prompt",
-        "response_format",
-        "temperature",
-        "timestamp_granularities[]",
-        "include[]",
-        "chunking_strategy",
-        "stream",
-    ];
-    audio(&state, &headers, body, &allowed, false, None).await
+    audio(&state, &headers, body, false, None).await
 }
 
 async fn translations(
@@ -305,18 +310,22 @@ async fn translations(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let allowed = ["file", "model", "prompt", "response_format", "temperature"];
-    audio(&state, &headers, body, &allowed, true, None).await
+    audio(&state, &headers, body, true, None).await
 }
 
+/// A transcription, or with `translate` a translation into English.
 async fn audio(
     state: &AppState,
     headers: &HeaderMap,
     body: Bytes,
-    allowed: &[&str],
     translate: bool,
     deployment: Option<String>,
 ) -> Response {
+    let allowed: &[&str] = if translate {
+        &TRANSLATION_FIELDS
+    } else {
+        &TRANSCRIPTION_FIELDS
+    };
     let result = async {
         preflight(state, headers, &body).await?;
         let parts = form(headers, body).await?;
@@ -612,25 +621,8 @@ async fn azure(
         Err(refused) => return *refused,
     };
     match action {
-        "audio/transcriptions" => {
-            let allowed = [
-                "file",
-                "model",
-                "language",
-                "prompt",
-                "response_format",
-                "temperature",
-                "timestamp_granularities[]",
-                "include[]",
-                "chunking_strategy",
-                "stream",
-            ];
-            audio(&state, &headers, body, &allowed, false, Some(deployment)).await
-        }
-        "audio/translations" => {
-            let allowed = ["file", "model", "prompt", "response_format", "temperature"];
-            audio(&state, &headers, body, &allowed, true, Some(deployment)).await
-        }
+        "audio/transcriptions" => audio(&state, &headers, body, false, Some(deployment)).await,
+        "audio/translations" => audio(&state, &headers, body, true, Some(deployment)).await,
         "images/generations" => generate(&state, &headers, body, Some(deployment)).await,
         "images/edits" => edit(&state, &headers, body, Some(deployment)).await,
         _ => OpenAiError::invalid_url(

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use sluice_dialect::Dialect;
 use sluice_dialect::embedding::{EmbeddingRequest, EmbeddingWire};
 
@@ -18,7 +18,7 @@ use crate::error::GatewayError;
 use crate::gateway::{AppState, Runtime};
 use crate::pipeline::account::Ledger;
 use crate::pipeline::authenticate::Caller;
-use crate::providers::{Operation, UpstreamCall};
+use crate::providers::Operation;
 use crate::routing::{self, failover::Answer};
 
 /// The shape a client endpoint speaks.
@@ -79,20 +79,13 @@ pub(super) async fn handle(
     let (router, mut plan, admitted) = (&runtime.router, routed.plan, routed.admitted);
 
     let request_id = ledger.request_id().to_string();
-    let forwarded = HeaderMap::new();
     let served = routing::failover::run(router, &mut plan, ledger, false, |pick| {
         let provider = &pick.target.provider;
         let model = &pick.target.upstream_model;
         let phase = Instant::now();
         let upstream = upstream_body(provider, model, batch, &request);
         translating += phase.elapsed();
-        let call = UpstreamCall {
-            operation: endpoint.operation,
-            model,
-            stream: false,
-            forwarded: &forwarded,
-        };
-        super::prepare(provider, &call, &pick.credential, upstream?, &request_id)
+        super::prepare_plain(endpoint, pick, upstream?, &request_id)
     })
     .await;
     ledger.with(|r| r.overhead.translate_request = Some(translating));

@@ -33,7 +33,7 @@ use super::authenticate::Caller;
 use super::{Endpoint, Handled, Routing, admit, admit_and_route, respond};
 use crate::error::GatewayError;
 use crate::gateway::{AppState, Runtime};
-use crate::providers::{Operation, UpstreamCall};
+use crate::providers::Operation;
 use crate::routing::{self, failover::Answer};
 
 /// The most of a JSON answer kept to read its `usage`, and of an answer's text kept to count
@@ -250,7 +250,6 @@ pub(super) async fn handle(
     .await?;
     let (router, mut plan, admitted) = (&runtime.router, routed.plan, routed.admitted);
     let request_id = ledger.request_id().to_string();
-    let forwarded_headers = HeaderMap::new();
     let form_type = content_type
         .filter(|_| matches!(request.shape, Shape::Form(_)))
         .and_then(|ct| http::HeaderValue::from_str(ct).ok());
@@ -269,19 +268,7 @@ pub(super) async fn handle(
                 Shape::Form(form) => form.with_model(upstream_model),
             }
         };
-        let call = UpstreamCall {
-            operation: endpoint.operation,
-            model: upstream_model,
-            stream: false,
-            forwarded: &forwarded_headers,
-        };
-        let mut prepared = super::prepare(
-            provider,
-            &call,
-            &pick.credential,
-            upstream_body,
-            &request_id,
-        )?;
+        let mut prepared = super::prepare_plain(endpoint, pick, upstream_body, &request_id)?;
         prepared.headers.remove(header::ACCEPT);
         if let Some(form_type) = &form_type {
             prepared

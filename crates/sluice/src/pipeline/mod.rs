@@ -976,6 +976,29 @@ fn authenticate_listing(
     })
 }
 
+/// One attempt's upstream request for an endpoint that passes no client headers upstream and
+/// asks for no stream of its own (embeddings, forwarded endpoints, which relay whatever comes).
+fn prepare_plain(
+    endpoint: Endpoint,
+    pick: &routing::Pick,
+    body: Bytes,
+    request_id: &str,
+) -> Result<UpstreamRequest, GatewayError> {
+    let call = UpstreamCall {
+        operation: endpoint.operation,
+        model: &pick.target.upstream_model,
+        stream: false,
+        forwarded: &HeaderMap::new(),
+    };
+    prepare(
+        &pick.target.provider,
+        &call,
+        &pick.credential,
+        body,
+        request_id,
+    )
+}
+
 /// One attempt's upstream request, carrying the gateway's request id.
 pub(crate) fn prepare(
     provider: &Provider,

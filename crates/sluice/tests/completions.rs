@@ -482,3 +482,34 @@ prices: {gpt-3.5-turbo-instruct: {input: 0, output: 100000}}",
     let charged: Vec<_> = records.iter().filter(|r| r.status == 200).collect();
     assert_eq!(charged[1].cost_nanos, 600_000_000, "{:?}", charged[1]);
 }
+
+#[tokio::test]
+async fn a_stalled_forwarded_stream_ends_with_openais_error_chunk() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let base = format!("http://{}/v1", mock.addr());
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+api-keys: [{CLIENT_KEY}]
+providers:
+  - {{name: openai, kind: openai-compatible, base-url: '{base}', api-keys: [{UPSTREAM_KEY}], timeouts: {{idle: 300ms}}, models: [{{name: gpt-3.5-turbo-instruct}}]}}
+"
+    );
+    let h = Harness::from_yaml(mock, &yaml).await;
+    let started = std::time::Instant::now();
+    let resp = complete(
+        &h,
+        json!({"model": "gpt-3.5-turbo-instruct", "prompt": "mock:stall_after=2", "stream": true}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let events = sse_data(&resp.text().await.unwrap());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(events.len(), 3, "{events:?}");
+    let first: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(first["object"], "text_completion");
+    let last: Value = serde_json::from_str(&events[2]).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_idle_timeout", "{last}");
+    let records = h.wait_records(1).await;
+    assert_eq!(records[0].status, 502);
+    assert_eq!(records[0].error.as_deref(), Some("upstream_idle_timeout"));
+}

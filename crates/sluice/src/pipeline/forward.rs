@@ -5,7 +5,9 @@
 //! read by [`super::multipart`] and forwarded as they came). The key is checked, limits and
 //! quotas apply, the route picks a provider whose model has the endpoint's capability and that
 //! has the API (OpenAI-compatible, Azure deployments), failover runs before the first byte,
-//! and the upstream's answer is streamed back unchanged — status, content type and bytes. The
+//! and the upstream's answer is streamed back unchanged — status, content type and bytes —
+//! until it ends, breaks, stalls past the provider's idle timeout or the gateway stops (an SSE
+//! answer then ends with OpenAI's error chunk, any other as a broken body). The
 //! usage record takes what the upstream reports (`usage` in a JSON answer or the last SSE
 //! event that carries one — a completions stream's final chunk when the client asked for
 //! `stream_options.include_usage` —, a transcription's seconds, the images made and their
@@ -15,16 +17,19 @@
 //! from its `max_tokens` (OpenAI's default 16) per choice. Image requests wait for their
 //! answer as long as the provider's `timeouts.image`.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use futures_util::StreamExt;
 use http::{HeaderMap, header};
 use serde_json::Value;
+use sluice_dialect::Dialect;
+use sluice_dialect::canonical::StreamEvent;
+use sluice_dialect::registry::EncodeOptions;
 use sluice_dialect::{ErrorBody, ErrorKind, SseParser, TokenUsage};
+use tokio::sync::watch;
 
 use crate::store::UsageUnits;
 
@@ -51,6 +56,9 @@ pub(super) struct Forwarded {
     model: String,
     asked: Asked,
     admitted: admit::Admitted,
+    /// The provider's idle timeout: the longest the answer may stall.
+    idle: Duration,
+    shutdown: watch::Receiver<bool>,
 }
 
 /// What a forwarded request asked for, as far as accounting goes.
@@ -290,6 +298,8 @@ pub(super) async fn handle(
             model: priced,
             asked: request.asked,
             admitted,
+            idle: served.pick.target.provider.common().timeouts.idle,
+            shutdown: app.hard_stop.subscribe(),
         }))),
         Answer::Complete(bytes) => Ok(Handled::Complete(respond::json_response(
             http::StatusCode::OK,
@@ -309,6 +319,8 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
         model,
         asked,
         admitted,
+        idle,
+        shutdown,
     } = forwarded;
     let status = response.status();
     let content_type = response
@@ -333,8 +345,9 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
             headers.insert(name, v.clone());
         }
     }
-    let body = Relay {
+    let relay = Relay {
         upstream: Box::pin(response.bytes_stream()),
+        provider: provider.clone(),
         meter,
         close: Some(Close {
             ledger,
@@ -343,7 +356,12 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
             asked,
             _admitted: admitted,
         }),
+        idle,
+        shutdown,
     };
+    let body = futures_util::stream::unfold(relay, |mut relay| async move {
+        relay.next().await.map(|item| (item, relay))
+    });
     let mut out = Response::new(Body::from_stream(body));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
@@ -360,8 +378,8 @@ struct Close {
 }
 
 impl Close {
-    /// `reported`: what the answer read so far reports.
-    fn finish(self, reported: Reported, cut: bool) {
+    /// `reported`: what the answer read so far reports; `cut`: why it ended early, if it did.
+    fn finish(self, reported: Reported, cut: Option<&str>) {
         let Close {
             mut ledger,
             status,
@@ -378,7 +396,7 @@ impl Close {
         }
         let mut tier = None;
         if let Some((n, asked_tier)) = asked.images {
-            units.images = reported.images.unwrap_or(if cut { 0 } else { n });
+            units.images = reported.images.unwrap_or(if cut.is_some() { 0 } else { n });
             tier = Some(reported.tier.unwrap_or(asked_tier));
         }
         ledger.with(|r| {
@@ -396,19 +414,95 @@ impl Close {
                 }
             }
         });
-        if cut {
-            ledger.finish(502, Some("upstream_stream_broken".into()));
-        } else {
-            ledger.finish(status, None);
+        match cut {
+            Some(code) => ledger.finish(502, Some(code.to_string())),
+            None => ledger.finish(status, None),
         }
     }
 }
 
-/// The upstream body, passed through as it arrives, read on the way for what it reports.
+/// The upstream body, passed through as it arrives, read on the way for what it reports. A
+/// break, a stall past the provider's idle timeout or the gateway's hard stop ends it: an SSE
+/// answer with OpenAI's error chunk (which the SDKs raise), any other as a broken body.
 struct Relay {
     upstream: respond::UpstreamBody,
+    provider: String,
     meter: Meter,
+    /// `None` once the record is closed (the answer ended).
     close: Option<Close>,
+    idle: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Relay {
+    async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        self.close.as_ref()?;
+        let shutdown = &mut self.shutdown;
+        let next = tokio::select! {
+            biased;
+            () = async {
+                // A dropped sender means the gateway state is gone, not a shutdown order.
+                if shutdown.wait_for(|stop| *stop).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => None,
+            next = tokio::time::timeout(self.idle, self.upstream.next()) => Some(next),
+        };
+        match next {
+            Some(Ok(Some(Ok(chunk)))) => {
+                self.meter.push(&chunk);
+                Some(Ok(chunk))
+            }
+            Some(Ok(None)) => {
+                if let Some(close) = self.close.take() {
+                    close.finish(self.meter.reported(), None);
+                }
+                None
+            }
+            Some(Ok(Some(Err(e)))) => {
+                let why = format!(
+                    "the stream from provider `{}` broke: {}",
+                    self.provider,
+                    super::upstream::describe(e)
+                );
+                self.fail(why, "upstream_stream_broken")
+            }
+            Some(Err(_)) => {
+                let why = format!(
+                    "provider `{}` sent nothing for {}",
+                    self.provider,
+                    humantime::format_duration(self.idle)
+                );
+                self.fail(why, "upstream_idle_timeout")
+            }
+            None => self.fail("the gateway is shutting down".into(), "shutdown"),
+        }
+    }
+
+    /// Ends the answer early: the record closed with `code`, then the client told.
+    fn fail(&mut self, message: String, code: &str) -> Option<Result<Bytes, std::io::Error>> {
+        tracing::warn!(provider = %self.provider, code, "{message}");
+        let sse = matches!(self.meter, Meter::Sse(..));
+        if let Some(close) = self.close.take() {
+            close.finish(self.meter.reported(), Some(code));
+        }
+        if !sse {
+            return Some(Err(std::io::Error::other(message)));
+        }
+        let error = StreamEvent::Error {
+            error: ErrorBody::new(ErrorKind::Upstream, message).with_code(code),
+        };
+        let options = EncodeOptions {
+            model: String::new(),
+            include_usage: false,
+            created: 0,
+        };
+        let mut out = Vec::new();
+        Dialect::OpenAiChat
+            .stream_encoder(&options)
+            .push(&error, &mut out);
+        Some(Ok(Bytes::from(out)))
+    }
 }
 
 /// What the relay reads of an answer as it passes.
@@ -450,39 +544,12 @@ impl Meter {
     }
 }
 
-impl Stream for Relay {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match this.upstream.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.meter.push(&chunk);
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                if let Some(close) = this.close.take() {
-                    close.finish(this.meter.reported(), true);
-                }
-                Poll::Ready(Some(Err(std::io::Error::other(e))))
-            }
-            Poll::Ready(None) => {
-                if let Some(close) = this.close.take() {
-                    close.finish(this.meter.reported(), false);
-                }
-                Poll::Ready(None)
-            }
-        }
-    }
-}
-
 impl Drop for Relay {
     fn drop(&mut self) {
         // The server stops polling once a sized body is out (or the client went away): the
         // answer read so far still says what the upstream reported.
         if let Some(close) = self.close.take() {
-            close.finish(self.meter.reported(), false);
+            close.finish(self.meter.reported(), None);
         }
     }
 }

@@ -9,7 +9,9 @@
 //! is the same as if every observation went through its family.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
+
+use foldhash::fast::RandomState;
 
 /// Tuples kept before the cache starts over: far above what bounded labels produce, so only
 /// a pathological mix (thousands of raw key ids with `metrics.per-key`) ever reaches it.
@@ -19,15 +21,15 @@ const MAX_TUPLES: usize = 4096;
 /// and an equality check against it, so a hit allocates nothing.
 pub(crate) struct Cache<K, V> {
     hasher: RandomState,
-    slots: HashMap<u64, Vec<(K, V)>>,
+    slots: HashMap<u64, Vec<(K, V)>, RandomState>,
     len: usize,
 }
 
 impl<K, V> Default for Cache<K, V> {
     fn default() -> Self {
         Self {
-            hasher: RandomState::new(),
-            slots: HashMap::new(),
+            hasher: RandomState::default(),
+            slots: HashMap::default(),
             len: 0,
         }
     }

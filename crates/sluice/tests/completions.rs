@@ -484,23 +484,22 @@ prices: {gpt-3.5-turbo-instruct: {input: 0, output: 100000}}",
 }
 
 #[tokio::test]
-async fn a_stalled_forwarded_stream_ends_with_openais_error_chunk() {
+async fn a_stalled_forwarded_stream_ends_with_openais_error_chunk_and_cools_its_credential() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let base = format!("http://{}/v1", mock.addr());
+    mock.faults().set_for_key("key-a", "stall_after=2");
     let yaml = format!(
         "listen: 127.0.0.1:0
 api-keys: [{CLIENT_KEY}]
+cooldown: {{server-error-threshold: 1, server-error: 30s}}
 providers:
-  - {{name: openai, kind: openai-compatible, base-url: '{base}', api-keys: [{UPSTREAM_KEY}], timeouts: {{idle: 300ms}}, models: [{{name: gpt-3.5-turbo-instruct}}]}}
+  - {{name: openai, kind: openai-compatible, base-url: '{base}', api-keys: [key-a, key-b], timeouts: {{idle: 300ms}}, models: [{{name: gpt-3.5-turbo-instruct}}]}}
 "
     );
     let h = Harness::from_yaml(mock, &yaml).await;
     let started = std::time::Instant::now();
-    let resp = complete(
-        &h,
-        json!({"model": "gpt-3.5-turbo-instruct", "prompt": "mock:stall_after=2", "stream": true}),
-    )
-    .await;
+    let stream = json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Say hello", "stream": true});
+    let resp = complete(&h, stream.clone()).await;
     assert_eq!(resp.status(), 200);
     let events = sse_data(&resp.text().await.unwrap());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
@@ -512,4 +511,10 @@ providers:
     let records = h.wait_records(1).await;
     assert_eq!(records[0].status, 502);
     assert_eq!(records[0].error.as_deref(), Some("upstream_idle_timeout"));
+    // Not retried (the client had bytes), but key-a now cools down: key-b serves.
+    for _ in 0..3 {
+        let (_, text) = completion_stream(complete(&h, stream.clone()).await).await;
+        assert_eq!(text, REPLY);
+    }
+    assert_eq!(h.mock.requests_with_key("key-a"), 1);
 }

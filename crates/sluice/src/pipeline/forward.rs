@@ -59,6 +59,8 @@ pub(super) struct Forwarded {
     /// The provider's idle timeout: the longest the answer may stall.
     idle: Duration,
     shutdown: watch::Receiver<bool>,
+    /// Counts a break or a stall against the credential (as the chat relay does).
+    on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// What a forwarded request asked for, as far as accounting goes.
@@ -300,6 +302,10 @@ pub(super) async fn handle(
             admitted,
             idle: served.pick.target.provider.common().timeouts.idle,
             shutdown: app.hard_stop.subscribe(),
+            on_upstream_fault: routing::failover::stream_fault_reporter(
+                app.runtime.load_full(),
+                &served.pick,
+            ),
         }))),
         Answer::Complete(bytes) => Ok(Handled::Complete(respond::json_response(
             http::StatusCode::OK,
@@ -321,6 +327,7 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
         admitted,
         idle,
         shutdown,
+        on_upstream_fault,
     } = forwarded;
     let status = response.status();
     let content_type = response
@@ -358,6 +365,7 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
         }),
         idle,
         shutdown,
+        on_upstream_fault,
     };
     let body = futures_util::stream::unfold(relay, |mut relay| async move {
         relay.next().await.map(|item| (item, relay))
@@ -432,6 +440,7 @@ struct Relay {
     close: Option<Close>,
     idle: Duration,
     shutdown: watch::Receiver<bool>,
+    on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Relay {
@@ -482,6 +491,11 @@ impl Relay {
     /// Ends the answer early: the record closed with `code`, then the client told.
     fn fail(&mut self, message: String, code: &str) -> Option<Result<Bytes, std::io::Error>> {
         tracing::warn!(provider = %self.provider, code, "{message}");
+        if code != "shutdown"
+            && let Some(report) = self.on_upstream_fault.take()
+        {
+            report();
+        }
         let sse = matches!(self.meter, Meter::Sse(..));
         if let Some(close) = self.close.take() {
             close.finish(self.meter.reported(), Some(code));

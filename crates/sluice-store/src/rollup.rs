@@ -132,11 +132,15 @@ pub(crate) struct RollupKey {
     pub status_class: i64,
 }
 
-/// The two rollup tables.
+/// The rollup tables: per minute and per hour by every dimension, and per hour by model,
+/// provider, credential and status class only (`HourTotal`: everyone's traffic, a few rows an
+/// hour however many keys there are). Queries name `Minute` or `Hour`; [`query_sql`] reads an
+/// hourly query from `HourTotal` whenever it neither groups by key or user nor filters by user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grain {
     Minute,
     Hour,
+    HourTotal,
 }
 
 impl Grain {
@@ -144,14 +148,20 @@ impl Grain {
         match self {
             Grain::Minute => "usage_rollup_minute",
             Grain::Hour => "usage_rollup_hour",
+            Grain::HourTotal => "usage_rollup_hour_total",
         }
     }
 
     pub fn width_ms(self) -> i64 {
         match self {
             Grain::Minute => 60_000,
-            Grain::Hour => 3_600_000,
+            Grain::Hour | Grain::HourTotal => 3_600_000,
         }
+    }
+
+    /// Whether rows of this table are kept by key and user.
+    fn keyed(self) -> bool {
+        self != Grain::HourTotal
     }
 }
 
@@ -163,10 +173,17 @@ pub(crate) fn deltas<'a>(
     let width = grain.width_ms();
     let mut out: BTreeMap<RollupKey, Counts> = BTreeMap::new();
     for r in rows {
+        let (key_label, user_id) = match grain.keyed() {
+            true => (
+                r.key_label.clone().unwrap_or_default(),
+                r.user_id.unwrap_or(0),
+            ),
+            false => (String::new(), 0),
+        };
         let key = RollupKey {
             bucket_ms: r.time_ms.div_euclid(width) * width,
-            key_label: r.key_label.clone().unwrap_or_default(),
-            user_id: r.user_id.unwrap_or(0),
+            key_label,
+            user_id,
             model: r
                 .model_served
                 .clone()
@@ -271,8 +288,20 @@ pub struct RollupPoint {
     pub counts: Counts,
 }
 
-/// The query text; binds `$1` since, `$2` until, `$3` step, `$4` user id.
-pub(crate) fn query_sql(q: &RollupQuery) -> String {
+/// The table a query reads: an hourly query that needs neither keys nor users reads the
+/// totals.
+fn source(q: &RollupQuery) -> Grain {
+    let per_key = matches!(q.by, Some(Dimension::Key | Dimension::User)) || q.user_id.is_some();
+    match q.grain {
+        Grain::Hour if !per_key => Grain::HourTotal,
+        grain => grain,
+    }
+}
+
+/// The query text; binds `$1` since, `$2` until, `$3` step, `$4` user id. With `top`, only
+/// the `top` groups with the most requests in the whole range are answered (the Overview's
+/// top keys, models and credentials: the sums of every other group are never built).
+pub(crate) fn query_sql(q: &RollupQuery, top: Option<usize>) -> String {
     let step = if q.step_ms > 0 {
         "(bucket_ms / $3) * $3"
     } else {
@@ -294,12 +323,19 @@ pub(crate) fn query_sql(q: &RollupQuery) -> String {
             .into_iter()
             .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)")),
     );
+    let table = source(q).table();
+    let within = "bucket_ms >= $1 AND bucket_ms < $2 AND ($4 IS NULL OR user_id = $4)";
+    let only = match (top, q.by) {
+        (Some(n), Some(_)) => format!(
+            " AND {group} IN (SELECT {group} FROM {table} WHERE {within} \
+             GROUP BY {group} ORDER BY SUM(requests) DESC, {group} LIMIT {n})"
+        ),
+        _ => String::new(),
+    };
     format!(
-        "SELECT {step} AS b, {group} AS g, status_class, {} FROM {} \
-         WHERE bucket_ms >= $1 AND bucket_ms < $2 AND ($4 IS NULL OR user_id = $4) \
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "SELECT {step} AS b, {group} AS g, status_class, {} FROM {table} \
+         WHERE {within}{only} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
         sums.join(", "),
-        q.grain.table()
     )
 }
 

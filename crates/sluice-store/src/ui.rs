@@ -67,7 +67,20 @@ pub trait UiStore: Send + Sync {
     async fn expire_ui_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64>;
 
     /// Sums from the rollup tables (never the raw records).
-    async fn rollup(&self, q: &RollupQuery) -> StoreResult<Vec<RollupPoint>>;
+    async fn rollup(&self, q: &RollupQuery) -> StoreResult<Vec<RollupPoint>> {
+        self.rollup_groups(q, None).await
+    }
+    /// As [`UiStore::rollup`], for only the `n` groups of `q.by` with the most requests in the
+    /// range (all of `q` when it is not grouped).
+    async fn rollup_top(&self, q: &RollupQuery, n: usize) -> StoreResult<Vec<RollupPoint>> {
+        self.rollup_groups(q, Some(n)).await
+    }
+    /// Both of the above: `top` limits the groups.
+    async fn rollup_groups(
+        &self,
+        q: &RollupQuery,
+        top: Option<usize>,
+    ) -> StoreResult<Vec<RollupPoint>>;
     /// The upstream attempts of one record, in order.
     async fn attempts_of(&self, request_id: &str, time_ms: i64) -> StoreResult<Vec<AttemptRow>>;
     /// Records a "test now" probe (never a usage record).
@@ -85,7 +98,7 @@ macro_rules! write_dashboard {
         use $crate::rollup::{Grain, MINUTE_RETENTION_MS, deltas, upsert_sql};
         let inserted: Vec<&$crate::UsageRow> = $rows.collect();
         let mut newest = i64::MIN;
-        for grain in [Grain::Minute, Grain::Hour] {
+        for grain in [Grain::Minute, Grain::Hour, Grain::HourTotal] {
             let sql = upsert_sql(grain);
             for (k, c) in deltas(inserted.iter().copied(), grain) {
                 newest = newest.max(k.bucket_ms);
@@ -257,12 +270,14 @@ macro_rules! ui_store {
                 Ok(done.rows_affected())
             }
 
-            async fn rollup(
+            async fn rollup_groups(
                 &self,
                 q: &$crate::rollup::RollupQuery,
+                top: Option<usize>,
             ) -> $crate::StoreResult<Vec<$crate::rollup::RollupPoint>> {
                 use sqlx::Row as _;
-                let sql = $crate::rollup::query_sql(q);
+                let sql = $crate::rollup::query_sql(q, top);
+
                 // The bucket holding `since` counts whole.
                 let width = q.grain.width_ms();
                 let rows = sqlx::query(&sql)

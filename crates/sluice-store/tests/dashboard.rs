@@ -238,3 +238,122 @@ async fn postgres_keeps_the_dashboard_contract_and_replays_add_nothing() {
     let requests: i64 = points.iter().map(|p| p.counts.requests).sum();
     assert_eq!(requests, 4);
 }
+
+/// Records of three keys (two users) in two hours: the keyless hourly totals equal the keyed
+/// rollup, per-key and per-user queries still see keys and users, and a top-n query answers
+/// only the busiest groups.
+async fn totals_and_top_groups(s: &dyn Store) {
+    let hour = 3_600_000;
+    let mut rows = Vec::new();
+    for (i, (key, user, n)) in [("k:a", 1, 3), ("k:b", 2, 5), ("k:c", 1, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        for j in 0..n {
+            let mut r = record(
+                &format!("t{i}-{j}"),
+                T0 + (j as i64 % 2) * hour,
+                200,
+                1,
+                80.0,
+            );
+            r.key_label = Some(key.into());
+            r.user_id = Some(user);
+            rows.push(r);
+        }
+    }
+    s.insert_usage(&rows).await.unwrap();
+    let ui = s.ui();
+    let q = RollupQuery {
+        grain: Grain::Hour,
+        since_ms: T0 - hour,
+        until_ms: T0 + 3 * hour,
+        step_ms: hour,
+        by: None,
+        user_id: None,
+    };
+    let sum = |points: &[rollup::RollupPoint]| {
+        let mut total = rollup::Counts::default();
+        for p in points {
+            total.merge(&p.counts);
+        }
+        total
+    };
+    let totals = ui.rollup(&q).await.unwrap();
+    let keyed = ui
+        .rollup(&RollupQuery {
+            by: Some(Dimension::Key),
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sum(&totals), sum(&keyed));
+    assert_eq!(sum(&totals).requests, 9);
+    assert_eq!(totals.len(), 2, "one row per hour: {totals:?}");
+    let by_model = ui
+        .rollup(&RollupQuery {
+            by: Some(Dimension::Model),
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sum(&by_model), sum(&totals));
+    // One user's view reads the keyed table.
+    let user_1 = ui
+        .rollup(&RollupQuery {
+            user_id: Some(1),
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sum(&user_1).requests, 4);
+    let by_user = ui
+        .rollup(&RollupQuery {
+            by: Some(Dimension::User),
+            step_ms: 0,
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    let groups: Vec<(&str, i64)> = by_user
+        .iter()
+        .map(|p| (p.group.as_str(), p.counts.requests))
+        .collect();
+    assert_eq!(groups, vec![("1", 4), ("2", 5)]);
+    // The top two keys, hour by hour; the third key's sums are not built.
+    let top = ui
+        .rollup_top(
+            &RollupQuery {
+                by: Some(Dimension::Key),
+                ..q.clone()
+            },
+            2,
+        )
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = top.iter().map(|p| p.group.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names, vec!["k:a", "k:b"]);
+    assert_eq!(top.len(), 4, "two keys in two hours: {top:?}");
+    assert_eq!(sum(&top).requests, 8);
+    // Ungrouped, top is the whole answer.
+    assert_eq!(ui.rollup_top(&q, 1).await.unwrap(), totals);
+}
+
+#[tokio::test]
+async fn sqlite_totals_equal_the_keyed_rollup() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).await.unwrap();
+    totals_and_top_groups(&s).await;
+}
+
+#[tokio::test]
+async fn postgres_totals_equal_the_keyed_rollup() {
+    let Some(url) = postgres_url("postgres_totals_equal_the_keyed_rollup") else {
+        return;
+    };
+    let db = TestDatabase::create(&url).await.unwrap();
+    let s = PgStore::open(&db.url).await.unwrap();
+    totals_and_top_groups(&s).await;
+}

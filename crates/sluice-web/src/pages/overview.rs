@@ -279,8 +279,13 @@ pub(crate) async fn gather(web: &Web, l: &Layout) -> Result<Live, Response> {
         .rollup(&query(Grain::Hour, day_start, hour, Some(Dimension::Model)))
         .await
         .map_err(unavailable)?;
+    // Only the top keys' sums are built: with many keys, every key's hourly sums would be
+    // thousands of groups (the other charts read the keyless totals).
     let by_key = ui
-        .rollup(&query(Grain::Hour, day_start, hour, Some(Dimension::Key)))
+        .rollup_top(
+            &query(Grain::Hour, day_start, hour, Some(Dimension::Key)),
+            TOP,
+        )
         .await
         .map_err(unavailable)?;
     let by_credential = ui

@@ -366,6 +366,37 @@ impl OpenDashboard {
     }
 }
 
+impl OpenDashboard {
+    /// Sends a few requests until every stream has pushed once, so the measured load runs
+    /// against a dashboard that is re-rendering (a push waits for the writer's next batch and a
+    /// coalescing pause, longer than a short round lasts).
+    /// Returns the pushes counted so far (the measured round counts only those after).
+    async fn until_live(
+        &self,
+        client: &HttpClient,
+        target: &Target,
+        plan: PhasePlan,
+    ) -> Result<u64> {
+        let start = self.pushes.load(Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let priming = PhasePlan {
+            stop: Stop::AfterRequests(20),
+            ..plan
+        };
+        while self.pushes.load(Ordering::Relaxed) < start + STREAMS.len() as u64 {
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "the open dashboard's live streams pushed {} times in 30 s of traffic",
+                    self.pushes.load(Ordering::Relaxed) - start
+                );
+            }
+            crate::load::run_phase(client, target, priming).await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(self.pushes.load(Ordering::Relaxed))
+    }
+}
+
 impl Drop for OpenDashboard {
     fn drop(&mut self) {
         for t in &self.tasks {
@@ -420,15 +451,17 @@ pub async fn throughput(
         for k in 0..2 {
             let open = (round + k) % 2 == 1;
             let dashboard = if open {
-                Some(OpenDashboard::open(stream_client, addr, session).await?)
+                let d = OpenDashboard::open(stream_client, addr, session).await?;
+                let primed = d.until_live(client, target, measured).await?;
+                Some((d, primed))
             } else {
                 None
             };
             let before = servers::process_cpu(sluice.id());
             let outcome = crate::load::run_phase(client, target, plan).await?;
             let after = servers::process_cpu(sluice.id());
-            if let Some(d) = &dashboard {
-                pushes += d.pushes.load(Ordering::Relaxed);
+            if let Some((d, primed)) = &dashboard {
+                pushes += d.pushes.load(Ordering::Relaxed) - primed;
             }
             drop(dashboard);
             if let Some(status) = sluice.try_wait().context("checking on sluice")? {

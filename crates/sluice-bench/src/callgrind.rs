@@ -40,7 +40,16 @@ pub async fn run(
         .prefix("sluice-bench-callgrind-")
         .tempdir()
         .context("creating a temporary directory for callgrind")?;
-    let dir = scratch.path();
+    let dir = match &cli.keep_dumps {
+        Some(keep) => {
+            std::fs::create_dir_all(keep)
+                .with_context(|| format!("creating {}", keep.display()))?;
+            keep.as_path()
+        }
+        None => scratch.path(),
+    };
+    let instr = cli.keep_dumps.is_some();
+    let load_before = crate::report::load_average();
     let concurrency = usize::try_from(cli.concurrency).context("concurrency out of range")?;
     let time_limit = Duration::from_secs(cli.phase_limit_secs);
     let plan = |n: u64| PhasePlan {
@@ -57,15 +66,15 @@ pub async fn run(
 
     match nginx::locate().filter(|_| !cli.no_nginx) {
         Some(binary) => {
-            let out = dir.join("nginx.cg");
             let nginx = nginx::Nginx::start(
                 &binary,
                 servers.mock_addr,
                 nginx::Mode::SingleProcess,
-                &wrapper(&out),
+                &wrapper(&dir.join("nginx.%p.cg"), instr),
             )
             .await?;
             let pid = nginx.pid().context("nginx has no process id")?;
+            let out = dir.join(format!("nginx.{pid}.cg"));
             let base = format!("http://{}", nginx.addr);
             for (mode, stream) in [("non-stream", false), ("stream", true)] {
                 let target = Target::chat(
@@ -88,13 +97,25 @@ pub async fn run(
         ),
     }
 
-    let out = dir.join("sluice.cg");
     let addr = servers::free_local_addr()?;
-    let config = servers::sluice_config(addr, servers.mock_addr, &dir.join("data"));
-    let mut sluice =
-        servers::spawn_sluice_wrapped(binaries, dir, "sluice-callgrind", &config, &wrapper(&out))?;
-    servers::wait_ready(&mut sluice, addr, &dir.join("sluice-callgrind.log"), client).await?;
+    let work = scratch.path();
+    let config = servers::sluice_config(addr, servers.mock_addr, &work.join("data"));
+    let mut sluice = servers::spawn_sluice_wrapped(
+        binaries,
+        work,
+        "sluice-callgrind",
+        &config,
+        &wrapper(&dir.join("sluice.%p.cg"), instr),
+    )?;
+    servers::wait_ready(
+        &mut sluice,
+        addr,
+        &work.join("sluice-callgrind.log"),
+        client,
+    )
+    .await?;
     let pid = sluice.id().context("sluice has no process id")?;
+    let out = dir.join(format!("sluice.{pid}.cg"));
     let stored_key = servers::stored_key(client, addr).await?;
     let base = format!("http://{addr}");
     for (mode, stream) in [("non-stream", false), ("stream", true)] {
@@ -105,7 +126,14 @@ pub async fn run(
             let target = Target::chat(&base, key, servers::SLUICE_MODEL, cli.words, stream)?;
             let name = format!("{proxy} {mode}");
             eprintln!("sluice-bench: {name}: counting instructions");
-            rows.push((name, counter.count(pid, &out, &target).await?));
+            let count = counter.count(pid, &out, &target).await?;
+            if instr {
+                eprintln!(
+                    "sluice-bench: {name}: dump {}",
+                    newest_dump(&out)?.display()
+                );
+            }
+            rows.push((name, count));
         }
     }
     drop(sluice);
@@ -117,13 +145,15 @@ pub async fn run(
     };
     println!(
         "- command: `{}`\n- machine: {}\n- load: {} concurrent, {} measured requests after {} \
-         warmup per scenario, {}-word replies, under valgrind --tool=callgrind\n",
+         warmup per scenario, {}-word replies, under valgrind --tool=callgrind; machine load \
+         average {load_before} at the start, {} at the end\n",
         crate::report::command_line(std::env::args()),
         crate::report::describe_machine(),
         cli.concurrency,
         cli.requests,
         cli.warmup,
-        cli.words
+        cli.words,
+        crate::report::load_average()
     );
     let baseline = match &cli.baseline {
         Some(path) => Some(read_baseline(path)?),
@@ -154,14 +184,19 @@ pub async fn run(
     Ok(())
 }
 
-/// The valgrind command line a server is started under.
-fn wrapper(out: &Path) -> Vec<String> {
-    vec![
+/// The valgrind command line a server is started under (`%p` in `out` is its process id);
+/// `instr`: per-instruction counts too, for `callgrind_annotate` on the kept dumps.
+fn wrapper(out: &Path, instr: bool) -> Vec<String> {
+    let mut args = vec![
         "valgrind".to_owned(),
         "--tool=callgrind".to_owned(),
         format!("--callgrind-out-file={}", out.display()),
         "--quiet".to_owned(),
-    ]
+    ];
+    if instr {
+        args.push("--dump-instr=yes".to_owned());
+    }
+    args
 }
 
 fn require_tool(name: &str) -> Result<()> {
@@ -231,6 +266,14 @@ async fn control(pid: u32, flag: &str) -> Result<()> {
 
 /// The `summary:` (instructions since the last zero) of the newest `<out>.<n>` dump.
 fn newest_dump_summary(out: &Path) -> Result<u64> {
+    let path = newest_dump(out)?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse_summary(&text).with_context(|| format!("no `summary:` line in {}", path.display()))
+}
+
+/// The newest `<out>.<n>` dump.
+fn newest_dump(out: &Path) -> Result<PathBuf> {
     let dir = out.parent().context("callgrind output has no directory")?;
     let stem = out
         .file_name()
@@ -247,9 +290,7 @@ fn newest_dump_summary(out: &Path) -> Result<u64> {
         .max_by_key(|(n, _)| *n);
     let (_, path) =
         newest.with_context(|| format!("no callgrind dump next to {}", out.display()))?;
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    parse_summary(&text).with_context(|| format!("no `summary:` line in {}", path.display()))
+    Ok(path)
 }
 
 fn parse_summary(dump: &str) -> Option<u64> {

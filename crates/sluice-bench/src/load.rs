@@ -43,6 +43,9 @@ pub struct Target {
     pub authorization: String,
     pub body: Bytes,
     pub stream: bool,
+    /// Each worker starts one request per this interval (an unloaded, paced client) instead of
+    /// the next as soon as the last is done.
+    pub pace: Option<Duration>,
 }
 
 impl Target {
@@ -61,11 +64,20 @@ impl Target {
             authorization: format!("Bearer {bearer}"),
             body: Bytes::from(serde_json::to_vec(&body).context("serialising request body")?),
             stream,
+            pace: None,
         })
     }
 }
 
 impl Target {
+    /// The same request, `rate` requests per second in all from `workers` workers.
+    pub fn paced(mut self, rate: Option<u32>, workers: usize) -> Self {
+        self.pace = rate
+            .filter(|r| *r > 0)
+            .map(|r| Duration::from_secs_f64(workers.max(1) as f64 / f64::from(r)));
+        self
+    }
+
     /// The same request spread over the instances at `bases`.
     pub fn spread(mut self, bases: &[String]) -> Result<Self> {
         self.uris = bases
@@ -185,7 +197,14 @@ async fn worker(
 ) -> PhaseOutcome {
     let mut tally = PhaseOutcome::default();
     let uri = target.uris[index % target.uris.len().max(1)].clone();
+    let mut started: u32 = 0;
     loop {
+        if let Some(every) = target.pace {
+            // Workers start spread over one interval, so a paced load arrives evenly.
+            let offset = every.mul_f64(index as f64 / plan.concurrency.max(1) as f64);
+            tokio::time::sleep_until((phase_started + offset + every * started).into()).await;
+            started = started.saturating_add(1);
+        }
         let since_start = phase_started.elapsed();
         let go_on = match plan.stop {
             Stop::AfterRequests(n) => tickets.fetch_add(1, Ordering::Relaxed) < n,

@@ -90,6 +90,10 @@ struct Cli {
     /// drift in what else the machine is doing falls on all of them alike.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     rounds: u32,
+    /// Pace the load at this many requests per second in all (spread over the --concurrency
+    /// workers) instead of sending as fast as answers come back: the unloaded added latency.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rate: Option<u32>,
     /// Leave out the nginx `proxy_pass` reference rows even when nginx is installed.
     #[arg(long)]
     no_nginx: bool,
@@ -105,6 +109,10 @@ struct Cli {
     /// With --instructions: write the measured figures to this baseline file.
     #[arg(long, requires = "instructions")]
     write_baseline: Option<PathBuf>,
+    /// With --instructions: keep callgrind's dumps (with per-instruction counts) in this
+    /// directory, one per scenario, for `callgrind_annotate`.
+    #[arg(long, requires = "instructions")]
+    keep_dumps: Option<PathBuf>,
     /// The regression --baseline tolerates, as a ratio (1.2 = 20 % more instructions).
     #[arg(long, default_value_t = 1.2)]
     max_regression: f64,
@@ -211,6 +219,7 @@ fn bench(cli: &Cli) -> Result<()> {
 }
 
 async fn run(cli: &Cli) -> Result<()> {
+    let load_before = report::load_average();
     let binaries = Binaries::locate(cli.sluice.clone(), cli.mock.clone())?;
     let concurrency = usize::try_from(cli.concurrency).context("concurrency out of range")?;
     let client = load::http_client(concurrency);
@@ -321,7 +330,7 @@ async fn run(cli: &Cli) -> Result<()> {
     } else {
         Layout::Plain
     };
-    print!("{}", render_report(cli, &summaries, layout)?);
+    print!("{}", render_report(cli, &summaries, layout, &load_before)?);
 
     if !failures.is_empty() {
         for failure in &failures {
@@ -393,7 +402,10 @@ impl Measuring<'_> {
         let nginx_addr = self.nginx.as_ref().map(|n| n.addr);
         let targets: Vec<Target> = scenarios
             .iter()
-            .map(|s| target_for(*s, self.servers, nginx_addr, stored_key, cli.words))
+            .map(|s| {
+                target_for(*s, self.servers, nginx_addr, stored_key, cli.words)
+                    .map(|t| t.paced(cli.rate, measured.concurrency))
+            })
             .collect::<Result<_>>()?;
         if cli.warmup > 0 {
             for (scenario, target) in scenarios.iter().zip(&targets) {
@@ -767,7 +779,12 @@ fn summarize(name: &str, concurrency: usize, outcome: PhaseOutcome) -> ScenarioS
     }
 }
 
-fn render_report(cli: &Cli, summaries: &[ScenarioSummary], layout: Layout) -> Result<String> {
+fn render_report(
+    cli: &Cli,
+    summaries: &[ScenarioSummary],
+    layout: Layout,
+    load_before: &str,
+) -> Result<String> {
     let find = |name: &str| {
         summaries
             .iter()
@@ -790,15 +807,18 @@ fn render_report(cli: &Cli, summaries: &[ScenarioSummary], layout: Layout) -> Re
         command: report::command_line(std::env::args()),
         machine: report::describe_machine(),
         load: format!(
-            "{} concurrent, {amount} after {} warmup per scenario in {} interleaved rounds, \
+            "{} concurrent{}, {amount} after {} warmup per scenario in {} interleaved rounds, \
              {}-word replies, HTTP/1.1 keep-alive, load generator on {} thread(s), {} s request \
-             timeout",
+             timeout; machine load average {load_before} at the start, {} at the end",
             cli.concurrency,
+            cli.rate
+                .map_or_else(String::new, |r| format!(" paced at {r} req/s in all")),
             cli.warmup,
             cli.rounds,
             cli.words,
             cli.client_threads,
-            REQUEST_TIMEOUT.as_secs()
+            REQUEST_TIMEOUT.as_secs(),
+            report::load_average()
         ),
     };
     let keys = report::keys_table(

@@ -355,6 +355,15 @@ pub fn describe_machine() -> String {
     format!("{cpus} CPUs (nproc), {cpu_model}, {os}{kernel}")
 }
 
+/// The 1-minute load average now (`/proc/loadavg`), for the provenance of a figure measured on
+/// a shared machine.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 fn cpu_model(cpuinfo: &str) -> Option<String> {
     cpuinfo.lines().find_map(|line| {
         let (key, value) = line.split_once(':')?;

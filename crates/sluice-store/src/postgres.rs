@@ -384,7 +384,7 @@ impl Store for PgStore {
         // The records this transaction inserted (replays are skipped by ON CONFLICT): only
         // they go into the dashboard's rollups and attempts.
         let mut inserted: std::collections::HashSet<String> = Default::default();
-        for chunk in rows.chunks(INSERT_CHUNK) {
+        for chunk in crate::sql::statement_chunks(rows, INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
                 "INSERT INTO usage_records ({USAGE_COLUMNS}) "
             ));

@@ -223,8 +223,20 @@ fn histogram_columns() -> Vec<String> {
 }
 
 /// `INSERT … ON CONFLICT DO UPDATE` adding one delta to a rollup table ($1..$7 dimensions,
-/// then the sums, then the histograms).
-pub(crate) fn upsert_sql(grain: Grain) -> String {
+/// then the sums, then the histograms). Built once per grain: every usage batch runs it.
+pub(crate) fn upsert_sql(grain: Grain) -> &'static str {
+    static MINUTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static HOUR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static HOUR_TOTAL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let cell = match grain {
+        Grain::Minute => &MINUTE,
+        Grain::Hour => &HOUR,
+        Grain::HourTotal => &HOUR_TOTAL,
+    };
+    cell.get_or_init(|| build_upsert_sql(grain))
+}
+
+fn build_upsert_sql(grain: Grain) -> String {
     let mut value_cols: Vec<String> = SUMS.iter().map(|s| s.to_string()).collect();
     value_cols.extend(histogram_columns());
     let n = 7 + value_cols.len();
@@ -338,6 +350,10 @@ pub(crate) fn query_sql(q: &RollupQuery, top: Option<usize>) -> String {
         sums.join(", "),
     )
 }
+
+/// Attempts per multi-row `INSERT INTO usage_attempts`: 10 columns × 99 rows stays under the
+/// smallest bound-variable limit SQLite builds use (999).
+pub const ATTEMPTS_PER_STATEMENT: usize = 99;
 
 /// One upstream attempt of a request, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]

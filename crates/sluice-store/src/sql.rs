@@ -118,6 +118,28 @@ where
 }
 
 /// `VALUES (…), (…)` of a multi-row usage insert, in the column order of `USAGE_COLUMNS`.
+/// `rows` in chunks for multi-row statements of at most `max` rows, each chunk's length `max`
+/// or a power of two: the SQL text depends on the row count, and every distinct text is one
+/// more statement each pooled connection must prepare (SQLite: ~180,000 instructions for a
+/// 31-row insert), so a batch of any size uses only a handful of shapes, all cached.
+pub(crate) fn statement_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let max = max.max(1);
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let take = if rest.len() >= max {
+            max
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(take);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 pub(crate) fn push_usage_values<'q, DB>(insert: &mut QueryBuilder<'q, DB>, rows: &'q [UsageRow])
 where
     DB: Database,
@@ -203,4 +225,28 @@ where
     c.2 += 1;
     c.3 = c.3.max(row.try_get::<i64, _>(3)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::statement_chunks;
+
+    #[test]
+    fn chunks_cover_every_row_in_few_shapes() {
+        let rows: Vec<u32> = (0..100).collect();
+        let sizes: Vec<usize> = statement_chunks(&rows, 31).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![31, 31, 31, 4, 2, 1]);
+        let again: Vec<u32> = statement_chunks(&rows, 31).flatten().copied().collect();
+        assert_eq!(again, rows);
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..=500 {
+            let rows: Vec<u32> = (0..n).collect();
+            shapes.extend(statement_chunks(&rows, 31).map(<[u32]>::len));
+        }
+        assert_eq!(
+            shapes.into_iter().collect::<Vec<_>>(),
+            vec![1, 2, 4, 8, 16, 31]
+        );
+        assert_eq!(statement_chunks::<u32>(&[], 31).count(), 0);
+    }
 }

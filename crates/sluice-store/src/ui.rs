@@ -102,7 +102,7 @@ macro_rules! write_dashboard {
             let sql = upsert_sql(grain);
             for (k, c) in deltas(inserted.iter().copied(), grain) {
                 newest = newest.max(k.bucket_ms);
-                let mut q = sqlx::query(&sql)
+                let mut q = sqlx::query(sql)
                     .bind(k.bucket_ms)
                     .bind(&k.key_label)
                     .bind(k.user_id)
@@ -126,26 +126,38 @@ macro_rules! write_dashboard {
                 q.execute(&mut *$tx).await?;
             }
         }
-        for r in &inserted {
-            for (seq, a) in r.attempt_log.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO usage_attempts (request_id, time_ms, seq, provider, credential, \
-                     model, status, error, latency_ms, cooldown_until_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                )
-                .bind(&r.request_id)
-                .bind(r.time_ms)
-                .bind(seq as i64)
-                .bind(&a.provider)
-                .bind(&a.credential)
-                .bind(&a.model)
-                .bind(a.status)
-                .bind(a.error.as_deref())
-                .bind(a.latency_ms)
-                .bind(a.cooldown_until_ms)
-                .execute(&mut *$tx)
-                .await?;
-            }
+        // Every attempt of the batch in a few multi-row statements, not one per attempt:
+        // each statement is a round trip to SQLite's worker thread.
+        let attempts: Vec<(&$crate::UsageRow, i64, &$crate::rollup::AttemptRow)> = inserted
+            .iter()
+            .flat_map(|r| {
+                r.attempt_log
+                    .iter()
+                    .enumerate()
+                    .map(move |(seq, a)| (*r, seq as i64, a))
+            })
+            .collect();
+        for chunk in
+            $crate::sql::statement_chunks(&attempts, $crate::rollup::ATTEMPTS_PER_STATEMENT)
+        {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO usage_attempts (request_id, time_ms, seq, provider, credential, \
+                 model, status, error, latency_ms, cooldown_until_ms) ",
+            );
+            insert.push_values(chunk, |mut row, (r, seq, a)| {
+                row.push_bind(r.request_id.as_str())
+                    .push_bind(r.time_ms)
+                    .push_bind(*seq)
+                    .push_bind(a.provider.as_str())
+                    .push_bind(a.credential.as_str())
+                    .push_bind(a.model.as_str())
+                    .push_bind(a.status)
+                    .push_bind(a.error.as_deref())
+                    .push_bind(a.latency_ms)
+                    .push_bind(a.cooldown_until_ms);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *$tx).await?;
         }
         // Per key and day: requests that count against the daily limit, and cost.
         let mut daily: std::collections::BTreeMap<(i64, &str), (i64, i64)> = Default::default();

@@ -511,6 +511,9 @@ async fn handle(
         r.stream = probe.stream;
     });
 
+    // The first candidate's upstream body, when pricing the quota reservation needed it
+    // (its output limit): the first attempt sends it instead of translating again.
+    let first_body = std::sync::OnceLock::<(Dialect, String, Bytes)>::new();
     let session = runtime
         .router
         .session_header()
@@ -534,8 +537,11 @@ async fn handle(
             let target = first?;
             let upstream = target.provider.dialect();
             let body =
-                translate::upstream_body(client, upstream, &bytes, &probe, &target.upstream_model);
-            upstream.output_cap(&body.ok()?)
+                translate::upstream_body(client, upstream, &bytes, &probe, &target.upstream_model)
+                    .ok()?;
+            let cap = upstream.output_cap(&body);
+            let _ = first_body.set((upstream, target.upstream_model.to_string(), body));
+            cap
         },
     )
     .await?;
@@ -569,7 +575,14 @@ async fn handle(
         let upstream_body = if counting {
             translate::count_tokens_body(client, upstream_dialect, &bytes, &probe, model)
         } else {
-            translate::upstream_body(client, upstream_dialect, &bytes, &probe, model)
+            match first_body.get() {
+                Some((dialect, for_model, body))
+                    if *dialect == upstream_dialect && for_model.as_str() == &**model =>
+                {
+                    Ok(body.clone())
+                }
+                _ => translate::upstream_body(client, upstream_dialect, &bytes, &probe, model),
+            }
         };
         translating += phase.elapsed();
         failed_phase(&span, &upstream_body);

@@ -26,22 +26,29 @@ impl SseEvent {
     /// every line ending the SSE spec knows (`\r\n`, `\n` and a lone `\r`), so no text inside
     /// it can start a field or end the event for any client.
     pub fn encode(event: Option<&str>, data: &str) -> Bytes {
-        let mut out = String::with_capacity(data.len() + 32);
+        let mut out = Vec::with_capacity(data.len() + 32);
+        Self::encode_into(event, data, &mut out);
+        Bytes::from(out)
+    }
+
+    /// [`SseEvent::encode`], appended to `out` (a relay's output buffer) without a copy.
+    pub fn encode_into(event: Option<&str>, data: &str, out: &mut Vec<u8>) {
+        out.reserve(data.len() + 32);
         if let Some(name) = event {
-            out.push_str("event: ");
-            out.push_str(name);
-            out.push('\n');
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'\n');
         }
         let mut rest = data;
         loop {
-            out.push_str("data: ");
+            out.extend_from_slice(b"data: ");
             let Some(end) = memchr::memchr2(b'\r', b'\n', rest.as_bytes()) else {
-                out.push_str(rest);
-                out.push('\n');
+                out.extend_from_slice(rest.as_bytes());
+                out.push(b'\n');
                 break;
             };
-            out.push_str(&rest[..end]);
-            out.push('\n');
+            out.extend_from_slice(&rest.as_bytes()[..end]);
+            out.push(b'\n');
             let ending = if rest[end..].starts_with("\r\n") {
                 2
             } else {
@@ -49,8 +56,7 @@ impl SseEvent {
             };
             rest = &rest[end + ending..];
         }
-        out.push('\n');
-        Bytes::from(out)
+        out.push(b'\n');
     }
 
     fn parse(raw: Bytes) -> SseEvent {

@@ -375,7 +375,7 @@ impl RelayState {
                         } else {
                             json
                         };
-                        out.extend_from_slice(&SseEvent::encode(None, &json))
+                        SseEvent::encode_into(None, &json, out)
                     }
                     ChunkAction::Drop => {}
                 }

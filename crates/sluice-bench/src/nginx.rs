@@ -148,15 +148,21 @@ impl Nginx {
 
     /// Asks nginx to exit (SIGQUIT: graceful) and waits for it, so a wrapper such as
     /// valgrind writes its results.
+    /// Asks for a graceful stop, then a fast one: a graceful stop can wait on the load
+    /// generator's idle keep-alive connections.
     pub async fn stop(mut self) -> Result<()> {
-        if let Some(pid) = self.child.id() {
-            signal(pid, "QUIT")?;
+        for (name, grace) in [("QUIT", 5), ("TERM", 25)] {
+            if let Some(pid) = self.child.id() {
+                signal(pid, name)?;
+            }
+            if let Ok(status) =
+                tokio::time::timeout(Duration::from_secs(grace), self.child.wait()).await
+            {
+                status.context("waiting for nginx")?;
+                return Ok(());
+            }
         }
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .context("nginx did not exit within 30 s")?
-            .context("waiting for nginx")?;
-        Ok(())
+        bail!("nginx did not exit within 30 s")
     }
 }
 

@@ -11,7 +11,9 @@
 //! - `GET /ui/live/credentials`: the rows of the credentials whose state changed, and the
 //!   "routable now?" table (`event: swap`: an element that replaces the one with its id).
 //!
-//! Bursts are coalesced; the session is re-checked before every push, and a stream whose
+//! Bursts are coalesced, and a stream waits at least 40 times its last render before the next
+//! (`RENDER_SHARE`: an open page never takes more than a sliver of the CPU the traffic needs);
+//! the session is re-checked before every push, and a stream whose
 //! session ended says so (`event: signedout`) and closes. Countdowns tick in the browser.
 
 use std::collections::BTreeSet;
@@ -39,6 +41,10 @@ use crate::{CredentialChange, Web};
 
 /// Changes closer together than this are pushed once.
 const COALESCE: Duration = Duration::from_millis(300);
+/// A stream waits this many times its last render before rendering again, so an open page
+/// costs at most 1/40 of a core however large the store (the Overview of a million records
+/// renders in tens of milliseconds) and never competes with the traffic it shows.
+const RENDER_SHARE: u32 = 40;
 
 /// The next change, with whatever else arrived within [`COALESCE`] folded in.
 async fn coalesce(
@@ -125,6 +131,7 @@ where
         } else {
             None
         };
+        let mut pause = COALESCE;
         loop {
             tokio::select! {
                 changed = written.changed() => if changed.is_err() { break },
@@ -141,7 +148,7 @@ where
                 } => {}
                 _ = tx.closed() => break,
             }
-            tokio::time::sleep(COALESCE).await;
+            tokio::time::sleep(pause).await;
             written.borrow_and_update();
             if let Some(rx) = changes.as_mut() {
                 while !matches!(
@@ -154,7 +161,10 @@ where
             if !still_signed_in(&web, &v, &tx).await {
                 break;
             }
-            match next().await {
+            let started = tokio::time::Instant::now();
+            let rendered = next().await;
+            pause = COALESCE.max(started.elapsed() * RENDER_SHARE);
+            match rendered {
                 Ok(Some(event)) => {
                     if tx.send(event).await.is_err() {
                         break;

@@ -275,36 +275,6 @@ pub(crate) async fn gather(web: &Web, l: &Layout) -> Result<Live, Response> {
         by,
         user_id: None,
     };
-    let by_model = ui
-        .rollup(&query(Grain::Hour, day_start, hour, Some(Dimension::Model)))
-        .await
-        .map_err(unavailable)?;
-    // Only the top keys' sums are built: with many keys, every key's hourly sums would be
-    // thousands of groups (the other charts read the keyless totals).
-    let by_key = ui
-        .rollup_top(
-            &query(Grain::Hour, day_start, hour, Some(Dimension::Key)),
-            TOP,
-        )
-        .await
-        .map_err(unavailable)?;
-    let by_credential = ui
-        .rollup(&query(
-            Grain::Hour,
-            day_start,
-            hour,
-            Some(Dimension::Credential),
-        ))
-        .await
-        .map_err(unavailable)?;
-    let last_15 = ui
-        .rollup(&query(Grain::Minute, now - 15 * 60_000, 0, None))
-        .await
-        .map_err(unavailable)?;
-    let last_minute = ui
-        .rollup(&query(Grain::Minute, now - 60_000, 0, Some(Dimension::Key)))
-        .await
-        .map_err(unavailable)?;
     let calendar = g.calendar();
     let today = calendar.date(now);
     let today_start = calendar.start_of(today).unwrap_or(now - now % (24 * hour));
@@ -313,27 +283,45 @@ pub(crate) async fn gather(web: &Web, l: &Layout) -> Result<Live, Response> {
         .ok()
         .and_then(|d| calendar.start_of(d))
         .unwrap_or(today_start);
-    let today_points = ui
-        .rollup(&query(Grain::Hour, today_start, 0, None))
-        .await
-        .map_err(unavailable)?;
-    let month_points = ui
-        .rollup(&query(Grain::Hour, month_start, 0, None))
-        .await
-        .map_err(unavailable)?;
-    let keys: Vec<ApiKey> = store
-        .keys_changed_since(i64::MIN)
-        .await
-        .map_err(unavailable)?
+    let today_day = calendar.day(now);
+    let model_q = query(Grain::Hour, day_start, hour, Some(Dimension::Model));
+    // Only the top keys' sums are built: with many keys, every key's hourly sums would be
+    // thousands of groups (the other charts read the keyless totals).
+    let key_q = query(Grain::Hour, day_start, hour, Some(Dimension::Key));
+    let credential_q = query(Grain::Hour, day_start, hour, Some(Dimension::Credential));
+    let last_15_q = query(Grain::Minute, now - 15 * 60_000, 0, None);
+    let last_minute_q = query(Grain::Minute, now - 60_000, 0, Some(Dimension::Key));
+    let today_q = query(Grain::Hour, today_start, 0, None);
+    let month_q = query(Grain::Hour, month_start, 0, None);
+    // Independent reads, run together (the store's pool has several connections, and SQLite's
+    // WAL lets them read at once): the page takes as long as its slowest query.
+    let (
+        by_model,
+        by_key,
+        by_credential,
+        last_15,
+        last_minute,
+        today_points,
+        month_points,
+        all_keys,
+        spend,
+    ) = tokio::try_join!(
+        ui.rollup(&model_q),
+        ui.rollup_top(&key_q, TOP),
+        ui.rollup(&credential_q),
+        ui.rollup(&last_15_q),
+        ui.rollup(&last_minute_q),
+        ui.rollup(&today_q),
+        ui.rollup(&month_q),
+        store.keys_changed_since(i64::MIN),
+        store.key_spend(&today_day, &month_start_day),
+    )
+    .map_err(unavailable)?;
+    let keys: Vec<ApiKey> = all_keys
         .into_iter()
         .filter(|k| k.deleted_at.is_none())
         .collect();
-    let spend: HashMap<i64, sluice_store::KeySpend> = store
-        .key_spend(&calendar.day(now), &month_start_day)
-        .await
-        .map_err(unavailable)?
-        .into_iter()
-        .collect();
+    let spend: HashMap<i64, sluice_store::KeySpend> = spend.into_iter().collect();
     let key_index: HashMap<i64, &ApiKey> = keys.iter().map(|k| (k.id, k)).collect();
     let credentials = g.credentials();
 

@@ -22,7 +22,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use http::{HeaderMap, header};
 use serde_json::Value;
 use sluice_dialect::Dialect;
@@ -446,45 +445,25 @@ struct Relay {
 impl Relay {
     async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         self.close.as_ref()?;
-        let shutdown = &mut self.shutdown;
-        let next = tokio::select! {
-            biased;
-            () = async {
-                // A dropped sender means the gateway state is gone, not a shutdown order.
-                if shutdown.wait_for(|stop| *stop).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            } => None,
-            next = tokio::time::timeout(self.idle, self.upstream.next()) => Some(next),
-        };
+        let next = respond::pull(
+            &mut self.upstream,
+            self.idle,
+            &mut self.shutdown,
+            &self.provider,
+        )
+        .await;
         match next {
-            Some(Ok(Some(Ok(chunk)))) => {
+            respond::Pulled::Chunk(chunk) => {
                 self.meter.push(&chunk);
                 Some(Ok(chunk))
             }
-            Some(Ok(None)) => {
+            respond::Pulled::End => {
                 if let Some(close) = self.close.take() {
                     close.finish(self.meter.reported(), None);
                 }
                 None
             }
-            Some(Ok(Some(Err(e)))) => {
-                let why = format!(
-                    "the stream from provider `{}` broke: {}",
-                    self.provider,
-                    super::upstream::describe(e)
-                );
-                self.fail(why, "upstream_stream_broken")
-            }
-            Some(Err(_)) => {
-                let why = format!(
-                    "provider `{}` sent nothing for {}",
-                    self.provider,
-                    humantime::format_duration(self.idle)
-                );
-                self.fail(why, "upstream_idle_timeout")
-            }
-            None => self.fail("the gateway is shutting down".into(), "shutdown"),
+            respond::Pulled::Fault { message, code } => self.fail(message, code),
         }
     }
 

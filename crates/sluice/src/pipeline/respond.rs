@@ -29,6 +29,55 @@ use crate::pricing::estimate::{MAX_REPLY_TEXT, chat_chunk_text};
 /// An upstream response body: chunks of SSE bytes.
 pub type UpstreamBody = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
+/// What a relay gets when it asks its upstream for more.
+pub(super) enum Pulled {
+    Chunk(Bytes),
+    /// The upstream ended its answer.
+    End,
+    /// The answer cannot go on: why, for the client, and the record's error code.
+    Fault {
+        message: String,
+        code: &'static str,
+    },
+}
+
+/// The upstream's next chunk, unless it breaks, sends nothing for `idle`, or the gateway's
+/// hard stop comes first. Shared by the translating relay and the forward path's.
+pub(super) async fn pull(
+    upstream: &mut UpstreamBody,
+    idle: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+    provider: &str,
+) -> Pulled {
+    let next = tokio::select! {
+        biased;
+        () = super::stopped(shutdown) => None,
+        next = tokio::time::timeout(idle, upstream.next()) => Some(next),
+    };
+    match next {
+        None => Pulled::Fault {
+            message: "the gateway is shutting down".into(),
+            code: "shutdown",
+        },
+        Some(Ok(Some(Ok(bytes)))) => Pulled::Chunk(bytes),
+        Some(Ok(None)) => Pulled::End,
+        Some(Ok(Some(Err(e)))) => Pulled::Fault {
+            message: format!(
+                "the stream from provider `{provider}` broke: {}",
+                describe(e)
+            ),
+            code: "upstream_stream_broken",
+        },
+        Some(Err(_)) => Pulled::Fault {
+            message: format!(
+                "provider `{provider}` sent nothing for {}",
+                humantime::format_duration(idle)
+            ),
+            code: "upstream_idle_timeout",
+        },
+    }
+}
+
 /// How upstream events become client events.
 pub enum Transform {
     /// OpenAI Chat on both sides: forward events; read usage; strip the usage the gateway (not
@@ -239,31 +288,22 @@ impl RelayState {
                 }
                 return Some(Bytes::from(out));
             }
-            let shutdown = &mut self.shutdown;
-            let next = tokio::select! {
-                biased;
-                _ = async {
-                    // A dropped sender means the gateway state is gone, not a shutdown order.
-                    if shutdown.wait_for(|stop| *stop).await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                } => None,
-                next = tokio::time::timeout(self.idle, self.upstream.next()) => Some(next),
-            };
-            if matches!(next, None | Some(Err(_)) | Some(Ok(Some(Err(_)))))
-                && self.relayed_upstream_error()
-            {
+            let next = pull(
+                &mut self.upstream,
+                self.idle,
+                &mut self.shutdown,
+                &self.provider,
+            )
+            .await;
+            if matches!(next, Pulled::Fault { .. }) && self.relayed_upstream_error() {
                 // The upstream's own error event already reached the client; whatever follows
                 // (a cut, a stall, shutdown) adds nothing to it.
                 self.done = true;
                 self.finish(None);
                 return None;
             }
-            let Some(next) = next else {
-                return self.fail("the gateway is shutting down".into(), "shutdown");
-            };
             match next {
-                Ok(Some(Ok(bytes))) => {
+                Pulled::Chunk(bytes) => {
                     if let Some(content) = self.content.as_mut() {
                         let room = crate::otel::MAX_CONTENT.saturating_sub(content.len());
                         content.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -277,23 +317,8 @@ impl RelayState {
                     }
                     self.parser.push(&bytes);
                 }
-                Ok(Some(Err(e))) => {
-                    let msg = format!(
-                        "the stream from provider `{}` broke: {}",
-                        self.provider,
-                        describe(e)
-                    );
-                    return self.fail(msg, "upstream_stream_broken");
-                }
-                Ok(None) => return self.end_of_upstream(),
-                Err(_) => {
-                    let msg = format!(
-                        "provider `{}` sent nothing for {}",
-                        self.provider,
-                        humantime::format_duration(self.idle)
-                    );
-                    return self.fail(msg, "upstream_idle_timeout");
-                }
+                Pulled::End => return self.end_of_upstream(),
+                Pulled::Fault { message, code } => return self.fail(message, code),
             }
         }
     }

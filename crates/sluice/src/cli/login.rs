@@ -173,13 +173,23 @@ async fn pkce(ctx: &Ctx, opts: &Finish, args: &LoginArgs) -> Result<flow::Saved,
     let wait = args.timeout;
     let pasted = tokio::time::timeout(wait, async {
         match listener {
+            // The callback wins a tie, and a closed standard input (a service manager, `< /dev/null`)
+            // leaves the browser to finish.
             Some(l) => {
+                let callback = l.next();
+                tokio::pin!(callback);
                 tokio::select! {
-                    line = read_line() => line,
-                    callback = l.next() => callback,
+                    biased;
+                    got = &mut callback => got,
+                    line = read_line() => match line? {
+                        Some(line) => Ok(line),
+                        None => callback.await,
+                    },
                 }
             }
-            None => read_line().await,
+            None => read_line()
+                .await?
+                .ok_or_else(|| "standard input closed before a code was pasted".to_string()),
         }
     })
     .await
@@ -188,8 +198,9 @@ async fn pkce(ctx: &Ctx, opts: &Finish, args: &LoginArgs) -> Result<flow::Saved,
     flow::finish_pasted(ctx, pending, &pasted, opts).await
 }
 
-/// One line of standard input (read on its own thread: stdin has no async reader here).
-async fn read_line() -> Result<String, String> {
+/// One line of standard input (read on its own thread: stdin has no async reader here); `None` when
+/// it is closed.
+async fn read_line() -> Result<Option<String>, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -200,8 +211,8 @@ async fn read_line() -> Result<String, String> {
         let _ = tx.send(result);
     });
     match rx.await {
-        Ok(Ok((0, _))) => Err("standard input closed before a code was pasted".into()),
-        Ok(Ok((_, line))) => Ok(line),
+        Ok(Ok((0, _))) => Ok(None),
+        Ok(Ok((_, line))) => Ok(Some(line)),
         Ok(Err(e)) => Err(format!("cannot read standard input: {e}")),
         Err(_) => Err("cannot read standard input".into()),
     }

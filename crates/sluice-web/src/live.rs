@@ -5,7 +5,8 @@
 //!   of usage records (`Gateway::usage_written`), when a credential's state changes
 //!   (`Gateway::credential_changes`: cooling, probing, recovered, disabled, enabled, published
 //!   by the routing table where they happen) and when the earliest cooldown it shows ends.
-//! - `GET /ui/live/keys`: the Keys table with fresh meters, when usage is written.
+//! - `GET /ui/live/keys`: the Keys table's changed rows with fresh meters (`event: swap`), when
+//!   usage is written; the whole table when its keys themselves changed.
 //! - `GET /ui/live/requests`: the Requests page's live tail: the new rows matching the page's
 //!   filter (the browser holds them while the user reads).
 //! - `GET /ui/live/credentials`: the rows of the credentials whose state changed, and the
@@ -31,7 +32,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::pages::credentials::{ModelsFragment, model_lines, render_row};
-use crate::pages::keys::{KeyFilter, KeysTable, filtered_rows};
+use crate::pages::keys::{KeyFilter, KeyRowHtml, KeysTable, filtered_rows};
 use crate::pages::overview::{LiveFragment, gather};
 use crate::pages::requests::{RequestFilter, RequestRow, RowsFragment};
 use crate::pages::{Need, viewer};
@@ -115,12 +116,12 @@ async fn next_change(
 
 /// Runs a live stream for `v`: waits for a usage batch to be written (and, with
 /// `credentials`, for a credential to change state or the earliest cooldown to end), coalesces
-/// bursts, re-checks the session, and sends what `next` renders (`Ok(None)`: nothing new;
+/// bursts, re-checks the session, and sends the events `next` renders (none: nothing new;
 /// `Err`: end the stream).
 fn run<F, Fut>(web: Arc<Web>, v: Viewer, credentials: bool, mut next: F) -> Response
 where
     F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Option<Event>, ()>> + Send,
+    Fut: Future<Output = Result<Vec<Event>, ()>> + Send,
 {
     let (tx, rx) = mpsc::channel::<Event>(4);
     let mut written = web.gateway.usage_written();
@@ -164,14 +165,11 @@ where
             let started = tokio::time::Instant::now();
             let rendered = next().await;
             pause = COALESCE.max(started.elapsed() * RENDER_SHARE);
-            match rendered {
-                Ok(Some(event)) => {
-                    if tx.send(event).await.is_err() {
-                        break;
-                    }
+            let Ok(events) = rendered else { break };
+            for event in events {
+                if tx.send(event).await.is_err() {
+                    return;
                 }
-                Ok(None) => {}
-                Err(()) => break,
             }
         }
     });
@@ -191,7 +189,7 @@ pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
         async move {
             let layout = Layout::new(&headers, Some(v), "overview.title", "/ui/overview");
             let Ok(live) = gather(&web, &layout).await else {
-                return Ok(None);
+                return Ok(Vec::new());
             };
             match (LiveFragment {
                 l: &layout,
@@ -199,7 +197,7 @@ pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
             })
             .render()
             {
-                Ok(html) => Ok(Some(Event::default().event("overview").data(html))),
+                Ok(html) => Ok(vec![Event::default().event("overview").data(html)]),
                 Err(e) => {
                     tracing::error!(error = %e, "rendering the overview's live part failed");
                     Err(())
@@ -209,8 +207,13 @@ pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
     })
 }
 
-/// `GET /ui/live/keys?<filter>` (admins): the Keys page's table, re-rendered with fresh
-/// meters each time usage is written.
+/// What the browser shows since the last push: each row's key and HTML.
+type ShownRows = Vec<(i64, String)>;
+
+/// `GET /ui/live/keys?<filter>` (admins): the Keys page's table with fresh meters each time
+/// usage is written. Only the rows that changed are pushed (`swap`), so a busy key among a
+/// thousand costs one row, not the table; the whole table (`keys`) when the filter's keys
+/// themselves changed (one created, deleted, or no longer near a limit) and on the first push.
 pub async fn keys(
     State(web): State<Arc<Web>>,
     Query(filter): Query<KeyFilter>,
@@ -222,26 +225,53 @@ pub async fn keys(
     };
     let headers = parts.headers.clone();
     let (w, viewer) = (web.clone(), v.clone());
+    let shown: Arc<Mutex<Option<ShownRows>>> = Arc::default();
     run(web, v, false, move || {
-        let (web, headers, v, filter) =
-            (w.clone(), headers.clone(), viewer.clone(), filter.clone());
+        let (web, headers, v, filter, shown) = (
+            w.clone(),
+            headers.clone(),
+            viewer.clone(),
+            filter.clone(),
+            shown.clone(),
+        );
         async move {
             let layout = Layout::new(&headers, Some(v), "keys.title", "/ui/keys");
             let Ok(rows) = filtered_rows(&web, &layout, &filter).await else {
-                return Ok(None);
+                return Ok(Vec::new());
             };
-            match (KeysTable {
-                l: &layout,
-                rows: &rows,
+            let rendered = rows
+                .iter()
+                .map(|r| Ok((r.key.id, KeyRowHtml { l: &layout, r }.render()?)))
+                .collect::<Result<Vec<_>, askama::Error>>()
+                .and_then(|fresh| {
+                    let mut shown = shown.lock().map_err(|_| askama::Error::Fmt)?;
+                    let events = match shown.as_ref() {
+                        Some(old)
+                            if old.len() == fresh.len()
+                                && old.iter().zip(&fresh).all(|(o, f)| o.0 == f.0) =>
+                        {
+                            old.iter()
+                                .zip(&fresh)
+                                .filter(|(o, f)| o.1 != f.1)
+                                .map(|(_, f)| Event::default().event("swap").data(&f.1))
+                                .collect()
+                        }
+                        _ => vec![
+                            Event::default().event("keys").data(
+                                KeysTable {
+                                    l: &layout,
+                                    rows: &rows,
+                                }
+                                .render()?,
+                            ),
+                        ],
+                    };
+                    *shown = Some(fresh);
+                    Ok(events)
+                });
+            rendered.map_err(|e| {
+                tracing::error!(error = %e, "rendering the key table failed");
             })
-            .render()
-            {
-                Ok(html) => Ok(Some(Event::default().event("keys").data(html))),
-                Err(e) => {
-                    tracing::error!(error = %e, "rendering the key table failed");
-                    Err(())
-                }
-            }
         }
     })
 }
@@ -290,7 +320,7 @@ pub async fn requests(
             q.since_ms = q.since_ms.max(since);
             q.before = None;
             let Ok(rows) = web.gateway.store().ui().requests(&q).await else {
-                return Ok(None);
+                return Ok(Vec::new());
             };
             let rows: Vec<RequestRow> = rows
                 .into_iter()
@@ -298,7 +328,7 @@ pub async fn requests(
                 .map(RequestRow::of)
                 .collect();
             let Some(newest) = rows.first().map(|r| r.r.time_ms) else {
-                return Ok(None);
+                return Ok(Vec::new());
             };
             {
                 let mut t = tail.lock().map_err(|_| ())?;
@@ -319,7 +349,7 @@ pub async fn requests(
             })
             .render()
             {
-                Ok(html) => Ok(Some(Event::default().event("rows").data(html))),
+                Ok(html) => Ok(vec![Event::default().event("rows").data(html)]),
                 Err(e) => {
                     tracing::error!(error = %e, "rendering the request list's live tail failed");
                     Err(())

@@ -680,6 +680,81 @@ async fn overview_is_for_admins_and_pushes_new_usage() {
     assert_eq!(series["x"].as_array().unwrap().len(), 144);
 }
 
+/// The Keys page's live stream pushes the whole table first, then only the rows whose meters
+/// moved (`event: swap`, one row each), and the whole table again when a key is added.
+#[tokio::test]
+async fn keys_stream_pushes_only_the_rows_that_changed() {
+    let ui = Ui::start("").await;
+    let mut admin = ui.sign_in(ADMIN.0, ADMIN.1).await;
+    let create = async |admin: &mut Browser, name: &str| {
+        let (status, _, body) = ui
+            .post(admin, "/ui/keys", &[("name", name), ("daily_limit", "100")])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let secret = body
+            .split("id=\"new-key-secret\">")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap()
+            .to_string();
+        let id = body
+            .split(&format!(">{name}<"))
+            .next()
+            .and_then(|before| before.rsplit("id=\"key-").next())
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_string();
+        (secret, id)
+    };
+    let (busy, busy_id) = create(&mut admin, "busy").await;
+    let (_, idle_id) = create(&mut admin, "idle").await;
+    let call = async |secret: &str| {
+        let r = ui
+            .http
+            .post(ui.h.url("/v1/chat/completions"))
+            .bearer_auth(secret)
+            .json(&serde_json::json!({"model": "mock-model", "messages": common::user("hi")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    let mut live = ui
+        .http
+        .get(ui.h.url("/ui/live/keys"))
+        .header("cookie", admin.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
+    call(&busy).await;
+    let first = read_until(&mut live, |p| p.contains("</table>")).await;
+    assert!(first.starts_with("event: keys\n"), "{first}");
+    assert!(first.contains(&format!("id=\"key-{idle_id}\"")), "{first}");
+    assert!(first.contains("1 / 100"), "{first}");
+
+    call(&busy).await;
+    let second = read_until(&mut live, |p| p.contains("</tr>")).await;
+    assert!(second.starts_with("event: swap\n"), "{second}");
+    assert!(
+        second.contains(&format!("id=\"key-{busy_id}\"")),
+        "{second}"
+    );
+    assert!(second.contains("2 / 100"), "{second}");
+    assert!(
+        !second.contains(&format!("id=\"key-{idle_id}\"")),
+        "{second}"
+    );
+    assert!(!second.contains("<table"), "{second}");
+
+    let (fresh, _) = create(&mut admin, "fresh").await;
+    call(&fresh).await;
+    let third = read_until(&mut live, |p| p.contains("</table>")).await;
+    assert!(third.contains("event: keys\n"), "{third}");
+    assert!(third.contains(">fresh<"), "{third}");
+}
+
 /// Keys: admins only, every unsafe route needs the origin and the session's token, and a new
 /// key's secret is in the answer to its creation and in no page after it.
 #[tokio::test]

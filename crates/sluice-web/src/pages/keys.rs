@@ -293,6 +293,14 @@ pub(crate) struct KeysTable<'a> {
     pub rows: &'a [KeyRow],
 }
 
+/// One row of the key table, as the live stream pushes a changed one.
+#[derive(Template)]
+#[template(path = "key_row.html")]
+pub(crate) struct KeyRowHtml<'a> {
+    pub l: &'a Layout,
+    pub r: &'a KeyRow,
+}
+
 #[derive(Template)]
 #[template(path = "key_edit.html")]
 pub(crate) struct KeyEditPage<'a> {

@@ -405,8 +405,17 @@ impl Drop for OpenDashboard {
     }
 }
 
+/// What the interleaved rounds measured: one summary per state, the live pushes during the
+/// measured load, and each round's open / closed throughput ratio (the two phases of a round
+/// run back to back, so each ratio compares like with like on a machine whose speed drifts).
+pub struct Throughput {
+    pub rows: Vec<ScenarioSummary>,
+    pub pushes: u64,
+    pub round_ratios: Vec<f64>,
+}
+
 /// Runs `rounds` interleaved rounds of `plan` against `target`, dashboard closed then open
-/// (the order alternating per round); one summary per state.
+/// (the order alternating per round).
 #[allow(clippy::too_many_arguments)]
 pub async fn throughput(
     client: &HttpClient,
@@ -419,7 +428,7 @@ pub async fn throughput(
     measured: PhasePlan,
     rounds: u32,
     failures: &mut Vec<String>,
-) -> Result<(Vec<ScenarioSummary>, u64)> {
+) -> Result<Throughput> {
     if warmup > 0 {
         let plan = PhasePlan {
             stop: Stop::AfterRequests(warmup),
@@ -446,7 +455,9 @@ pub async fn throughput(
         (PhaseOutcome::default(), Duration::ZERO),
     ];
     let mut pushes = 0;
+    let mut round_ratios = Vec::new();
     for round in 0..rounds as usize {
+        let mut rates = [None; 2];
         eprintln!("sluice-bench: dashboard: round {}/{rounds}", round + 1);
         for k in 0..2 {
             let open = (round + k) % 2 == 1;
@@ -478,12 +489,19 @@ pub async fn throughput(
                 &outcome,
                 plan.time_limit,
             ));
+            let secs = outcome.elapsed.as_secs_f64();
+            rates[usize::from(open)] = (secs > 0.0).then(|| outcome.ok as f64 / secs);
             let (total, cpu) = &mut totals[usize::from(open)];
             total.elapsed += outcome.elapsed;
             total.merge(outcome);
             if let (Some(before), Some(after)) = (before, after) {
                 *cpu += after.saturating_sub(before);
             }
+        }
+        if let [Some(closed), Some(open)] = rates
+            && closed > 0.0
+        {
+            round_ratios.push(open / closed);
         }
     }
     let mut rows = Vec::new();
@@ -497,11 +515,29 @@ pub async fn throughput(
             (summary.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / summary.requests as f64);
         rows.push(summary);
     }
-    Ok((rows, pushes))
+    Ok(Throughput {
+        rows,
+        pushes,
+        round_ratios,
+    })
 }
 
-/// The throughput ratio, open against closed.
-pub fn ratio_table(rows: &[ScenarioSummary]) -> Table {
+/// The mean of per-round ratios and twice its standard error (about a 95 % interval), when
+/// there are at least two.
+pub fn mean_and_interval(ratios: &[f64]) -> Option<(f64, f64)> {
+    let n = ratios.len();
+    if n < 2 {
+        return None;
+    }
+    let mean = ratios.iter().sum::<f64>() / n as f64;
+    let var = ratios.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Some((mean, 2.0 * (var / n as f64).sqrt()))
+}
+
+/// The throughput ratio, open against closed: pooled over all rounds, and the mean of the
+/// per-round ratios with its interval, which says whether the difference is within the
+/// machine's noise (the interval includes 100 %).
+pub fn ratio_table(rows: &[ScenarioSummary], round_ratios: &[f64]) -> Table {
     let find = |name: &str| rows.iter().find(|r| r.name == name);
     let mut out = Vec::new();
     if let (Some(closed), Some(open)) = (
@@ -515,9 +551,24 @@ pub fn ratio_table(rows: &[ScenarioSummary]) -> Table {
             (Some(o), Some(c)) if c > 0.0 => format!("{:+.1}%", (o / c - 1.0) * 100.0),
             _ => "-".to_owned(),
         };
+        let (per_round, verdict) = match mean_and_interval(round_ratios) {
+            Some((mean, half)) => (
+                format!("{:.1}% ± {:.1}", mean * 100.0, half * 100.0),
+                if (mean - 1.0).abs() <= half {
+                    "within noise".to_owned()
+                } else if mean < 1.0 {
+                    "slower".to_owned()
+                } else {
+                    "faster".to_owned()
+                },
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
         out.push(vec![
             "open / closed, non-stream".to_owned(),
             throughput,
+            per_round,
+            verdict,
             cpu,
         ]);
     }
@@ -525,6 +576,8 @@ pub fn ratio_table(rows: &[ScenarioSummary]) -> Table {
         columns: vec![
             ("Open dashboard", Align::Left),
             ("throughput ratio", Align::Right),
+            ("per-round mean ± 2 s.e.", Align::Right),
+            ("verdict", Align::Left),
             ("Sluice CPU/req", Align::Right),
         ],
         rows: out,
@@ -540,5 +593,16 @@ mod tests {
         assert_eq!(day_of(0), "1970-01-01");
         assert_eq!(day_of(1_780_000_000_000), "2026-05-28");
         assert_eq!(day_of(951_782_400_000), "2000-02-29");
+    }
+
+    #[test]
+    fn per_round_ratios_give_a_mean_and_an_interval() -> Result<()> {
+        assert_eq!(mean_and_interval(&[0.97]), None);
+        let (mean, half) =
+            mean_and_interval(&[0.98, 1.02, 0.99, 1.01]).context("four ratios have an interval")?;
+        assert!((mean - 1.0).abs() < 1e-9);
+        // sample sd = sqrt((4+4+1+1)e-4 / 3) = 0.018257; 2 * sd / sqrt(4) = 0.018257
+        assert!((half - 0.018_257).abs() < 1e-5, "{half}");
+        Ok(())
     }
 }

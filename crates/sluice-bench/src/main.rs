@@ -539,7 +539,11 @@ async fn dashboard_at_scale(
         false,
     )?;
     let mut failures = Vec::new();
-    let (rows, pushes) = dashboard::throughput(
+    let dashboard::Throughput {
+        rows,
+        pushes,
+        round_ratios,
+    } = dashboard::throughput(
         client,
         &stream_client,
         &mut sluice,
@@ -586,7 +590,7 @@ async fn dashboard_at_scale(
         provenance.render(layout),
         dashboard::pages_table(&pages).render(layout),
         report::scenario_table(&rows).render(layout),
-        dashboard::ratio_table(&rows).render(layout)
+        dashboard::ratio_table(&rows, &round_ratios).render(layout)
     );
     fail_on(&failures)
 }

@@ -207,8 +207,17 @@ pub async fn overview(State(web): State<Arc<Web>>, parts: Parts) -> Response {
     })
 }
 
-/// What the browser shows since the last push: each row's key and HTML.
-type ShownRows = Vec<(i64, String)>;
+/// What the browser shows since the last push: each row's key and a hash of its HTML (16
+/// bytes a row, not the 1.6 kB of the row).
+type ShownRows = Vec<(i64, u64)>;
+
+/// A row's HTML hash, to tell whether it changed since the last push.
+fn row_hash(html: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    html.hash(&mut h);
+    h.finish()
+}
 
 /// `GET /ui/live/keys?<filter>` (admins): the Keys page's table with fresh meters each time
 /// usage is written. Only the rows that changed are pushed (`swap`), so a busy key among a
@@ -243,17 +252,22 @@ pub async fn keys(
                 .iter()
                 .map(|r| Ok((r.key.id, KeyRowHtml { l: &layout, r }.render()?)))
                 .collect::<Result<Vec<_>, askama::Error>>()
-                .and_then(|fresh| {
+                .and_then(|fresh: Vec<(i64, String)>| {
+                    let hashes: ShownRows = fresh
+                        .iter()
+                        .map(|(id, html)| (*id, row_hash(html)))
+                        .collect();
                     let mut shown = shown.lock().map_err(|_| askama::Error::Fmt)?;
                     let events = match shown.as_ref() {
                         Some(old)
-                            if old.len() == fresh.len()
-                                && old.iter().zip(&fresh).all(|(o, f)| o.0 == f.0) =>
+                            if old.len() == hashes.len()
+                                && old.iter().zip(&hashes).all(|(o, h)| o.0 == h.0) =>
                         {
                             old.iter()
+                                .zip(&hashes)
                                 .zip(&fresh)
-                                .filter(|(o, f)| o.1 != f.1)
-                                .map(|(_, f)| Event::default().event("swap").data(&f.1))
+                                .filter(|((o, h), _)| o.1 != h.1)
+                                .map(|(_, (_, html))| Event::default().event("swap").data(html))
                                 .collect()
                         }
                         _ => vec![
@@ -266,7 +280,7 @@ pub async fn keys(
                             ),
                         ],
                     };
-                    *shown = Some(fresh);
+                    *shown = Some(hashes);
                     Ok(events)
                 });
             rendered.map_err(|e| {

@@ -244,13 +244,13 @@ struct Sample {
     ttfb_us: u32,
 }
 
-struct Failure {
-    kind: String,
-    detail: String,
+pub struct Failure {
+    pub kind: String,
+    pub detail: String,
 }
 
 impl Failure {
-    fn new(kind: &str, detail: impl Into<String>) -> Self {
+    pub fn new(kind: &str, detail: impl Into<String>) -> Self {
         Self {
             kind: kind.to_owned(),
             detail: detail.into(),
@@ -295,7 +295,7 @@ async fn exchange(
     })
 }
 
-fn check_response(status: StatusCode, body: &[u8], stream: bool) -> Result<(), Failure> {
+pub fn check_response(status: StatusCode, body: &[u8], stream: bool) -> Result<(), Failure> {
     if status != StatusCode::OK {
         return Err(Failure::new(
             &format!("HTTP {}", status.as_u16()),

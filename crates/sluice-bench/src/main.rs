@@ -14,6 +14,7 @@ mod report;
 mod scale;
 mod servers;
 mod stats;
+mod streams;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,9 +88,29 @@ struct Cli {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
     dashboard_days: u32,
     /// Interleaved rounds: each round runs every scenario of a mode once, in rotated order, so
-    /// drift in what else the machine is doing falls on all of them alike.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    rounds: u32,
+    /// drift in what else the machine is doing falls on all of them alike [default: 10; with
+    /// --streams, rounds of N streams in the same Sluice process, default 3].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    rounds: Option<u32>,
+    /// Instead of the usual scenarios, Sluice's memory under N concurrent slow streams (default
+    /// 10,000): RSS at idle, at the peak and after each of --rounds rounds, with a stored key.
+    #[arg(long, num_args = 0..=1, default_missing_value = "10000",
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000),
+        conflicts_with_all = ["postgres", "redis", "observability", "dashboard", "instructions"])]
+    streams: Option<u64>,
+    /// With --streams: the mock waits this long between stream events (`mock:chunk_delay_ms`),
+    /// so each stream lasts about (--words + 4) times it.
+    #[arg(long, default_value_t = 500, requires = "streams")]
+    chunk_delay_ms: u32,
+    /// With --streams: the streams of a round are opened evenly over this many seconds.
+    #[arg(long, default_value_t = 5, requires = "streams",
+        value_parser = clap::value_parser!(u64).range(0..=600))]
+    ramp_secs: u64,
+    /// With --streams: seconds to wait after a round's last stream before the "after" reading
+    /// (Sluice keeps idle upstream connections for 90 s; wait longer to read without them).
+    #[arg(long, default_value_t = 3, requires = "streams",
+        value_parser = clap::value_parser!(u64).range(0..=600))]
+    settle_secs: u64,
     /// Pace the load at this many requests per second in all (spread over the --concurrency
     /// workers) instead of sending as fast as answers come back: the unloaded added latency.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -218,9 +239,37 @@ fn bench(cli: &Cli) -> Result<()> {
     runtime.block_on(run(cli))
 }
 
+impl Cli {
+    /// --rounds, or the mode's default.
+    fn rounds(&self) -> u32 {
+        self.rounds
+            .unwrap_or(if self.streams.is_some() { 3 } else { 10 })
+    }
+
+    fn layout(&self) -> Layout {
+        if self.markdown {
+            Layout::Markdown
+        } else {
+            Layout::Plain
+        }
+    }
+}
+
 async fn run(cli: &Cli) -> Result<()> {
     let load_before = report::load_average();
     let binaries = Binaries::locate(cli.sluice.clone(), cli.mock.clone())?;
+    if let Some(streams) = cli.streams {
+        let plan = streams::Plan {
+            streams: usize::try_from(streams).context("--streams out of range")?,
+            rounds: cli.rounds(),
+            words: cli.words,
+            chunk_delay_ms: cli.chunk_delay_ms,
+            ramp: Duration::from_secs(cli.ramp_secs),
+            settle: Duration::from_secs(cli.settle_secs),
+            round_limit: Duration::from_secs(cli.phase_limit_secs),
+        };
+        return streams::run(plan, &binaries, cli.layout()).await;
+    }
     let concurrency = usize::try_from(cli.concurrency).context("concurrency out of range")?;
     let client = load::http_client(concurrency);
 
@@ -419,7 +468,7 @@ impl Measuring<'_> {
                 ));
             }
         }
-        let rounds = cli.rounds;
+        let rounds = cli.rounds();
         let plan = PhasePlan {
             stop: match measured.stop {
                 Stop::AfterRequests(n) => Stop::AfterRequests((n / u64::from(rounds)).max(1)),
@@ -552,7 +601,7 @@ async fn dashboard_at_scale(
         &target,
         cli.warmup,
         measured,
-        cli.rounds,
+        cli.rounds(),
         &mut failures,
     )
     .await?;
@@ -575,7 +624,7 @@ async fn dashboard_at_scale(
             seeded.keys,
             seeded.elapsed.as_secs_f64(),
             cli.concurrency,
-            cli.rounds,
+            cli.rounds(),
             match cli.duration_secs {
                 Some(secs) => format!("{secs} s"),
                 None => format!("{} requests", cli.requests),
@@ -630,7 +679,7 @@ async fn observe(
                     stream,
                     cli.warmup,
                     measured,
-                    cli.rounds,
+                    cli.rounds(),
                     &mut failures,
                 )
                 .await?,
@@ -649,7 +698,7 @@ async fn observe(
              per variant, {}-word replies, HTTP/1.1 keep-alive, load generator on {} thread(s); \
              {} OTLP exports received",
             cli.concurrency,
-            cli.rounds,
+            cli.rounds(),
             match cli.duration_secs {
                 Some(secs) => format!("{secs} s"),
                 None => format!("{} requests", cli.requests),
@@ -818,7 +867,7 @@ fn render_report(
             cli.rate
                 .map_or_else(String::new, |r| format!(" paced at {r} req/s in all")),
             cli.warmup,
-            cli.rounds,
+            cli.rounds(),
             cli.words,
             cli.client_threads,
             REQUEST_TIMEOUT.as_secs(),

@@ -167,7 +167,7 @@ impl Servers {
 }
 
 /// Starts the mock on an ephemeral port and learns the port from its banner line.
-async fn start_mock(binary: &Path, log_path: &Path) -> Result<(Child, SocketAddr)> {
+pub async fn start_mock(binary: &Path, log_path: &Path) -> Result<(Child, SocketAddr)> {
     let log = std::fs::File::create(log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
     let mut mock = Command::new(binary)
@@ -306,6 +306,12 @@ pub async fn wait_ready(
 /// so every limit is checked and counted but none refuses: requests per minute and per day,
 /// and a monthly quota that reserves and settles each request's cost.
 pub async fn stored_key(client: &HttpClient, addr: SocketAddr) -> Result<String> {
+    let token = sign_in(client, addr).await?;
+    create_key(client, addr, &token).await
+}
+
+/// Signs in as the bench admin and returns the session token.
+pub async fn sign_in(client: &HttpClient, addr: SocketAddr) -> Result<String> {
     let login = post_json(
         client,
         addr,
@@ -318,11 +324,16 @@ pub async fn stored_key(client: &HttpClient, addr: SocketAddr) -> Result<String>
         .as_str()
         .with_context(|| format!("signing in to sluice failed: {login}"))?
         .to_owned();
+    Ok(token)
+}
+
+/// Creates the stored key of [`stored_key`] with the admin session `token`.
+pub async fn create_key(client: &HttpClient, addr: SocketAddr, token: &str) -> Result<String> {
     let created = post_json(
         client,
         addr,
         "/api/api-keys",
-        Some(&token),
+        Some(token),
         serde_json::json!({"name": "bench", "rate_limit": 1_000_000_000,
             "daily_limit": 1_000_000_000, "monthly_quota": 1_000_000}),
     )
@@ -360,6 +371,31 @@ async fn post_json(
         .with_context(|| format!("reading the answer to POST {path}"))?
         .to_bytes();
     serde_json::from_slice(&bytes).with_context(|| format!("POST {path} answered non-JSON"))
+}
+
+/// `GET path` with the admin session `token`, answered as JSON.
+pub async fn get_json(
+    client: &HttpClient,
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+) -> Result<serde_json::Value> {
+    use http_body_util::BodyExt as _;
+    let request = Request::get(format!("http://{addr}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::default())
+        .context("building an /api request")?;
+    let response = tokio::time::timeout(Duration::from_secs(60), client.request(request))
+        .await
+        .with_context(|| format!("GET {path} timed out"))?
+        .with_context(|| format!("GET {path} failed"))?;
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .with_context(|| format!("reading the answer to GET {path}"))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).with_context(|| format!("GET {path} answered non-JSON"))
 }
 
 /// A loopback address with a port nothing is using right now (the OS picks it).

@@ -351,7 +351,6 @@ async fn post_json(
     bearer: Option<&str>,
     body: serde_json::Value,
 ) -> Result<serde_json::Value> {
-    use http_body_util::BodyExt as _;
     let mut request =
         Request::post(format!("http://{addr}{path}")).header("content-type", "application/json");
     if let Some(token) = bearer {
@@ -360,17 +359,27 @@ async fn post_json(
     let request = request
         .body(Full::new(bytes::Bytes::from(body.to_string())))
         .context("building an /api request")?;
+    exchange_json(client, request, &format!("POST {path}")).await
+}
+
+/// Sends an `/api` request (`what`: its method and path, for errors) and reads the JSON answer.
+async fn exchange_json(
+    client: &HttpClient,
+    request: Request<Full<bytes::Bytes>>,
+    what: &str,
+) -> Result<serde_json::Value> {
+    use http_body_util::BodyExt as _;
     let response = tokio::time::timeout(Duration::from_secs(60), client.request(request))
         .await
-        .with_context(|| format!("POST {path} timed out"))?
-        .with_context(|| format!("POST {path} failed"))?;
+        .with_context(|| format!("{what} timed out"))?
+        .with_context(|| format!("{what} failed"))?;
     let bytes = response
         .into_body()
         .collect()
         .await
-        .with_context(|| format!("reading the answer to POST {path}"))?
+        .with_context(|| format!("reading the answer to {what}"))?
         .to_bytes();
-    serde_json::from_slice(&bytes).with_context(|| format!("POST {path} answered non-JSON"))
+    serde_json::from_slice(&bytes).with_context(|| format!("{what} answered non-JSON"))
 }
 
 /// `GET path` with the admin session `token`, answered as JSON.
@@ -380,22 +389,11 @@ pub async fn get_json(
     path: &str,
     token: &str,
 ) -> Result<serde_json::Value> {
-    use http_body_util::BodyExt as _;
     let request = Request::get(format!("http://{addr}{path}"))
         .header("authorization", format!("Bearer {token}"))
         .body(Full::default())
         .context("building an /api request")?;
-    let response = tokio::time::timeout(Duration::from_secs(60), client.request(request))
-        .await
-        .with_context(|| format!("GET {path} timed out"))?
-        .with_context(|| format!("GET {path} failed"))?;
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .with_context(|| format!("reading the answer to GET {path}"))?
-        .to_bytes();
-    serde_json::from_slice(&bytes).with_context(|| format!("GET {path} answered non-JSON"))
+    exchange_json(client, request, &format!("GET {path}")).await
 }
 
 /// A loopback address with a port nothing is using right now (the OS picks it).

@@ -691,12 +691,7 @@ async fn keys_stream_pushes_only_the_rows_that_changed() {
             .post(admin, "/ui/keys", &[("name", name), ("daily_limit", "100")])
             .await;
         assert_eq!(status, 200, "{body}");
-        let secret = body
-            .split("id=\"new-key-secret\">")
-            .nth(1)
-            .and_then(|s| s.split('<').next())
-            .unwrap()
-            .to_string();
+        let secret = shown_secret(&body);
         let id = body
             .split(&format!(">{name}<"))
             .next()

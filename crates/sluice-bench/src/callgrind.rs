@@ -18,7 +18,7 @@ use anyhow::{Context as _, Result, bail};
 use tokio::process::Command;
 
 use crate::load::{HttpClient, PhasePlan, Stop, Target};
-use crate::report::{Align, Layout, Table};
+use crate::report::{Align, Table};
 use crate::servers::{self, Binaries, Servers};
 use crate::{Cli, nginx};
 
@@ -138,11 +138,7 @@ pub async fn run(
     }
     drop(sluice);
 
-    let layout = if cli.markdown {
-        Layout::Markdown
-    } else {
-        Layout::Plain
-    };
+    let layout = cli.layout();
     println!(
         "- command: `{}`\n- machine: {}\n- load: {} concurrent, {} measured requests after {} \
          warmup per scenario, {}-word replies, under valgrind --tool=callgrind; machine load \

@@ -51,12 +51,23 @@ pub struct Target {
 impl Target {
     /// A chat request asking the mock for `words` words, streamed or not.
     pub fn chat(base: &str, bearer: &str, model: &str, words: u32, stream: bool) -> Result<Self> {
+        Self::chat_saying(base, bearer, model, &format!("mock:words={words}"), stream)
+    }
+
+    /// A chat request whose message carries the mock `directives` (`mock:key=value …`).
+    pub fn chat_saying(
+        base: &str,
+        bearer: &str,
+        model: &str,
+        directives: &str,
+        stream: bool,
+    ) -> Result<Self> {
         let uri: Uri = format!("{base}/v1/chat/completions")
             .parse()
             .with_context(|| format!("invalid endpoint URL from base {base}"))?;
         let body = serde_json::json!({
             "model": model,
-            "messages": [{"role": "user", "content": format!("Say hello. mock:words={words}")}],
+            "messages": [{"role": "user", "content": format!("Say hello. {directives}")}],
             "stream": stream,
         });
         Ok(Self {
@@ -117,6 +128,14 @@ pub struct ErrorTally {
     pub example: String,
 }
 
+/// Counts one failure of `kind` in `errors`, keeping the first one's `example`.
+pub fn tally(errors: &mut BTreeMap<String, ErrorTally>, kind: String, example: String) {
+    errors
+        .entry(kind)
+        .and_modify(|t| t.count += 1)
+        .or_insert(ErrorTally { count: 1, example });
+}
+
 /// Everything one phase observed.
 #[derive(Debug, Default)]
 pub struct PhaseOutcome {
@@ -138,10 +157,7 @@ impl PhaseOutcome {
     }
 
     fn record_error(&mut self, kind: String, example: String) {
-        self.errors
-            .entry(kind)
-            .and_modify(|t| t.count += 1)
-            .or_insert(ErrorTally { count: 1, example });
+        tally(&mut self.errors, kind, example);
     }
 
     /// Adds another phase's samples and errors (not its elapsed time).
@@ -258,6 +274,23 @@ impl Failure {
     }
 }
 
+/// Sends `target`'s request to `uri`; the response head.
+pub async fn send(
+    client: &HttpClient,
+    target: &Target,
+    uri: &Uri,
+) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+    let request = Request::post(uri.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .header(AUTHORIZATION, &target.authorization)
+        .body(Full::new(target.body.clone()))
+        .map_err(|e| Failure::new("building request", e.to_string()))?;
+    client
+        .request(request)
+        .await
+        .map_err(|e| Failure::new("transport", format!("{:#}", anyhow!(e))))
+}
+
 /// Sends one request and reads the whole response, checking it is what a client expects.
 async fn exchange(
     client: &HttpClient,
@@ -265,15 +298,7 @@ async fn exchange(
     uri: &Uri,
     sent: Instant,
 ) -> Result<Sample, Failure> {
-    let request = Request::post(uri.clone())
-        .header(CONTENT_TYPE, "application/json")
-        .header(AUTHORIZATION, &target.authorization)
-        .body(Full::new(target.body.clone()))
-        .map_err(|e| Failure::new("building request", e.to_string()))?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| Failure::new("transport", format!("{:#}", anyhow!(e))))?;
+    let response = send(client, target, uri).await?;
     let status = response.status();
     let mut body = response.into_body();
     let mut received = BytesMut::new();

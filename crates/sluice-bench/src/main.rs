@@ -374,11 +374,7 @@ async fn run(cli: &Cli) -> Result<()> {
         }
     }
 
-    let layout = if cli.markdown {
-        Layout::Markdown
-    } else {
-        Layout::Plain
-    };
+    let layout = cli.layout();
     print!("{}", render_report(cli, &summaries, layout, &load_before)?);
 
     if !failures.is_empty() {
@@ -606,11 +602,7 @@ async fn dashboard_at_scale(
     )
     .await?;
     let _ = sluice.kill().await;
-    let layout = if cli.markdown {
-        Layout::Markdown
-    } else {
-        Layout::Plain
-    };
+    let layout = cli.layout();
     let provenance = Provenance {
         command: report::command_line(std::env::args()),
         machine: report::describe_machine(),
@@ -685,11 +677,7 @@ async fn observe(
                 .await?,
         );
     }
-    let layout = if cli.markdown {
-        Layout::Markdown
-    } else {
-        Layout::Plain
-    };
+    let layout = cli.layout();
     let provenance = Provenance {
         command: report::command_line(std::env::args()),
         machine: report::describe_machine(),

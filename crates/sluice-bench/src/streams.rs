@@ -18,15 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
-use hyper::{Request, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt as _;
 
-use crate::load::{Failure, HttpClient};
+use crate::load::{ErrorTally, Failure, HttpClient, Target, tally};
 use crate::report::{Align, Layout, Provenance, Table};
 use crate::servers::{self, Binaries};
 
@@ -228,21 +222,19 @@ pub async fn run(plan: Plan, binaries: &Binaries, layout: Layout) -> Result<()> 
     let key = servers::create_key(&admin_client, addr, &token).await?;
     eprintln!("sluice-bench: sluice-mock on {mock_addr}, sluice on {addr} (pid {pid})");
 
-    let stream_client = stream_client();
-    let uri: Uri = format!("http://{addr}/v1/chat/completions")
-        .parse()
-        .context("building the chat URL")?;
-    let body = Bytes::from(serde_json::to_vec(&serde_json::json!({
-        "model": servers::SLUICE_MODEL,
-        "messages": [{"role": "user", "content": format!(
-            "Say hello. mock:words={} mock:chunk_delay_ms={}", plan.words, plan.chunk_delay_ms)}],
-        "stream": true,
-    }))?);
-    let request = Arc::new(StreamRequest {
-        uri,
-        authorization: format!("Bearer {key}"),
-        body,
-    });
+    // No idle pool: each stream has its own connection, closed when it ends, so the bench never
+    // caps connections below N and the settled reading holds no kept-alive ones.
+    let stream_client = crate::load::http_client(0);
+    let request = Arc::new(Target::chat_saying(
+        &format!("http://{addr}"),
+        &key,
+        servers::SLUICE_MODEL,
+        &format!(
+            "mock:words={} mock:chunk_delay_ms={}",
+            plan.words, plan.chunk_delay_ms
+        ),
+        true,
+    )?);
 
     // Let start-up work (store migrations, first log lines) settle before the idle reading.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -252,8 +244,11 @@ pub async fn run(plan: Plan, binaries: &Binaries, layout: Layout) -> Result<()> 
     for round in 1..=plan.rounds {
         let result = one_round(&plan, round, pid, &stream_client, &request).await?;
         let (outcome, errors) = result;
-        for (kind, (count, example)) in &errors {
-            failures.push(format!("round {round}: {count} × {kind}; first: {example}"));
+        for (kind, t) in &errors {
+            failures.push(format!(
+                "round {round}: {} × {kind}; first: {}",
+                t.count, t.example
+            ));
         }
         if let Some(status) = sluice.try_wait().context("checking on sluice")? {
             bail!(
@@ -338,24 +333,7 @@ pub async fn run(plan: Plan, binaries: &Binaries, layout: Layout) -> Result<()> 
     crate::fail_on(&failures)
 }
 
-/// The request every stream sends.
-struct StreamRequest {
-    uri: Uri,
-    authorization: String,
-    body: Bytes,
-}
-
-/// A client with no idle pool: each stream has its own connection, closed when it ends, so
-/// the bench never caps connections below N and the settled reading holds no kept-alive ones.
-fn stream_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build(connector)
-}
-
-type Errors = BTreeMap<String, (u64, String)>;
+type Errors = BTreeMap<String, ErrorTally>;
 
 /// One round: idle reading, N streams over the ramp with a sampler, settle, after reading.
 async fn one_round(
@@ -363,7 +341,7 @@ async fn one_round(
     round: u32,
     pid: u32,
     client: &HttpClient,
-    request: &Arc<StreamRequest>,
+    request: &Arc<Target>,
 ) -> Result<(Round, Errors)> {
     let idle = read_memory(pid)?;
     eprintln!(
@@ -400,12 +378,7 @@ async fn one_round(
         });
     }
     let mut errors = Errors::new();
-    let mut note = |kind: &str, detail: String| {
-        errors
-            .entry(kind.to_owned())
-            .and_modify(|(n, _)| *n += 1)
-            .or_insert((1, detail));
-    };
+    let mut note = |kind: &str, detail: String| tally(&mut errors, kind.to_owned(), detail);
     loop {
         match tokio::time::timeout_at(deadline, streams.join_next()).await {
             Ok(None) => break,
@@ -531,18 +504,10 @@ const TAIL: usize = 512;
 /// One slow stream, read to its end.
 async fn one_stream(
     client: &HttpClient,
-    request: &StreamRequest,
+    request: &Target,
     counters: &Counters,
 ) -> Result<(), Failure> {
-    let sent = Request::post(request.uri.clone())
-        .header(CONTENT_TYPE, "application/json")
-        .header(AUTHORIZATION, &request.authorization)
-        .body(Full::new(request.body.clone()))
-        .map_err(|e| Failure::new("building request", e.to_string()))?;
-    let response = client
-        .request(sent)
-        .await
-        .map_err(|e| Failure::new("transport", format!("{:#}", anyhow::anyhow!(e))))?;
+    let response = crate::load::send(client, request, &request.uris[0]).await?;
     let _open = OpenGuard::new(counters);
     let status = response.status();
     let mut body = response.into_body();

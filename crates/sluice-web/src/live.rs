@@ -32,7 +32,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::pages::credentials::{ModelsFragment, model_lines, render_row};
-use crate::pages::keys::{KeyFilter, KeyRowHtml, KeysTable, filtered_rows};
+use crate::pages::keys::{KeyFilter, KeyRow, KeyRowHtml, KeysTable, filtered_rows};
 use crate::pages::overview::{LiveFragment, gather};
 use crate::pages::requests::{RequestFilter, RequestRow, RowsFragment};
 use crate::pages::{Need, viewer};
@@ -248,46 +248,47 @@ pub async fn keys(
             let Ok(rows) = filtered_rows(&web, &layout, &filter).await else {
                 return Ok(Vec::new());
             };
-            let rendered = rows
-                .iter()
-                .map(|r| Ok((r.key.id, KeyRowHtml { l: &layout, r }.render()?)))
-                .collect::<Result<Vec<_>, askama::Error>>()
-                .and_then(|fresh: Vec<(i64, String)>| {
-                    let hashes: ShownRows = fresh
-                        .iter()
-                        .map(|(id, html)| (*id, row_hash(html)))
-                        .collect();
-                    let mut shown = shown.lock().map_err(|_| askama::Error::Fmt)?;
-                    let events = match shown.as_ref() {
-                        Some(old)
-                            if old.len() == hashes.len()
-                                && old.iter().zip(&hashes).all(|(o, h)| o.0 == h.0) =>
-                        {
-                            old.iter()
-                                .zip(&hashes)
-                                .zip(&fresh)
-                                .filter(|((o, h), _)| o.1 != h.1)
-                                .map(|(_, (_, html))| Event::default().event("swap").data(html))
-                                .collect()
-                        }
-                        _ => vec![
-                            Event::default().event("keys").data(
-                                KeysTable {
-                                    l: &layout,
-                                    rows: &rows,
-                                }
-                                .render()?,
-                            ),
-                        ],
-                    };
-                    *shown = Some(hashes);
-                    Ok(events)
-                });
-            rendered.map_err(|e| {
+            let mut shown = shown.lock().map_err(|_| ())?;
+            key_events(&layout, &rows, &mut shown).map_err(|e| {
                 tracing::error!(error = %e, "rendering the key table failed");
             })
         }
     })
+}
+
+/// What the Keys stream pushes for `rows`, given what it `shown` last: the rows whose HTML
+/// changed when the same keys are listed in the same order, else the whole table.
+fn key_events(
+    l: &Layout,
+    rows: &[KeyRow],
+    shown: &mut Option<ShownRows>,
+) -> Result<Vec<Event>, askama::Error> {
+    let mut fresh = Vec::with_capacity(rows.len());
+    let mut hashes: ShownRows = Vec::with_capacity(rows.len());
+    for r in rows {
+        let html = KeyRowHtml { l, r }.render()?;
+        hashes.push((r.key.id, row_hash(&html)));
+        fresh.push(html);
+    }
+    let same_keys = shown.as_ref().is_some_and(|old| {
+        old.len() == hashes.len() && old.iter().zip(&hashes).all(|(o, h)| o.0 == h.0)
+    });
+    let events = match shown.as_ref() {
+        Some(old) if same_keys => old
+            .iter()
+            .zip(&hashes)
+            .zip(&fresh)
+            .filter(|((o, h), _)| o.1 != h.1)
+            .map(|(_, html)| Event::default().event("swap").data(html))
+            .collect(),
+        _ => vec![
+            Event::default()
+                .event("keys")
+                .data(KeysTable { l, rows }.render()?),
+        ],
+    };
+    *shown = Some(hashes);
+    Ok(events)
 }
 
 /// Where a request list's live tail is: rows at or after `time_ms` are new unless their id is

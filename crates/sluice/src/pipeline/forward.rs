@@ -352,7 +352,7 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
         }
     }
     let relay = Relay {
-        upstream: Box::pin(response.bytes_stream()),
+        upstream: respond::Upstream::new(Box::pin(response.bytes_stream()), idle, shutdown),
         provider: provider.clone(),
         meter,
         close: Some(Close {
@@ -362,8 +362,6 @@ pub(super) fn respond(forwarded: Forwarded, mut ledger: Ledger) -> Response {
             asked,
             _admitted: admitted,
         }),
-        idle,
-        shutdown,
         on_upstream_fault,
     };
     let body = futures_util::stream::unfold(relay, |mut relay| async move {
@@ -432,26 +430,18 @@ impl Close {
 /// break, a stall past the provider's idle timeout or the gateway's hard stop ends it: an SSE
 /// answer with OpenAI's error chunk (which the SDKs raise), any other as a broken body.
 struct Relay {
-    upstream: respond::UpstreamBody,
+    upstream: respond::Upstream,
     provider: String,
     meter: Meter,
     /// `None` once the record is closed (the answer ended).
     close: Option<Close>,
-    idle: Duration,
-    shutdown: watch::Receiver<bool>,
     on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Relay {
     async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         self.close.as_ref()?;
-        let next = respond::pull(
-            &mut self.upstream,
-            self.idle,
-            &mut self.shutdown,
-            &self.provider,
-        )
-        .await;
+        let next = self.upstream.pull(&self.provider).await;
         match next {
             respond::Pulled::Chunk(chunk) => {
                 self.meter.push(&chunk);

@@ -8,12 +8,13 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use http::{HeaderValue, StatusCode, header};
 use sluice_dialect::canonical::{Delta, StreamEvent, merge_usage};
 use sluice_dialect::openai_chat::{self, ChunkAction};
@@ -41,40 +42,85 @@ pub(super) enum Pulled {
     },
 }
 
-/// The upstream's next chunk, unless it breaks, sends nothing for `idle`, or the gateway's
-/// hard stop comes first. Shared by the translating relay and the forward path's.
-pub(super) async fn pull(
-    upstream: &mut UpstreamBody,
+/// An upstream body being read: its next chunk, unless it breaks, sends nothing for `idle`, or
+/// the gateway's hard stop comes first. Shared by the translating relay and the forward path's.
+///
+/// Polled, not awaited per chunk: one idle timer and one shutdown watch live as long as the
+/// body, and the timer is moved only when it fires early (a stream with steady traffic never
+/// touches the timer wheel).
+pub(super) struct Upstream {
+    body: UpstreamBody,
     idle: Duration,
-    shutdown: &mut watch::Receiver<bool>,
-    provider: &str,
-) -> Pulled {
-    let next = tokio::select! {
-        biased;
-        () = super::stopped(shutdown) => None,
-        next = tokio::time::timeout(idle, upstream.next()) => Some(next),
-    };
-    match next {
-        None => Pulled::Fault {
-            message: "the gateway is shutting down".into(),
-            code: "shutdown",
-        },
-        Some(Ok(Some(Ok(bytes)))) => Pulled::Chunk(bytes),
-        Some(Ok(None)) => Pulled::End,
-        Some(Ok(Some(Err(e)))) => Pulled::Fault {
-            message: format!(
-                "the stream from provider `{provider}` broke: {}",
-                describe(e)
-            ),
-            code: "upstream_stream_broken",
-        },
-        Some(Err(_)) => Pulled::Fault {
-            message: format!(
-                "provider `{provider}` sent nothing for {}",
-                humantime::format_duration(idle)
-            ),
-            code: "upstream_idle_timeout",
-        },
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// When the current wait for a chunk began (`None` while chunks are flowing): the client
+    /// reading slowly is not the upstream stalling.
+    waiting_since: Option<tokio::time::Instant>,
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Upstream {
+    pub(super) fn new(
+        body: UpstreamBody,
+        idle: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Upstream {
+            body,
+            idle,
+            idle_timer: Box::pin(tokio::time::sleep(idle)),
+            waiting_since: None,
+            stopped: Box::pin(async move { super::stopped(&mut shutdown).await }),
+        }
+    }
+
+    pub(super) fn poll_pull(&mut self, cx: &mut Context<'_>, provider: &str) -> Poll<Pulled> {
+        if self.stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Pulled::Fault {
+                message: "the gateway is shutting down".into(),
+                code: "shutdown",
+            });
+        }
+        let pulled = match self.body.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => Pulled::Chunk(bytes),
+            Poll::Ready(None) => Pulled::End,
+            Poll::Ready(Some(Err(e))) => Pulled::Fault {
+                message: format!(
+                    "the stream from provider `{provider}` broke: {}",
+                    describe(e)
+                ),
+                code: "upstream_stream_broken",
+            },
+            Poll::Pending => return self.poll_idle(cx, provider),
+        };
+        self.waiting_since = None;
+        Poll::Ready(pulled)
+    }
+
+    /// The upstream has nothing yet: a fault once it has been quiet for `idle`.
+    fn poll_idle(&mut self, cx: &mut Context<'_>, provider: &str) -> Poll<Pulled> {
+        let deadline = *self
+            .waiting_since
+            .get_or_insert_with(tokio::time::Instant::now)
+            + self.idle;
+        // Deadlines only move later, so the timer fires at or before this one.
+        while self.idle_timer.as_mut().poll(cx).is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return Poll::Ready(Pulled::Fault {
+                    message: format!(
+                        "provider `{provider}` sent nothing for {}",
+                        humantime::format_duration(self.idle)
+                    ),
+                    code: "upstream_idle_timeout",
+                });
+            }
+            self.idle_timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    }
+
+    /// The next pull, awaited.
+    pub(super) async fn pull(&mut self, provider: &str) -> Pulled {
+        std::future::poll_fn(|cx| self.poll_pull(cx, provider)).await
     }
 }
 
@@ -115,14 +161,23 @@ struct RelayState {
     client: Dialect,
     encode: EncodeOptions,
     transform: Transform,
-    idle: Duration,
     secrets: Vec<String>,
-    shutdown: watch::Receiver<bool>,
     ledger: Option<Ledger>,
     _admitted: Admitted,
     on_upstream_fault: Option<Box<dyn FnOnce() + Send>>,
-    upstream: UpstreamBody,
+    upstream: Upstream,
     parser: SseParser,
+    /// Client bytes ready but not yet handed to the server (see [`RelayState::poll_chunk`]).
+    out: Vec<u8>,
+    /// Turns of the scheduler given up since the last chunk, for the upstream connection to
+    /// decode what it has already read (see [`RelayState::poll_chunk`]).
+    yields: u8,
+    /// When the upstream's last chunk arrived, and whether it came within [`BURST_GAP`] of
+    /// the one before: only then is waiting for more worth a turn of the scheduler.
+    last_chunk: Option<Instant>,
+    burst: bool,
+    /// Bytes have gone to the client (the record's time to first token is set).
+    started: bool,
     usage: TokenUsage,
     /// The upstream said the answer is complete (a stop reason, `[DONE]`, `message_stop`…).
     complete: bool,
@@ -237,14 +292,17 @@ impl StreamRelay {
             client,
             encode,
             transform,
-            idle,
             secrets,
-            shutdown,
             ledger: Some(ledger),
             _admitted: admitted,
             on_upstream_fault,
-            upstream,
+            upstream: Upstream::new(upstream, idle, shutdown),
             parser: SseParser::default(),
+            out: Vec::new(),
+            yields: 0,
+            last_chunk: None,
+            burst: false,
+            started: false,
             usage: TokenUsage::default(),
             complete: false,
             upstream_error: false,
@@ -254,22 +312,53 @@ impl StreamRelay {
             content: crate::otel::wants_content(&span).then(Vec::new),
             span,
         };
-        let stream = futures_util::stream::unfold(state, |mut state| async move {
-            let chunk = state.next_chunk().await?;
-            Some((Ok::<_, Infallible>(chunk), state))
-        });
-        Body::from_stream(stream)
+        Body::from_stream(state)
+    }
+}
+
+/// Bytes gathered for one write to the client at most: past this, they go out without waiting
+/// for the upstream's next chunk.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+/// Turns of the scheduler a relay gives up waiting for the upstream's next chunk before it
+/// sends what it has. Measured (`BENCHMARKS.md`, "what moved the numbers"): with one, the
+/// upstream connection's task had usually not run yet and nothing coalesced (10 writes for a
+/// 10-event stream read in one piece); with two, 3 writes (the upstream request, the first
+/// event, the rest); more changed nothing.
+const MAX_YIELDS: u8 = 2;
+
+/// Chunks closer together than this are a burst (the upstream is ahead of the relay), worth
+/// gathering into one write; a model's tokens usually come 10-50 ms apart, and waiting for a
+/// next chunk that is not there costs wake-ups for nothing.
+const BURST_GAP: Duration = Duration::from_millis(2);
+
+impl Stream for RelayState {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_chunk(cx).map(|chunk| chunk.map(Ok))
     }
 }
 
 impl RelayState {
     /// The next bytes for the client, or `None` when the stream is over.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    ///
+    /// Events the upstream sent together go out together. Hyper's client hands over one
+    /// chunk (usually one event) per poll, and the server writes whenever the body has nothing
+    /// more, so relaying each event at once costs a write per event. Instead, once the first
+    /// bytes are out, the relay keeps what it has while the upstream is momentarily empty and
+    /// yields (wakes itself and returns `Pending`, up to [`MAX_YIELDS`] times), which lets the
+    /// upstream connection's task decode the rest of what it has already read: another chunk
+    /// means keep gathering, none means send. Only in a burst (chunks under [`BURST_GAP`]
+    /// apart): a stream paced by the model's tokens goes out event by event as before. The
+    /// first bytes are never held, so time to first byte is unchanged; a later event waits at
+    /// most two turns of the scheduler.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
             if self.done {
-                return None;
+                return Poll::Ready(self.emit());
             }
-            let mut out = Vec::new();
+            let mut out = std::mem::take(&mut self.out);
             let phase = Instant::now();
             while let Some(event) = self.parser.next_event() {
                 self.relay_event(&event, &mut out);
@@ -278,32 +367,41 @@ impl RelayState {
                 }
             }
             self.translating += phase.elapsed();
+            self.out = out;
             if self.done {
                 self.finish(None);
-                return non_empty(out);
+                return Poll::Ready(self.emit());
             }
-            if !out.is_empty() {
-                if let Some(ledger) = self.ledger.as_mut() {
-                    ledger.first_byte();
+            if self.out.len() >= COALESCE_LIMIT {
+                return Poll::Ready(self.emit());
+            }
+            let next = match self.upstream.poll_pull(cx, &self.provider) {
+                Poll::Ready(next) => next,
+                Poll::Pending if self.out.is_empty() => return Poll::Pending,
+                Poll::Pending => {
+                    if self.started && self.burst && self.yields < MAX_YIELDS {
+                        self.yields += 1;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    return Poll::Ready(self.emit());
                 }
-                return Some(Bytes::from(out));
-            }
-            let next = pull(
-                &mut self.upstream,
-                self.idle,
-                &mut self.shutdown,
-                &self.provider,
-            )
-            .await;
+            };
+            self.yields = 0;
             if matches!(next, Pulled::Fault { .. }) && self.relayed_upstream_error() {
                 // The upstream's own error event already reached the client; whatever follows
                 // (a cut, a stall, shutdown) adds nothing to it.
                 self.done = true;
                 self.finish(None);
-                return None;
+                return Poll::Ready(self.emit());
             }
             match next {
                 Pulled::Chunk(bytes) => {
+                    let now = Instant::now();
+                    self.burst = self
+                        .last_chunk
+                        .is_some_and(|last| now.duration_since(last) < BURST_GAP);
+                    self.last_chunk = Some(now);
                     if let Some(content) = self.content.as_mut() {
                         let room = crate::otel::MAX_CONTENT.saturating_sub(content.len());
                         content.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -317,15 +415,36 @@ impl RelayState {
                     }
                     self.parser.push(&bytes);
                 }
-                Pulled::End => return self.end_of_upstream(),
-                Pulled::Fault { message, code } => return self.fail(message, code),
+                Pulled::End => {
+                    self.end_of_upstream();
+                    return Poll::Ready(self.emit());
+                }
+                Pulled::Fault { message, code } => {
+                    self.fail(message, code);
+                    return Poll::Ready(self.emit());
+                }
             }
         }
     }
 
+    /// Hands the gathered bytes to the server, if there are any.
+    fn emit(&mut self) -> Option<Bytes> {
+        self.yields = 0;
+        if self.out.is_empty() {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            if let Some(ledger) = self.ledger.as_mut() {
+                ledger.first_byte();
+            }
+        }
+        Some(Bytes::from(std::mem::take(&mut self.out)))
+    }
+
     /// The upstream closed the stream: relay what is left, then end cleanly or with an error.
-    fn end_of_upstream(&mut self) -> Option<Bytes> {
-        let mut out = Vec::new();
+    fn end_of_upstream(&mut self) {
+        let mut out = std::mem::take(&mut self.out);
         if let Some(event) = self.parser.finish() {
             self.relay_event(&event, &mut out);
         }
@@ -347,24 +466,19 @@ impl RelayState {
             // way the client has the upstream's last word, and Sluice adds nothing.
             self.done = true;
             self.finish(None);
-            return non_empty(out);
-        }
-        if self.upstream_error && matches!(self.transform, Transform::Translate { .. }) {
+        } else if self.upstream_error && matches!(self.transform, Transform::Translate { .. }) {
             // The decoder already turned the cut into an error event for the client.
             self.done = true;
             self.finish(Some("upstream_stream_truncated".into()));
-            return non_empty(out);
+        } else {
+            self.out = out;
+            let msg = format!(
+                "provider `{}` ended the stream before it was complete",
+                self.provider
+            );
+            return self.fail(msg, "upstream_stream_truncated");
         }
-        let msg = format!(
-            "provider `{}` ended the stream before it was complete",
-            self.provider
-        );
-        let mut tail = self
-            .fail(msg, "upstream_stream_truncated")
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
-        out.append(&mut tail);
-        non_empty(out)
+        self.out = out;
     }
 
     fn relay_event(&mut self, event: &SseEvent, out: &mut Vec<u8>) {
@@ -481,8 +595,8 @@ impl RelayState {
         self.upstream_error && !matches!(self.transform, Transform::Translate { .. })
     }
 
-    /// Ends the stream with an error event in the client's dialect.
-    fn fail(&mut self, message: String, code: &str) -> Option<Bytes> {
+    /// Ends the stream with an error event in the client's dialect, after what was gathered.
+    fn fail(&mut self, message: String, code: &str) {
         tracing::warn!(provider = %self.provider, code, "{message}");
         if code != "shutdown"
             && let Some(report) = self.on_upstream_fault.take()
@@ -492,20 +606,18 @@ impl RelayState {
         let error = StreamEvent::Error {
             error: ErrorBody::new(ErrorKind::Upstream, message).with_code(code),
         };
-        let mut out = Vec::new();
+        let out = &mut self.out;
         match &mut self.transform {
-            Transform::Translate { encoder, .. } => encoder.push(&error, &mut out),
+            Transform::Translate { encoder, .. } => encoder.push(&error, out),
             Transform::Passthrough { decoder } => decoder
                 .appending_encoder(self.client, &self.encode)
-                .push(&error, &mut out),
-            Transform::ChatPassthrough { .. } => self
-                .client
-                .stream_encoder(&self.encode)
-                .push(&error, &mut out),
+                .push(&error, out),
+            Transform::ChatPassthrough { .. } => {
+                self.client.stream_encoder(&self.encode).push(&error, out)
+            }
         }
         self.finish(Some(code.to_string()));
         self.done = true;
-        non_empty(out)
     }
 
     fn finish(&mut self, error: Option<String>) {
@@ -557,6 +669,79 @@ impl Drop for RelayState {
     }
 }
 
-fn non_empty(out: Vec<u8>) -> Option<Bytes> {
-    (!out.is_empty()).then(|| Bytes::from(out))
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// An upstream that sends `chunks` chunks `gap` apart, then nothing more (never ends).
+    fn paced(chunks: usize, gap: Duration) -> UpstreamBody {
+        Box::pin(
+            futures_util::stream::unfold(0, move |sent| async move {
+                if sent == chunks {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(gap).await;
+                Some((Ok(Bytes::from_static(b"data: {}\n\n")), sent + 1))
+            })
+            .fuse(),
+        )
+    }
+
+    fn code(pulled: &Pulled) -> &str {
+        match pulled {
+            Pulled::Chunk(_) => "chunk",
+            Pulled::End => "end",
+            Pulled::Fault { code, .. } => code,
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_time_counts_from_the_last_chunk_not_from_the_start() {
+        let (_stop, shutdown) = watch::channel(false);
+        let idle = Duration::from_millis(300);
+        // Five chunks 100 ms apart: 500 ms in all, more than `idle`, never idle for it.
+        let mut upstream = Upstream::new(paced(5, Duration::from_millis(100)), idle, shutdown);
+        for _ in 0..5 {
+            assert_eq!(code(&upstream.pull("p").await), "chunk");
+        }
+        let quiet = Instant::now();
+        let stalled = upstream.pull("p").await;
+        assert_eq!(code(&stalled), "upstream_idle_timeout");
+        assert!(
+            quiet.elapsed() >= idle,
+            "timed out after {:?}",
+            quiet.elapsed()
+        );
+        let Pulled::Fault { message, .. } = stalled else {
+            unreachable!()
+        };
+        assert_eq!(message, "provider `p` sent nothing for 300ms");
+    }
+
+    #[tokio::test]
+    async fn a_client_reading_slowly_is_not_an_upstream_stall() {
+        let (_stop, shutdown) = watch::channel(false);
+        let idle = Duration::from_millis(200);
+        let mut upstream = Upstream::new(paced(3, Duration::from_millis(50)), idle, shutdown);
+        assert_eq!(code(&upstream.pull("p").await), "chunk");
+        // Nobody asks for the next chunk for longer than `idle` (the client is slow to read).
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(code(&upstream.pull("p").await), "chunk");
+        assert_eq!(code(&upstream.pull("p").await), "chunk");
+    }
+
+    #[tokio::test]
+    async fn the_hard_stop_ends_a_waiting_pull() {
+        let (stop, shutdown) = watch::channel(false);
+        let mut upstream =
+            Upstream::new(paced(0, Duration::ZERO), Duration::from_secs(60), shutdown);
+        let pull = tokio::spawn(async move { code(&upstream.pull("p").await).to_owned() });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(true).unwrap();
+        assert_eq!(pull.await.unwrap(), "shutdown");
+    }
 }

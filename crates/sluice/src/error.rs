@@ -311,6 +311,18 @@ impl GatewayError {
         retry_after: Option<HeaderValue>,
         body: Bytes,
     ) -> Self {
+        if status.is_redirection() {
+            // Not followed (`transport::Clients`): a bad gateway, whatever the redirect says.
+            let error = ErrorBody::new(
+                ErrorKind::Upstream,
+                format!(
+                    "Provider `{provider}` answered HTTP {} (a redirect), which Sluice does not \
+                     follow: check the provider's base-url",
+                    status.as_u16()
+                ),
+            );
+            return Self::new(StatusCode::BAD_GATEWAY, Fault::Upstream, error);
+        }
         let fault = if status.is_client_error()
             && status != StatusCode::TOO_MANY_REQUESTS
             && status != StatusCode::REQUEST_TIMEOUT

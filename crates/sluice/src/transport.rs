@@ -72,6 +72,13 @@ impl Clients {
             .connect_timeout(connect)
             .pool_idle_timeout(POOL_IDLE)
             .tcp_nodelay(true)
+            // An upstream's redirect is not followed: the configured base URL is where the
+            // gateway connects, and a followed redirect would carry the credential headers
+            // reqwest keeps across hosts (`x-api-key`, `x-goog-api-key`, `api-key`, custom
+            // headers) to wherever it points. It is answered as a 502 instead
+            // (`GatewayError::from_upstream`). Also saves reqwest's per-request URL handling
+            // for the redirect policy.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")));
         match proxy {
             ProxySetting::Environment => {}

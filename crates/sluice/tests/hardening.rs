@@ -627,3 +627,70 @@ async fn allow_anonymous_opens_only_seed_000s_routes() {
     let listing = h.http.get(h.url("/v1beta/models")).send().await.unwrap();
     assert_eq!(listing.status(), 401);
 }
+
+/// An upstream's redirect is not followed: the client gets a 502 in its dialect, nothing
+/// reaches the address the redirect names (the provider's credential headers would have gone
+/// with the request), and the request has its one usage record.
+#[tokio::test]
+async fn an_upstream_redirect_is_answered_as_a_bad_gateway_and_not_followed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    async fn serve(app: axum::Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let elsewhere = serve(axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { "{}" }
+    }))
+    .await;
+    let target = format!("http://{elsewhere}/v1/chat/completions");
+    let redirector = serve(axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move {
+            (
+                http::StatusCode::TEMPORARY_REDIRECT,
+                [(http::header::LOCATION, target)],
+            )
+        }
+    }))
+    .await;
+    let mock = sluice_mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+api-keys: [{CLIENT_KEY}]
+providers:
+  - name: moved
+    kind: openai-compatible
+    base-url: http://{redirector}/v1
+    api-keys: [sk-upstream-secret-0123456789]
+    headers: {{X-Api-Key: sk-upstream-secret-0123456789}}
+    models: [{{name: gpt-4o-mini}}]
+"
+    );
+    let h = Harness::from_yaml(mock, &yaml).await;
+    for stream in [false, true] {
+        let r = h
+            .chat(json!({"model": "gpt-4o-mini", "stream": stream, "messages": [user("hi")]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502);
+        let body: Value = r.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("HTTP 307 (a redirect)"), "{body}");
+        assert!(!body.to_string().contains("sk-upstream-secret"), "{body}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    let records = h.records().await;
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r.status == 502), "{records:?}");
+}

@@ -9,6 +9,11 @@ use sluice::config::{CONFIG_ENV, Config, ConfigError, LogFormat};
 use sluice::pipeline::account::TracingSink;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: a gateway allocates and frees small buffers on
+/// several threads at once, where glibc's arenas contend (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Self-hosted AI API gateway")]
 struct Cli {
@@ -68,7 +73,6 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
-    sluice_alloc::return_freed_memory_promptly();
     let cli = Cli::parse();
     match cli.command {
         Command::Config {

@@ -55,26 +55,52 @@ pub(super) struct Upstream {
     /// When the current wait for a chunk began (`None` while chunks are flowing): the client
     /// reading slowly is not the upstream stalling.
     waiting_since: Option<tokio::time::Instant>,
+    /// Resolves at the hard stop; polled only when it may have something new (below).
     stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// The gateway's hard-stop flag, to see cheaply whether it changed since `stopped` was
+    /// polled.
+    shutdown: watch::Receiver<bool>,
+    /// The waker `stopped` last registered: while the relay is polled by the same task, the
+    /// registration stands and need not be renewed on every poll (a lock in tokio's `Notify`).
+    stop_waker: Option<std::task::Waker>,
 }
 
 impl Upstream {
-    pub(super) fn new(
-        body: UpstreamBody,
-        idle: Duration,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    pub(super) fn new(body: UpstreamBody, idle: Duration, shutdown: watch::Receiver<bool>) -> Self {
+        let mut stop = shutdown.clone();
         Upstream {
             body,
             idle,
             idle_timer: Box::pin(tokio::time::sleep(idle)),
             waiting_since: None,
-            stopped: Box::pin(async move { super::stopped(&mut shutdown).await }),
+            stopped: Box::pin(async move { super::stopped(&mut stop).await }),
+            shutdown,
+            stop_waker: None,
         }
     }
 
-    pub(super) fn poll_pull(&mut self, cx: &mut Context<'_>, provider: &str) -> Poll<Pulled> {
+    /// Whether the hard stop has come. `stopped` is polled the first time, when the task
+    /// polling the relay changes, and when the flag has changed; otherwise its registration
+    /// from an earlier poll stands.
+    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> bool {
+        let registered = self
+            .stop_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if registered && !self.shutdown.has_changed().unwrap_or(false) {
+            return false;
+        }
         if self.stopped.as_mut().poll(cx).is_ready() {
+            return true;
+        }
+        if !registered {
+            self.stop_waker = Some(cx.waker().clone());
+        }
+        false
+    }
+
+    pub(super) fn poll_pull(&mut self, cx: &mut Context<'_>, provider: &str) -> Poll<Pulled> {
+        if self.poll_stopped(cx) {
             return Poll::Ready(Pulled::Fault {
                 message: "the gateway is shutting down".into(),
                 code: "shutdown",
@@ -737,10 +763,17 @@ mod tests {
     #[tokio::test]
     async fn the_hard_stop_ends_a_waiting_pull() {
         let (stop, shutdown) = watch::channel(false);
-        let mut upstream =
-            Upstream::new(paced(0, Duration::ZERO), Duration::from_secs(60), shutdown);
-        let pull = tokio::spawn(async move { code(&upstream.pull("p").await).to_owned() });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let body = paced(3, Duration::from_millis(10));
+        let mut upstream = Upstream::new(body, Duration::from_secs(60), shutdown);
+        // Chunks first (the stop's registration from the first poll carries over), then a wait
+        // that only the hard stop ends.
+        let pull = tokio::spawn(async move {
+            for _ in 0..3 {
+                assert_eq!(code(&upstream.pull("p").await), "chunk");
+            }
+            code(&upstream.pull("p").await).to_owned()
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
         stop.send(true).unwrap();
         assert_eq!(pull.await.unwrap(), "shutdown");
     }
